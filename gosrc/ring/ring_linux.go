@@ -1,0 +1,410 @@
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/zcfuse/zcfuse/gosrc/uapi"
+	"golang.org/x/sys/unix"
+)
+
+// Config selects the ring's size and flags.
+type Config struct {
+	// Entries is the submission queue size (rounded up to a power of two
+	// by the kernel). Zero means 8.
+	Entries uint32
+	// CQEntries sizes the completion queue; zero leaves the kernel's
+	// default of twice Entries.
+	CQEntries uint32
+	// SQE128 makes each submission entry 128 bytes (needed for URING_CMD
+	// with a large command area, e.g. FUSE-over-io_uring).
+	SQE128 bool
+	// CQE32 makes each completion entry 32 bytes.
+	CQE32 bool
+	// SingleIssuer sets IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN: the
+	// calling OS thread owns the ring, and completions are processed only
+	// when it waits. Lock the OS thread first.
+	SingleIssuer bool
+}
+
+// Ring is one io_uring instance.
+type Ring struct {
+	fd      int
+	params  uapi.Params
+	sqRing  []byte
+	cqRing  []byte
+	sqesMem []byte
+	sqeSize uintptr
+	cqeSize uintptr
+	sqHead  *uint32
+	sqTail  *uint32
+	sqMask  uint32
+	sqFlags *uint32
+	sqArray unsafe.Pointer
+	sqes    unsafe.Pointer
+	cqHead  *uint32
+	cqTail  *uint32
+	cqMask  uint32
+	cqes    unsafe.Pointer
+	sqeTail uint32 // next SQE to hand out (local; published on submit)
+	sqeHead uint32 // first SQE not yet published
+	closed  bool
+}
+
+// New sets up a ring. See Config for the flags.
+func New(cfg Config) (*Ring, error) {
+	if cfg.Entries == 0 {
+		cfg.Entries = 8
+	}
+	r := &Ring{fd: -1}
+	p := &r.params
+	if cfg.SQE128 {
+		p.Flags |= uapi.SetupSQE128
+	}
+	if cfg.CQE32 {
+		p.Flags |= uapi.SetupCQE32
+	}
+	if cfg.SingleIssuer {
+		p.Flags |= uapi.SetupSingleIssuer | uapi.SetupDeferTaskrun
+	}
+	if cfg.CQEntries != 0 {
+		p.Flags |= uapi.SetupCQSize
+		p.CQEntries = cfg.CQEntries
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(cfg.Entries), uintptr(unsafe.Pointer(p)), 0)
+	if errno != 0 {
+		return nil, fmt.Errorf("io_uring_setup: %w", errno)
+	}
+	r.fd = int(fd)
+	if err := r.mapRings(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Ring) mapRings() error {
+	p := &r.params
+	r.sqeSize = 64
+	if p.Flags&uapi.SetupSQE128 != 0 {
+		r.sqeSize = 128
+	}
+	r.cqeSize = 16
+	if p.Flags&uapi.SetupCQE32 != 0 {
+		r.cqeSize = 32
+	}
+	sqSize := uintptr(p.SQOff.Array) + uintptr(p.SQEntries)*4
+	cqSize := uintptr(p.CQOff.CQEs) + uintptr(p.CQEntries)*r.cqeSize
+	single := p.Features&uapi.FeatSingleMmap != 0
+	if single {
+		sqSize = max(sqSize, cqSize)
+	}
+	var err error
+	r.sqRing, err = unix.Mmap(r.fd, uapi.OffSQRing, int(sqSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("mmap sq ring: %w", err)
+	}
+	if single {
+		r.cqRing = r.sqRing
+	} else {
+		r.cqRing, err = unix.Mmap(r.fd, uapi.OffCQRing, int(cqSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		if err != nil {
+			return fmt.Errorf("mmap cq ring: %w", err)
+		}
+	}
+	r.sqesMem, err = unix.Mmap(r.fd, uapi.OffSQEs, int(uintptr(p.SQEntries)*r.sqeSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("mmap sqes: %w", err)
+	}
+	sq := unsafe.Pointer(&r.sqRing[0])
+	cq := unsafe.Pointer(&r.cqRing[0])
+	r.sqHead = (*uint32)(unsafe.Add(sq, p.SQOff.Head))
+	r.sqTail = (*uint32)(unsafe.Add(sq, p.SQOff.Tail))
+	r.sqMask = *(*uint32)(unsafe.Add(sq, p.SQOff.RingMask))
+	r.sqFlags = (*uint32)(unsafe.Add(sq, p.SQOff.Flags))
+	r.sqArray = unsafe.Add(sq, p.SQOff.Array)
+	r.sqes = unsafe.Pointer(&r.sqesMem[0])
+	r.cqHead = (*uint32)(unsafe.Add(cq, p.CQOff.Head))
+	r.cqTail = (*uint32)(unsafe.Add(cq, p.CQOff.Tail))
+	r.cqMask = *(*uint32)(unsafe.Add(cq, p.CQOff.RingMask))
+	r.cqes = unsafe.Add(cq, p.CQOff.CQEs)
+	// Identity map of the SQ index array: entry i always names SQE i.
+	for i := uint32(0); i < p.SQEntries; i++ {
+		*(*uint32)(unsafe.Add(r.sqArray, uintptr(i)*4)) = i
+	}
+	return nil
+}
+
+// Fd is the ring's file descriptor.
+func (r *Ring) Fd() int { return r.fd }
+
+// Params returns the parameters the kernel filled in at setup.
+func (r *Ring) Params() uapi.Params { return r.params }
+
+// SQEntries is the submission queue size.
+func (r *Ring) SQEntries() uint32 { return r.params.SQEntries }
+
+// GetSQE returns a zeroed submission entry, or nil when the queue is full
+// (submit first). The entry is published by the next Submit.
+func (r *Ring) GetSQE() *uapi.SQE {
+	head := atomic.LoadUint32(r.sqHead)
+	if r.sqeTail-head >= r.params.SQEntries {
+		return nil
+	}
+	p := unsafe.Add(r.sqes, uintptr(r.sqeTail&r.sqMask)*r.sqeSize)
+	clear(unsafe.Slice((*byte)(p), r.sqeSize))
+	r.sqeTail++
+	return (*uapi.SQE)(p)
+}
+
+// Cmd returns the URING_CMD command area of sqe: 16 bytes, or 80 with
+// SQE128.
+func (r *Ring) Cmd(sqe *uapi.SQE) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(sqe), uapi.SQECmdOffset)), r.sqeSize-uapi.SQECmdOffset)
+}
+
+// flush publishes prepared SQEs and returns how many are pending.
+func (r *Ring) flush() uint32 {
+	if r.sqeHead != r.sqeTail {
+		r.sqeHead = r.sqeTail
+		atomic.StoreUint32(r.sqTail, r.sqeTail)
+	}
+	return r.sqeTail - atomic.LoadUint32(r.sqHead)
+}
+
+func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argSz uintptr) (int, error) {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(arg), argSz)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return int(n), errno
+		}
+		return int(n), nil
+	}
+}
+
+// Submit publishes the prepared entries and tells the kernel about them.
+// It returns how many the kernel consumed. With DEFER_TASKRUN it also
+// runs pending completion work (GETEVENTS with no minimum).
+func (r *Ring) Submit() (int, error) {
+	return r.SubmitAndWait(0)
+}
+
+// SubmitAndWait submits the prepared entries and waits until at least
+// waitNr completions are ready.
+func (r *Ring) SubmitAndWait(waitNr uint32) (int, error) {
+	n := r.flush()
+	flags := uint32(0)
+	if waitNr > 0 || r.params.Flags&uapi.SetupDeferTaskrun != 0 {
+		flags |= uapi.EnterGetEvents
+	}
+	if n == 0 && flags == 0 {
+		return 0, nil
+	}
+	return r.enter(n, waitNr, flags, nil, 0)
+}
+
+// SubmitAndWaitTimeout is SubmitAndWait with a limit: it returns
+// unix.ETIME when fewer than waitNr completions arrived in time. A
+// negative timeout waits forever.
+func (r *Ring) SubmitAndWaitTimeout(waitNr uint32, timeout time.Duration) (int, error) {
+	if timeout < 0 {
+		return r.SubmitAndWait(waitNr)
+	}
+	n := r.flush()
+	ts := uapi.Timespec{Sec: int64(timeout / time.Second), Nsec: int64(timeout % time.Second)}
+	arg := uapi.GeteventsArg{Ts: uint64(uintptr(unsafe.Pointer(&ts)))}
+	got, err := r.enter(n, waitNr, uapi.EnterGetEvents|uapi.EnterExtArg, unsafe.Pointer(&arg), unsafe.Sizeof(arg))
+	// Keep ts alive across the system call (its address travels as an integer).
+	runtimeKeepAlive(&ts)
+	return got, err
+}
+
+// PeekCQE returns the oldest unconsumed completion without waiting, or
+// nil. Consume it with CQESeen once its fields have been read.
+func (r *Ring) PeekCQE() *uapi.CQE {
+	head := atomic.LoadUint32(r.cqHead)
+	if head == atomic.LoadUint32(r.cqTail) {
+		return nil
+	}
+	return (*uapi.CQE)(unsafe.Add(r.cqes, uintptr(head&r.cqMask)*r.cqeSize))
+}
+
+// BigCQE returns the extra 16 bytes of a CQE32 completion (nil otherwise).
+func (r *Ring) BigCQE(cqe *uapi.CQE) []byte {
+	if r.cqeSize != 32 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(cqe), 16)), 16)
+}
+
+// CQESeen consumes the completion PeekCQE returned.
+func (r *Ring) CQESeen() {
+	atomic.StoreUint32(r.cqHead, atomic.LoadUint32(r.cqHead)+1)
+}
+
+// WaitCQE returns the oldest completion, waiting up to timeout for one
+// (negative: forever). It returns unix.ETIME on timeout. Consume the
+// result with CQESeen.
+func (r *Ring) WaitCQE(timeout time.Duration) (*uapi.CQE, error) {
+	for {
+		if cqe := r.PeekCQE(); cqe != nil {
+			return cqe, nil
+		}
+		if _, err := r.SubmitAndWaitTimeout(1, timeout); err != nil {
+			if cqe := r.PeekCQE(); cqe != nil {
+				return cqe, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+// Close closes the ring fd (the kernel cancels what is still in flight)
+// and unmaps the queues. It is safe to call twice.
+func (r *Ring) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	if r.fd >= 0 {
+		errs = append(errs, unix.Close(r.fd))
+		r.fd = -1
+	}
+	if r.sqesMem != nil {
+		errs = append(errs, unix.Munmap(r.sqesMem))
+	}
+	if r.cqRing != nil && (r.sqRing == nil || &r.cqRing[0] != &r.sqRing[0]) {
+		errs = append(errs, unix.Munmap(r.cqRing))
+	}
+	if r.sqRing != nil {
+		errs = append(errs, unix.Munmap(r.sqRing))
+	}
+	r.sqesMem, r.cqRing, r.sqRing = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+func (r *Ring) register(op uint32, arg unsafe.Pointer, nr uint32) error {
+	for {
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), uintptr(op), uintptr(arg), uintptr(nr), 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	}
+}
+
+// RegisterBuffersSparse creates an empty fixed-buffer table of n slots.
+func (r *Ring) RegisterBuffersSparse(n uint32) error {
+	rr := uapi.RsrcRegister{Nr: n, Flags: uapi.RsrcRegisterSparse}
+	if err := r.register(uapi.RegisterBuffers2, unsafe.Pointer(&rr), uint32(unsafe.Sizeof(rr))); err != nil {
+		return fmt.Errorf("register sparse buffers: %w", err)
+	}
+	return nil
+}
+
+// UpdateBuffers fills fixed-buffer slots starting at off with bufs; a nil
+// or empty buffer clears its slot. Each buffer must be mmap'd memory (not
+// Go heap) of at most 1 GiB; its pages are pinned until the slot is
+// cleared or the ring closed (charged to RLIMIT_MEMLOCK without
+// CAP_IPC_LOCK).
+func (r *Ring) UpdateBuffers(off uint32, bufs [][]byte) error {
+	if len(bufs) == 0 {
+		return nil
+	}
+	iov, free, err := allocIovecs(bufs)
+	if err != nil {
+		return err
+	}
+	defer free()
+	up := uapi.RsrcUpdate2{Offset: off, Data: uint64(uintptr(unsafe.Pointer(&iov[0]))), Nr: uint32(len(bufs))}
+	if err := r.register(uapi.RegisterBuffersUpdate, unsafe.Pointer(&up), uint32(unsafe.Sizeof(up))); err != nil {
+		return fmt.Errorf("update buffers [%d,+%d): %w", off, len(bufs), err)
+	}
+	return nil
+}
+
+// UnregisterBuffers drops the whole fixed-buffer table.
+func (r *Ring) UnregisterBuffers() error {
+	return r.register(uapi.UnregisterBuffers, nil, 0)
+}
+
+// RegisterFilesSparse creates an empty registered-file table of n slots.
+func (r *Ring) RegisterFilesSparse(n uint32) error {
+	rr := uapi.RsrcRegister{Nr: n, Flags: uapi.RsrcRegisterSparse}
+	if err := r.register(uapi.RegisterFiles2, unsafe.Pointer(&rr), uint32(unsafe.Sizeof(rr))); err != nil {
+		return fmt.Errorf("register sparse files: %w", err)
+	}
+	return nil
+}
+
+// UpdateFiles puts fds into registered-file slots starting at off; -1
+// clears a slot. The ring holds its own reference: the caller may close
+// its fds afterwards.
+func (r *Ring) UpdateFiles(off uint32, fds []int32) error {
+	if len(fds) == 0 {
+		return nil
+	}
+	up := uapi.RsrcUpdate2{Offset: off, Data: uint64(uintptr(unsafe.Pointer(&fds[0]))), Nr: uint32(len(fds))}
+	err := r.register(uapi.RegisterFilesUpdate2, unsafe.Pointer(&up), uint32(unsafe.Sizeof(up)))
+	runtimeKeepAlive(fds)
+	if err != nil {
+		return fmt.Errorf("update files [%d,+%d): %w", off, len(fds), err)
+	}
+	return nil
+}
+
+// UnregisterFiles drops the registered-file table.
+func (r *Ring) UnregisterFiles() error {
+	return r.register(uapi.UnregisterFiles, nil, 0)
+}
+
+// Alloc maps size bytes of anonymous, populated, page-aligned memory
+// suitable for buffers whose address the kernel keeps. Free it with Free.
+func Alloc(size int) ([]byte, error) {
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %d bytes: %w", size, err)
+	}
+	return b, nil
+}
+
+// Free unmaps memory from Alloc.
+func Free(b []byte) error {
+	if b == nil {
+		return nil
+	}
+	return unix.Munmap(b)
+}
+
+func allocIovecs(bufs [][]byte) ([]unix.Iovec, func(), error) {
+	// The kernel reads the iovec array only during the register call, so
+	// Go memory is fine here; it holds no Go pointers the GC must see
+	// beyond the call because the buffers themselves are mmap'd.
+	iov := make([]unix.Iovec, len(bufs))
+	for i, b := range bufs {
+		if len(b) > 0 {
+			iov[i].Base = &b[0]
+			iov[i].SetLen(len(b))
+		}
+	}
+	return iov, func() { runtimeKeepAlive(iov) }, nil
+}
+
+// Errno converts a completion result to an error (nil when res >= 0).
+func Errno(res int32) error {
+	if res >= 0 {
+		return nil
+	}
+	return syscall.Errno(-res)
+}
