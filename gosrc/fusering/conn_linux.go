@@ -1,0 +1,476 @@
+package fusering
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/zcfuse/zcfuse/gosrc/uapi"
+	"golang.org/x/sys/unix"
+)
+
+// Transport selects how requests travel from the kernel.
+type Transport string
+
+const (
+	// TransportAuto uses FUSE-over-io_uring when the kernel offers it and
+	// falls back to /dev/fuse otherwise, keeping the reason in Stats.
+	TransportAuto Transport = "auto"
+	// TransportURing requires FUSE-over-io_uring: Start fails otherwise.
+	TransportURing Transport = "uring"
+	// TransportClassic serves every request over /dev/fuse read/write.
+	TransportClassic Transport = "classic"
+)
+
+// ParseTransport checks a transport name.
+func ParseTransport(s string) (Transport, error) {
+	switch t := Transport(s); t {
+	case TransportAuto, TransportURing, TransportClassic:
+		return t, nil
+	}
+	return "", fmt.Errorf("unknown transport %q (want auto, uring or classic)", s)
+}
+
+// MaxWrite is the largest WRITE (and READ) the kernel sends: 1 MiB.
+const MaxWrite = 1 << 20
+
+// DefaultQueueDepth is the number of ring threads (one entry each) per
+// queue when Config.QueueDepth is zero.
+const DefaultQueueDepth = 4
+
+// MaxQueueDepth bounds Config.QueueDepth.
+const MaxQueueDepth = 64
+
+// Config describes a mount.
+type Config struct {
+	Mountpoint string
+	// Source is the device name shown in /proc/mounts.
+	Source string
+	// Subtype makes the file system type fuse.<Subtype>; default zcfuse.
+	Subtype   string
+	Transport Transport
+	// QueueDepth is the number of ring threads per queue, each holding one
+	// entry, so a handler that blocks traps only its own request.
+	QueueDepth int
+	// AllowOther lets other users in; it implies DefaultPermissions so the
+	// kernel checks file modes before a root server opens anything.
+	AllowOther         bool
+	DefaultPermissions bool
+	ReadOnly           bool
+	// Passthrough lets go-fuse's node tree register backing files for
+	// kernel FUSE passthrough; READ and WRITE then bypass the server.
+	Passthrough bool
+	// MountOptions is the template for the ProtocolServer (Debug,
+	// EnableLocks, MaxBackground, Logger...). MaxWrite and the io_uring
+	// and passthrough capabilities are set from the fields above.
+	MountOptions fuse.MountOptions
+	// ReadyTimeout bounds the wait for INIT and for the first stat of the
+	// root; zero means 10 s.
+	ReadyTimeout time.Duration
+	Logger       *log.Logger
+}
+
+// Conn is one FUSE connection: a mount, its /dev/fuse fd and the threads
+// that serve it.
+type Conn struct {
+	cfg      Config
+	devFd    int
+	notifier *Notifier
+	ps       *fuse.ProtocolServer
+	cnt      counters
+	logger   *log.Logger
+
+	nqueues   int
+	transport Transport
+	fallback  string
+	minor     uint32
+	mounted   bool
+	serving   bool // the threads and their monitor were started
+
+	mu      sync.Mutex
+	workers []*ringWorker
+
+	wg       sync.WaitGroup
+	done     chan struct{}
+	ending   atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+
+	readers    atomic.Int32
+	idle       atomic.Int32
+	maxReaders int32
+}
+
+// Open checks cfg and opens /dev/fuse; nothing is mounted yet.
+func Open(cfg Config) (*Conn, error) {
+	if cfg.Mountpoint == "" {
+		return nil, errors.New("no mountpoint")
+	}
+	if cfg.Transport == "" {
+		cfg.Transport = TransportAuto
+	}
+	if _, err := ParseTransport(string(cfg.Transport)); err != nil {
+		return nil, err
+	}
+	if cfg.QueueDepth == 0 {
+		cfg.QueueDepth = DefaultQueueDepth
+	}
+	if cfg.QueueDepth < 1 || cfg.QueueDepth > MaxQueueDepth {
+		return nil, fmt.Errorf("queue depth %d out of range [1, %d]", cfg.QueueDepth, MaxQueueDepth)
+	}
+	if cfg.Subtype == "" {
+		cfg.Subtype = "zcfuse"
+	}
+	if cfg.Source == "" {
+		cfg.Source = "zcfuse"
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	if cfg.AllowOther {
+		cfg.DefaultPermissions = true
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = log.New(os.Stderr, "zcfuse: ", 0)
+	}
+	if cfg.MountOptions.Logger == nil {
+		cfg.MountOptions.Logger = logger
+	}
+	nq, err := PossibleCPUs()
+	if err != nil {
+		return nil, fmt.Errorf("possible CPUs: %w", err)
+	}
+	fd, err := openDevFuse()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{cfg: cfg, devFd: fd, logger: logger, nqueues: nq, done: make(chan struct{})}
+	c.notifier = newNotifier(fd)
+	return c, nil
+}
+
+// Notifier returns the callbacks to put in fs.Options.ServerCallbacks.
+// With Config.Passthrough it also carries the backing-file calls that
+// let go-fuse enable kernel passthrough; without, go-fuse keeps it off.
+func (c *Conn) Notifier() fs.ServerCallbacks {
+	if c.cfg.Passthrough {
+		return passthroughNotifier{c.notifier}
+	}
+	return c.notifier
+}
+
+// Transport returns the transport in use after Start.
+func (c *Conn) Transport() Transport { return c.transport }
+
+// Stats returns a snapshot of the counters.
+func (c *Conn) Stats() Stats {
+	s := Stats{
+		Transport:      string(c.transport),
+		FallbackReason: c.fallback,
+		Queues:         c.nqueues,
+		QueueDepth:     c.cfg.QueueDepth,
+	}
+	if c.transport != TransportURing {
+		s.Queues, s.QueueDepth = 0, 0
+	}
+	c.cnt.snapshot(&s)
+	return s
+}
+
+// Start mounts the file system and serves it; it returns once the mount
+// is ready, or an error after undoing the mount.
+func (c *Conn) Start(rawFS fuse.RawFileSystem) (err error) {
+	if err := CheckMountpoint(c.cfg.Mountpoint); err != nil {
+		return err
+	}
+	if err := doMount(c.devFd, mountParams{
+		mountpoint: c.cfg.Mountpoint, source: c.cfg.Source, subtype: c.cfg.Subtype,
+		allowOther: c.cfg.AllowOther, readOnly: c.cfg.ReadOnly, defaultPerm: c.cfg.DefaultPermissions,
+	}); err != nil {
+		return err
+	}
+	c.mounted = true
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	if c.minor, _, err = mountID(c.cfg.Mountpoint); err != nil {
+		return fmt.Errorf("find mount: %w", err)
+	}
+	if err := c.init(rawFS); err != nil {
+		return err
+	}
+	c.notifier.start()
+	if c.transport == TransportURing {
+		c.maxReaders = 4 // FORGET, INTERRUPT and whatever came before the ring
+	} else {
+		c.maxReaders = 16
+	}
+	c.serving = true
+	c.spawnReader()
+	go func() {
+		c.wg.Wait()
+		close(c.done)
+	}()
+	if c.transport == TransportURing {
+		if err := c.startRings(); err != nil {
+			if c.cfg.Transport == TransportURing || os.Getenv("ZCFUSE_REQUIRE_URING") == "1" {
+				return err
+			}
+			c.fallback = err.Error()
+			c.transport = TransportClassic
+			c.maxReaders = 16
+			c.logger.Printf("falling back to /dev/fuse: %v", err)
+		}
+	}
+	return c.waitReady()
+}
+
+// init answers INIT over /dev/fuse and picks the transport.
+func (c *Conn) init(rawFS fuse.RawFileSystem) error {
+	buf := make([]byte, MaxWrite+64<<10)
+	n, err := readDev(c.devFd, buf, c.cfg.ReadyTimeout)
+	if err != nil {
+		return fmt.Errorf("read INIT: %w", err)
+	}
+	if n < uapi.FuseInHeaderSize+8 || binary.NativeEndian.Uint32(buf[4:]) != opInit {
+		return fmt.Errorf("first request is not INIT (%d bytes)", n)
+	}
+	flags := uint64(binary.NativeEndian.Uint32(buf[40+12:]))
+	if n >= 40+20 {
+		flags |= uint64(binary.NativeEndian.Uint32(buf[40+16:])) << 32
+	}
+	offered := flags&uapi.CapOverIOURing != 0
+	require := c.cfg.Transport == TransportURing ||
+		(c.cfg.Transport == TransportAuto && os.Getenv("ZCFUSE_REQUIRE_URING") == "1")
+	switch {
+	case c.cfg.Transport == TransportClassic:
+		c.transport = TransportClassic
+	case offered:
+		c.transport = TransportURing
+	case require:
+		replyError(c.devFd, buf, syscall.EPROTO)
+		return fmt.Errorf("the kernel does not offer FUSE-over-io_uring (is %s Y? as root: echo Y > %s)", URingEnabledPath, URingEnabledPath)
+	default:
+		c.transport = TransportClassic
+		c.fallback = "the kernel did not offer FUSE-over-io_uring in INIT (" + URingEnabledPath + " is not Y, or the kernel predates 6.14)"
+		c.logger.Printf("falling back to /dev/fuse: %s", c.fallback)
+	}
+	opts := c.cfg.MountOptions
+	opts.MaxWrite = MaxWrite
+	if c.transport == TransportURing {
+		opts.ExtraCapabilities |= uapi.CapOverIOURing
+	}
+	if !c.cfg.Passthrough {
+		opts.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
+	}
+	c.ps = fuse.NewProtocolServer(rawFS, &opts)
+	out := make([]byte, 4096)
+	m := c.serve(chanDev, [][]byte{buf[:n]}, [][]byte{out})
+	if _, err := unix.Write(c.devFd, out[:m]); err != nil {
+		return fmt.Errorf("reply to INIT: %w", err)
+	}
+	if errno := int32(binary.NativeEndian.Uint32(out[4:])); errno != 0 {
+		return fmt.Errorf("INIT failed: %w", syscall.Errno(-errno))
+	}
+	return nil
+}
+
+// readDev reads one request, giving up after timeout.
+func readDev(fd int, buf []byte, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0, fmt.Errorf("no request from the kernel within %v", timeout)
+		}
+		if _, err := unix.Poll(pfd, int(left/time.Millisecond)+1); err != nil && err != unix.EINTR {
+			return 0, err
+		}
+		if pfd[0].Revents == 0 {
+			continue
+		}
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR || err == unix.EAGAIN || err == unix.ENOENT {
+			continue
+		}
+		return n, err
+	}
+}
+
+// replyError answers the request in req with -errno.
+func replyError(fd int, req []byte, errno syscall.Errno) {
+	var out [uapi.FuseOutHeaderSize]byte
+	putErrorHeader(out[:], req, errno)
+	unix.Write(fd, out[:])
+}
+
+func putErrorHeader(out, inHeader []byte, errno syscall.Errno) {
+	binary.NativeEndian.PutUint32(out[0:], uapi.FuseOutHeaderSize)
+	binary.NativeEndian.PutUint32(out[4:], uint32(-int32(errno)))
+	copy(out[8:16], inHeader[8:16]) // unique
+}
+
+// serve runs one request through the ProtocolServer, counts it, and
+// returns the length of the reply in out (0: no reply).
+func (c *Conn) serve(ch int, in, out [][]byte) int {
+	op := binary.NativeEndian.Uint32(in[0][4:8])
+	slot := op
+	if slot >= numOps {
+		slot = 0
+	}
+	c.cnt.ops[ch][slot].Add(1)
+	n, st := c.ps.HandleRequest(in, out)
+	if n == 0 {
+		if st == fuse.OK {
+			return 0 // FORGET and friends: no reply
+		}
+		c.logger.Printf("malformed %s request: %v", OpName(op), st)
+		putErrorHeader(out[0], in[0], syscall.EIO)
+		c.cnt.errors.Add(1)
+		return uapi.FuseOutHeaderSize
+	}
+	if errno := binary.NativeEndian.Uint32(out[0][4:8]); errno != 0 {
+		c.cnt.errors.Add(1)
+	} else if op == opRead {
+		c.cnt.bytesRead.Add(uint64(n - uapi.FuseOutHeaderSize))
+	} else if op == opWrite {
+		c.cnt.bytesWritten.Add(uint64(u32At(out, uapi.FuseOutHeaderSize)))
+	}
+	return n
+}
+
+// u32At reads a native-endian uint32 at byte offset off of an iovec stream.
+func u32At(iov [][]byte, off int) uint32 {
+	var b [4]byte
+	got := 0
+	for _, e := range iov {
+		if off >= len(e) {
+			off -= len(e)
+			continue
+		}
+		got += copy(b[got:], e[off:])
+		off = 0
+		if got == 4 {
+			break
+		}
+	}
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+// spawnReader starts one more /dev/fuse reader.
+func (c *Conn) spawnReader() {
+	c.readers.Add(1)
+	c.idle.Add(1)
+	c.wg.Add(1)
+	go c.devReader()
+}
+
+// devReader serves requests read from /dev/fuse: every request on the
+// classic transport; FORGET, INTERRUPT and early requests on io_uring.
+// When the last idle reader takes a request, another is started (up to
+// maxReaders), so a handler that blocks does not stall the rest.
+func (c *Conn) devReader() {
+	defer c.wg.Done()
+	buf := make([]byte, MaxWrite+64<<10)
+	out := make([]byte, MaxWrite+64<<10)
+	for {
+		n, err := unix.Read(c.devFd, buf)
+		if err != nil {
+			switch err {
+			case unix.EINTR, unix.EAGAIN, unix.ENOENT:
+				continue
+			case unix.ENODEV:
+			default:
+				c.logger.Printf("read /dev/fuse: %v", err)
+			}
+			c.ending.Store(true)
+			return
+		}
+		if c.idle.Add(-1) == 0 && c.readers.Load() < c.maxReaders && !c.ending.Load() {
+			c.spawnReader()
+		}
+		if m := c.serve(chanDev, [][]byte{buf[:n]}, [][]byte{out}); m > 0 {
+			if _, err := unix.Write(c.devFd, out[:m]); err != nil && err != unix.ENOENT && err != unix.ENODEV {
+				c.logger.Printf("write /dev/fuse: %v", err)
+			}
+		}
+		c.idle.Add(1)
+	}
+}
+
+// waitReady stats the root through the mount; until that works the mount
+// is not reported ready.
+func (c *Conn) waitReady() error {
+	res := make(chan error, 1)
+	go func() {
+		var st unix.Stat_t
+		res <- unix.Stat(c.cfg.Mountpoint, &st)
+	}()
+	select {
+	case err := <-res:
+		if err != nil {
+			return fmt.Errorf("mount is not answering: stat %s: %w", c.cfg.Mountpoint, err)
+		}
+		return nil
+	case <-c.done:
+		return errors.New("server stopped before the mount became ready")
+	case <-time.After(c.cfg.ReadyTimeout):
+		return fmt.Errorf("mount is not answering: stat %s did not return within %v", c.cfg.Mountpoint, c.cfg.ReadyTimeout)
+	}
+}
+
+// Wait blocks until the file system is unmounted or the connection ends.
+func (c *Conn) Wait() {
+	<-c.done
+}
+
+// Done is closed when every serving thread has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Stop unmounts, aborts the connection (requests in flight fail with
+// ENOTCONN), waits for the threads, and closes /dev/fuse. Safe to call
+// more than once and after an external unmount.
+func (c *Conn) Stop() error {
+	c.stopOnce.Do(func() {
+		c.ending.Store(true)
+		var errs []error
+		if c.mounted {
+			if err := unmount(c.cfg.Mountpoint); err != nil {
+				errs = append(errs, fmt.Errorf("unmount %s: %w", c.cfg.Mountpoint, err))
+			}
+			if err := abortConnection(c.minor); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		c.mu.Lock()
+		for _, w := range c.workers {
+			w.waker.Wake()
+		}
+		c.mu.Unlock()
+		if c.serving {
+			select {
+			case <-c.done:
+			case <-time.After(15 * time.Second):
+				errs = append(errs, errors.New("serving threads did not end within 15s"))
+			}
+		}
+		c.notifier.stop()
+		if err := unix.Close(c.devFd); err != nil {
+			errs = append(errs, err)
+		}
+		c.stopErr = errors.Join(errs...)
+	})
+	return c.stopErr
+}

@@ -1,0 +1,30 @@
+// Package fusering serves a go-fuse RawFileSystem over the kernel's FUSE
+// transports: FUSE-over-io_uring (Linux 6.14+) with the classic
+// /dev/fuse read/write loop as fallback. It mounts by itself (mount(2)
+// on an fd of /dev/fuse), answers INIT through go-fuse's
+// ProtocolServer, registers one ring entry per ring thread for each
+// queue (one queue per possible CPU), and handles each request inline on
+// the ring thread that received it, pinned to its queue's CPU.
+//
+// Both transports feed one ProtocolServer: after the ring is live the
+// kernel still sends FORGET and INTERRUPT over /dev/fuse, and
+// notifications (cache invalidation) must be written there, from a
+// dedicated goroutine (see Notifier).
+//
+// # Lifetimes
+//
+// Open creates a Conn (it opens /dev/fuse, nothing is mounted). Hand
+// Conn.Notifier to fs.Options.ServerCallbacks, build the RawFileSystem,
+// then Start mounts and returns once the mount is ready: every queue has
+// its entries registered and a stat of the root was answered. A mount
+// that does not become ready is aborted and unmounted before Start
+// returns its error. Wait returns when the file system is unmounted
+// (by Stop or from outside). Stop unmounts, aborts the connection so
+// that requests in flight fail with ENOTCONN instead of hanging, waits
+// for every thread, and closes the rings, then /dev/fuse, in that order.
+//
+// # Errors
+//
+// Start's errors say which step failed and why; the fallback reason of
+// the auto transport is kept in Stats.FallbackReason.
+package fusering

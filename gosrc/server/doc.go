@@ -1,0 +1,22 @@
+// Package server mounts a backing directory through zcfuse: go-fuse's
+// loopback node tree served over FUSE-over-io_uring (package fusering),
+// with the classic /dev/fuse transport as fallback.
+//
+// Kernel FUSE passthrough stays off unless Options.Passthrough is set:
+// go-fuse's loopback turns it on by itself when run as root, which would
+// route READ and WRITE around the server (and around its counters).
+//
+// The mount root answers a virtual extended attribute, StatsXattr, with
+// the server's statistics as JSON; it never reaches the backing
+// directory and is not listed. `zcfuse stats MOUNTPOINT` reads it.
+//
+// # Lifetimes
+//
+// New checks the directories; Start mounts and returns once the mount is
+// ready; Wait returns when it is unmounted (by Stop or from outside);
+// Stop unmounts and releases everything, and may be called more than once.
+//
+// # Errors
+//
+// Errors name the path and the step that failed.
+package server

@@ -1,0 +1,226 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/zcfuse/zcfuse/gosrc/fusering"
+)
+
+// StatsXattr is the extended attribute on the mount root that returns the
+// server's Stats as JSON.
+const StatsXattr = "user.zcfuse.stats"
+
+// Options configure a Server. The zero value is a sane default: auto
+// transport, depth 4, 1 s entry and attribute timeouts.
+type Options struct {
+	Transport  fusering.Transport
+	QueueDepth int
+	// AllowOther lets other users use the mount; it implies the kernel's
+	// default_permissions checks.
+	AllowOther  bool
+	ReadOnly    bool
+	Passthrough bool
+	Debug       bool
+	// EntryTimeout and AttrTimeout are how long the kernel caches lookups
+	// and attributes; zero means 1 s, negative means no caching.
+	EntryTimeout time.Duration
+	AttrTimeout  time.Duration
+	Logger       *log.Logger
+}
+
+// Stats is what the server reports about itself.
+type Stats struct {
+	fusering.Stats
+	Passthrough bool   `json:"passthrough"`
+	ReadOnly    bool   `json:"read_only"`
+	Backing     string `json:"backing"`
+	Mountpoint  string `json:"mountpoint"`
+	PID         int    `json:"pid"`
+}
+
+// Server is a mounted passthrough of a backing directory.
+type Server struct {
+	backing    string
+	mountpoint string
+	opts       Options
+	conn       *fusering.Conn
+}
+
+// New checks the backing directory and the mountpoint.
+func New(backing, mountpoint string, opts Options) (*Server, error) {
+	var err error
+	if backing, err = filepath.Abs(backing); err != nil {
+		return nil, err
+	}
+	if mountpoint, err = filepath.Abs(mountpoint); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(backing)
+	if err != nil {
+		return nil, fmt.Errorf("backing directory: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("backing directory %s: not a directory", backing)
+	}
+	if err := fusering.CheckMountpoint(mountpoint); err != nil {
+		return nil, err
+	}
+	if rel, err := filepath.Rel(mountpoint, backing); err == nil && rel == "." {
+		return nil, fmt.Errorf("backing directory and mountpoint are the same: %s", backing)
+	}
+	return &Server{backing: backing, mountpoint: mountpoint, opts: opts}, nil
+}
+
+func timeout(d time.Duration) *time.Duration {
+	switch {
+	case d == 0:
+		d = time.Second
+	case d < 0:
+		d = 0
+	}
+	return &d
+}
+
+// Start mounts and serves; it returns once the mount is ready.
+func (s *Server) Start() error {
+	conn, err := fusering.Open(fusering.Config{
+		Mountpoint:  s.mountpoint,
+		Source:      s.backing,
+		Transport:   s.opts.Transport,
+		QueueDepth:  s.opts.QueueDepth,
+		AllowOther:  s.opts.AllowOther,
+		ReadOnly:    s.opts.ReadOnly,
+		Passthrough: s.opts.Passthrough,
+		Logger:      s.opts.Logger,
+		MountOptions: fuse.MountOptions{
+			Debug:         s.opts.Debug,
+			EnableLocks:   true,
+			MaxBackground: 64,
+			Logger:        s.opts.Logger,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(s.backing, &st); err != nil {
+		conn.Stop()
+		return fmt.Errorf("backing directory: %w", err)
+	}
+	lr := &fs.LoopbackRoot{Path: s.backing, Dev: uint64(st.Dev)}
+	root := &rootNode{LoopbackNode: fs.LoopbackNode{RootData: lr}, srv: s}
+	lr.RootNode = root
+	rawFS := fs.NewNodeFS(root, &fs.Options{
+		EntryTimeout:    timeout(s.opts.EntryTimeout),
+		AttrTimeout:     timeout(s.opts.AttrTimeout),
+		ServerCallbacks: conn.Notifier(),
+		Logger:          s.opts.Logger,
+	})
+	s.conn = conn
+	if err := conn.Start(rawFS); err != nil {
+		conn.Stop()
+		return err
+	}
+	return nil
+}
+
+// Wait blocks until the file system is unmounted.
+func (s *Server) Wait() { s.conn.Wait() }
+
+// Done is closed once the file system is unmounted.
+func (s *Server) Done() <-chan struct{} { return s.conn.Done() }
+
+// Stop unmounts and releases the connection.
+func (s *Server) Stop() error {
+	if s.conn == nil {
+		return nil
+	}
+	return s.conn.Stop()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Passthrough: s.opts.Passthrough,
+		ReadOnly:    s.opts.ReadOnly,
+		Backing:     s.backing,
+		Mountpoint:  s.mountpoint,
+		PID:         os.Getpid(),
+	}
+	if s.conn != nil {
+		st.Stats = s.conn.Stats()
+	}
+	return st
+}
+
+// Mountpoint is the absolute mountpoint.
+func (s *Server) Mountpoint() string { return s.mountpoint }
+
+// rootNode is the loopback root plus the virtual stats attribute.
+type rootNode struct {
+	fs.LoopbackNode
+	srv *Server
+}
+
+var (
+	_ fs.NodeGetxattrer    = (*rootNode)(nil)
+	_ fs.NodeSetxattrer    = (*rootNode)(nil)
+	_ fs.NodeRemovexattrer = (*rootNode)(nil)
+)
+
+// Getxattr answers StatsXattr itself and passes other names on.
+func (n *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if attr != StatsXattr {
+		return n.LoopbackNode.Getxattr(ctx, attr, dest)
+	}
+	b, err := json.Marshal(n.srv.Stats())
+	if err != nil {
+		return 0, syscall.EIO
+	}
+	if len(dest) == 0 {
+		return uint32(len(b)), 0
+	}
+	if len(dest) < len(b) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}
+
+// Setxattr refuses to change the virtual attribute.
+func (n *rootNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if attr == StatsXattr {
+		return syscall.EPERM
+	}
+	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
+}
+
+// Removexattr refuses to remove the virtual attribute.
+func (n *rootNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if attr == StatsXattr {
+		return syscall.EPERM
+	}
+	return n.LoopbackNode.Removexattr(ctx, attr)
+}
+
+// ReadStats reads the stats of the server behind mountpoint.
+func ReadStats(mountpoint string) (Stats, []byte, error) {
+	var st Stats
+	buf := make([]byte, 64<<10)
+	n, err := syscall.Getxattr(mountpoint, StatsXattr, buf)
+	if err != nil {
+		return st, nil, fmt.Errorf("%s: no zcfuse server answers there (getxattr %s: %w)", mountpoint, StatsXattr, err)
+	}
+	if err := json.Unmarshal(buf[:n], &st); err != nil {
+		return st, nil, fmt.Errorf("%s: bad stats: %w", mountpoint, err)
+	}
+	return st, buf[:n], nil
+}
