@@ -416,7 +416,11 @@ func (c *Conn) waitReady() error {
 	res := make(chan error, 1)
 	go func() {
 		var st unix.Stat_t
-		res <- unix.Stat(c.cfg.Mountpoint, &st)
+		if err := unix.Stat(c.cfg.Mountpoint, &st); err != nil {
+			res <- err
+			return
+		}
+		res <- pollHack(c.cfg.Mountpoint)
 	}()
 	select {
 	case err := <-res:
@@ -474,3 +478,24 @@ func (c *Conn) Stop() error {
 	})
 	return c.stopErr
 }
+
+// pollHack makes the kernel send one POLL, which go-fuse answers with
+// ENOSYS, so the kernel stops asking. Without it, a process that serves
+// and uses the mount itself can deadlock: the Go runtime adds every file
+// it opens to its epoll set, epoll_ctl on a FUSE file sends POLL and
+// waits while holding a P, and with all Ps waiting no goroutine is left
+// to answer. go-fuse's own server does the same at mount.
+func pollHack(mnt string) error {
+	fd, err := unix.Open(mnt+"/"+pollHackName, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("poll probe: %w", err)
+	}
+	defer unix.Close(fd)
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLPRI | unix.POLLOUT}}
+	unix.Poll(pfd, 0)
+	return nil
+}
+
+// pollHackName is the name go-fuse's ProtocolServer answers itself for
+// the POLL probe; it never reaches the node tree.
+const pollHackName = ".go-fuse-epoll-hack"

@@ -53,6 +53,27 @@ type Ring struct {
 	sqeTail uint32 // next SQE to hand out (local; published on submit)
 	sqeHead uint32 // first SQE not yet published
 	closed  bool
+	// waitTs is the timeout SubmitAndWaitTimeout hands the kernel. Its
+	// address travels as an integer inside GeteventsArg, so it must not
+	// be on a goroutine stack (which can move); the Ring is on the heap.
+	waitTs uapi.Timespec
+}
+
+// The kernel reads some memory through addresses carried as integers
+// inside structs (the iovec array and the fd array of RsrcUpdate2, the
+// timespec of GeteventsArg). The Go runtime does not see those as
+// pointers: it would not adjust them when it moves a goroutine stack, so
+// such memory must be on the (non-moving) heap. heapEscape forces its
+// argument there: escape analysis cannot prove escapeOff false.
+var (
+	escapeOff  bool
+	escapeSink any
+)
+
+func heapEscape(x any) {
+	if escapeOff {
+		escapeSink = x
+	}
 }
 
 // New sets up a ring. See Config for the flags.
@@ -176,16 +197,23 @@ func (r *Ring) flush() uint32 {
 	return r.sqeTail - atomic.LoadUint32(r.sqHead)
 }
 
+// enterOnce is one io_uring_enter(2); errno is 0 on success.
+func (r *Ring) enterOnce(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argSz uintptr) (int, syscall.Errno) {
+	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(arg), argSz)
+	return int(n), errno
+}
+
+// enter is io_uring_enter(2), retried when a signal interrupts it.
 func (r *Ring) enter(toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argSz uintptr) (int, error) {
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(minComplete), uintptr(flags), uintptr(arg), argSz)
+		n, errno := r.enterOnce(toSubmit, minComplete, flags, arg, argSz)
 		if errno == unix.EINTR {
 			continue
 		}
 		if errno != 0 {
-			return int(n), errno
+			return n, errno
 		}
-		return int(n), nil
+		return n, nil
 	}
 }
 
@@ -212,18 +240,34 @@ func (r *Ring) SubmitAndWait(waitNr uint32) (int, error) {
 
 // SubmitAndWaitTimeout is SubmitAndWait with a limit: it returns
 // unix.ETIME when fewer than waitNr completions arrived in time. A
-// negative timeout waits forever.
+// negative timeout waits forever. As io_uring_enter(2) does, it reports
+// the count of entries it submitted, without an error, even when the
+// wait that followed timed out; WaitCQE accounts for that.
 func (r *Ring) SubmitAndWaitTimeout(waitNr uint32, timeout time.Duration) (int, error) {
 	if timeout < 0 {
 		return r.SubmitAndWait(waitNr)
 	}
-	n := r.flush()
-	ts := uapi.Timespec{Sec: int64(timeout / time.Second), Nsec: int64(timeout % time.Second)}
-	arg := uapi.GeteventsArg{Ts: uint64(uintptr(unsafe.Pointer(&ts)))}
-	got, err := r.enter(n, waitNr, uapi.EnterGetEvents|uapi.EnterExtArg, unsafe.Pointer(&arg), unsafe.Sizeof(arg))
-	// Keep ts alive across the system call (its address travels as an integer).
-	runtimeKeepAlive(&ts)
-	return got, err
+	deadline := time.Now().Add(timeout)
+	left := timeout
+	for {
+		n := r.flush()
+		r.waitTs = uapi.Timespec{Sec: int64(left / time.Second), Nsec: int64(left % time.Second)}
+		arg := uapi.GeteventsArg{Ts: uint64(uintptr(unsafe.Pointer(&r.waitTs)))}
+		got, errno := r.enterOnce(n, waitNr, uapi.EnterGetEvents|uapi.EnterExtArg, unsafe.Pointer(&arg), unsafe.Sizeof(arg))
+		// Keep r (and so waitTs) alive across the system call.
+		runtimeKeepAlive(r)
+		switch errno {
+		case 0:
+			return got, nil
+		case unix.EINTR:
+			// A signal cut the wait short. Wait only for what is left:
+			// restarting the whole timeout would never end under
+			// frequent signals.
+			left = max(time.Until(deadline), 0)
+		default:
+			return got, errno
+		}
+	}
 }
 
 // PeekCQE returns the oldest unconsumed completion without waiting, or
@@ -253,11 +297,19 @@ func (r *Ring) CQESeen() {
 // (negative: forever). It returns unix.ETIME on timeout. Consume the
 // result with CQESeen.
 func (r *Ring) WaitCQE(timeout time.Duration) (*uapi.CQE, error) {
+	// One deadline for all rounds: io_uring_enter reports a submission
+	// rather than a timeout that followed it, so a round can end with
+	// neither a completion nor an error.
+	deadline := time.Now().Add(timeout)
 	for {
 		if cqe := r.PeekCQE(); cqe != nil {
 			return cqe, nil
 		}
-		if _, err := r.SubmitAndWaitTimeout(1, timeout); err != nil {
+		left := timeout
+		if timeout >= 0 {
+			left = max(time.Until(deadline), 0)
+		}
+		if _, err := r.SubmitAndWaitTimeout(1, left); err != nil {
 			if cqe := r.PeekCQE(); cqe != nil {
 				return cqe, nil
 			}
@@ -355,9 +407,13 @@ func (r *Ring) UpdateFiles(off uint32, fds []int32) error {
 	if len(fds) == 0 {
 		return nil
 	}
-	up := uapi.RsrcUpdate2{Offset: off, Data: uint64(uintptr(unsafe.Pointer(&fds[0]))), Nr: uint32(len(fds))}
+	// A heap copy: the caller's slice may be on its stack (see heapEscape).
+	arr := make([]int32, len(fds))
+	copy(arr, fds)
+	heapEscape(arr)
+	up := uapi.RsrcUpdate2{Offset: off, Data: uint64(uintptr(unsafe.Pointer(&arr[0]))), Nr: uint32(len(arr))}
 	err := r.register(uapi.RegisterFilesUpdate2, unsafe.Pointer(&up), uint32(unsafe.Sizeof(up)))
-	runtimeKeepAlive(fds)
+	runtimeKeepAlive(arr)
 	if err != nil {
 		return fmt.Errorf("update files [%d,+%d): %w", off, len(fds), err)
 	}
@@ -389,9 +445,10 @@ func Free(b []byte) error {
 
 func allocIovecs(bufs [][]byte) ([]unix.Iovec, func(), error) {
 	// The kernel reads the iovec array only during the register call, so
-	// Go memory is fine here; it holds no Go pointers the GC must see
-	// beyond the call because the buffers themselves are mmap'd.
+	// Go heap memory is fine here, but not stack memory: its address
+	// travels as an integer in RsrcUpdate2 (see heapEscape).
 	iov := make([]unix.Iovec, len(bufs))
+	heapEscape(iov)
 	for i, b := range bufs {
 		if len(b) > 0 {
 			iov[i].Base = &b[0]
