@@ -204,8 +204,9 @@ func (c *Conn) Start(rawFS fuse.RawFileSystem) (err error) {
 			c.Stop()
 		}
 	}()
-	if c.minor, _, err = mountID(c.cfg.Mountpoint); err != nil {
-		return fmt.Errorf("find mount: %w", err)
+	var found bool
+	if c.minor, found, err = mountID(c.cfg.Mountpoint); err != nil || !found {
+		return fmt.Errorf("mount of %s not in /proc/self/mountinfo (%v)", c.cfg.Mountpoint, err)
 	}
 	if err := c.init(rawFS); err != nil {
 		return err
@@ -443,18 +444,16 @@ func (c *Conn) Wait() {
 // Done is closed when every serving thread has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Stop unmounts, aborts the connection (requests in flight fail with
-// ENOTCONN), waits for the threads, and closes /dev/fuse. Safe to call
-// more than once and after an external unmount.
+// Stop unmounts (aborting the connection first when files are still
+// open, so requests in flight fail with ENOTCONN instead of hanging),
+// waits for the threads, and closes /dev/fuse. Safe to call more than
+// once and after an external unmount.
 func (c *Conn) Stop() error {
 	c.stopOnce.Do(func() {
 		c.ending.Store(true)
 		var errs []error
 		if c.mounted {
-			if err := unmount(c.cfg.Mountpoint); err != nil {
-				errs = append(errs, fmt.Errorf("unmount %s: %w", c.cfg.Mountpoint, err))
-			}
-			if err := abortConnection(c.minor); err != nil {
+			if err := c.unmount(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -499,3 +498,28 @@ func pollHack(mnt string) error {
 // pollHackName is the name go-fuse's ProtocolServer answers itself for
 // the POLL probe; it never reaches the node tree.
 const pollHackName = ".go-fuse-epoll-hack"
+
+// unmount ends the mount. A plain unmount ends the connection by itself.
+// When the mount is busy (open files, a request in flight) the
+// connection is aborted through fusectl, and the mount detached. Minors
+// are reused as soon as a connection is gone, so the abort happens only
+// while the mount on our mountpoint still carries our minor.
+func (c *Conn) unmount() error {
+	err := unix.Unmount(c.cfg.Mountpoint, 0)
+	switch {
+	case err == nil, errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+		return nil // unmounted now, or already
+	case !errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("unmount %s: %w", c.cfg.Mountpoint, err)
+	}
+	var errs []error
+	if minor, ok, _ := mountID(c.cfg.Mountpoint); ok && minor == c.minor {
+		if err := abortConnection(c.minor); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := unix.Unmount(c.cfg.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		errs = append(errs, fmt.Errorf("unmount %s: %w", c.cfg.Mountpoint, err))
+	}
+	return errors.Join(errs...)
+}

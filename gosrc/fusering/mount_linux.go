@@ -151,18 +151,6 @@ func abortConnection(minor uint32) error {
 	return nil
 }
 
-// unmount detaches mnt; EINVAL (not mounted) is not an error.
-func unmount(mnt string) error {
-	err := unix.Unmount(mnt, 0)
-	if errors.Is(err, unix.EBUSY) {
-		err = unix.Unmount(mnt, unix.MNT_DETACH)
-	}
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
-}
-
 // PossibleCPUs returns the number of possible CPUs: the kernel makes one
 // FUSE queue for each (/sys/devices/system/cpu/possible, not the online
 // count).

@@ -53,6 +53,7 @@ type Server struct {
 	mountpoint string
 	opts       Options
 	conn       *fusering.Conn
+	root       *rootNode
 }
 
 // New checks the backing directory and the mountpoint.
@@ -119,6 +120,7 @@ func (s *Server) Start() error {
 	lr := &fs.LoopbackRoot{Path: s.backing, Dev: uint64(st.Dev)}
 	root := &rootNode{LoopbackNode: fs.LoopbackNode{RootData: lr}, srv: s}
 	lr.RootNode = root
+	s.root = root
 	rawFS := fs.NewNodeFS(root, &fs.Options{
 		EntryTimeout:    timeout(s.opts.EntryTimeout),
 		AttrTimeout:     timeout(s.opts.AttrTimeout),
