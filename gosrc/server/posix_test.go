@@ -2,7 +2,10 @@ package server
 
 import (
 	"testing"
+	"time"
 
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/hanwen/go-fuse/v2/posixtest"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
 )
@@ -43,6 +46,42 @@ func TestPosix(t *testing.T) {
 				}
 			}
 			t.Logf("%s: READ %d, WRITE %d over %s", tr, carried[want]["READ"], carried[want]["WRITE"], want)
+		})
+	}
+}
+
+// TestPosixGoFuseBaseline runs the same suite on go-fuse's own server
+// over the same loopback tree (kernel passthrough off, the same caches),
+// so a case that fails on zcfuse can be told apart from one the node
+// tree or the kernel fails anyway.
+func TestPosixGoFuseBaseline(t *testing.T) {
+	requireTransport(t, fusering.TransportClassic)
+	for name, fn := range posixtest.All {
+		t.Run(name, func(t *testing.T) {
+			backing, mnt := shmDir(t, "gfbacking"), shmDir(t, "gfmnt")
+			root, err := fs.NewLoopbackRoot(backing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec := time.Second
+			srv, err := fs.Mount(mnt, root, &fs.Options{
+				EntryTimeout: &sec,
+				AttrTimeout:  &sec,
+				MountOptions: fuse.MountOptions{
+					DirectMountStrict:    true,
+					EnableLocks:          true,
+					DisabledCapabilities: fuse.CAP_PASSTHROUGH,
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := srv.Unmount(); err != nil {
+					t.Errorf("unmount: %v", err)
+				}
+			})
+			fn(t, mnt)
 		})
 	}
 }
