@@ -342,14 +342,23 @@ func (c *Conn) serve(ch int, in, out [][]byte) int {
 		c.cnt.errors.Add(1)
 		return uapi.FuseOutHeaderSize
 	}
-	if errno := binary.NativeEndian.Uint32(out[0][4:8]); errno != 0 {
-		c.cnt.errors.Add(1)
+	if errno := -int32(binary.NativeEndian.Uint32(out[0][4:8])); errno != 0 {
+		if !expectedErrno(syscall.Errno(errno)) {
+			c.cnt.errors.Add(1)
+		}
 	} else if op == opRead {
 		c.cnt.bytesRead.Add(uint64(n - uapi.FuseOutHeaderSize))
 	} else if op == opWrite {
 		c.cnt.bytesWritten.Add(uint64(u32At(out, uapi.FuseOutHeaderSize)))
 	}
 	return n
+}
+
+// expectedErrno tells answers to ordinary questions (no such name, no
+// such attribute: the kernel asks for security.capability before every
+// write) from errors worth counting.
+func expectedErrno(e syscall.Errno) bool {
+	return e == syscall.ENOENT || e == syscall.ENODATA
 }
 
 // u32At reads a native-endian uint32 at byte offset off of an iovec stream.

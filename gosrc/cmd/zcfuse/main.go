@@ -106,6 +106,9 @@ func cmdMount(args []string, stderr io.Writer) error {
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// A log write to a closed stderr (the parent died) must not kill the
+	// server before it unmounts: without this, SIGPIPE leaves a dead mount.
+	signal.Ignore(syscall.SIGPIPE)
 	if err := srv.Start(); err != nil {
 		return err
 	}

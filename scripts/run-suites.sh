@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs zcfuse's test suites one after another, prints each suite's wall time
+# and a summary, and exits non-zero if any suite failed. `make test` calls
+# it after deps, build and uring-on; run it from the repository root.
+#
+#   GO            the go command (default: go from PATH, else /usr/local/go/bin/go)
+#   GOTESTFLAGS   extra flags for both go test suites (e.g. -v)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+read -r -a testflags <<<"${GOTESTFLAGS:-}"
+
+names=() results=() times=()
+failed=0
+
+# suite NAME CMD... runs one suite and records its result and time.
+suite() {
+	local name=$1
+	shift
+	echo
+	echo "==> [$name] $*"
+	local start end rc
+	start=$(date +%s.%N)
+	"$@"
+	rc=$?
+	end=$(date +%s.%N)
+	local secs
+	secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+	local res=PASS
+	if [ "$rc" -ne 0 ]; then
+		res="FAIL (exit $rc)"
+		failed=1
+	fi
+	echo "<== [$name] $res in ${secs}s"
+	names+=("$name") results+=("$res") times+=("${secs}s")
+}
+
+suite vet "$GO" vet ./...
+suite gosrc "$GO" test -race -count=1 "${testflags[@]}" ./gosrc/...
+suite tests "$GO" test -count=1 "${testflags[@]}" ./tests/...
+
+echo
+echo "suite     result          wall time"
+for i in "${!names[@]}"; do
+	printf '%-9s %-15s %s\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+done
+npass=0 nfail=0
+for r in "${results[@]}"; do
+	if [ "$r" = PASS ]; then npass=$((npass + 1)); else nfail=$((nfail + 1)); fi
+done
+echo "suites: $npass passed, $nfail failed"
+exit "$failed"

@@ -1,0 +1,657 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	enableUringParam = "/sys/module/fuse/parameters/enable_uring"
+	readyPrefix      = "zcfuse: ready"
+	readyTimeout     = 20 * time.Second
+	stopTimeout      = 10 * time.Second
+	scratchParent    = "/dev/shm" // tmpfs; /tmp is disk here
+)
+
+// zcfuseBin is the binary under test, built once by TestMain.
+var zcfuseBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "tests: these tests mount file systems and need root (mount(2) on /dev/fuse)")
+		if os.Getenv("CI") != "" {
+			return 1
+		}
+		return 0
+	}
+	if bin := os.Getenv("ZCFUSE_BIN"); bin != "" {
+		zcfuseBin = bin
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "zcfuse-tests-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	zcfuseBin = filepath.Join(dir, "zcfuse")
+	root, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests:", err)
+		return 1
+	}
+	start := time.Now()
+	build := exec.Command(goTool(), "build", "-o", zcfuseBin, "./gosrc/cmd/zcfuse")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "tests: go build ./gosrc/cmd/zcfuse: %v\n%s", err, out)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "tests: built %s in %.1fs\n", zcfuseBin, time.Since(start).Seconds())
+	return m.Run()
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// ---- environment checks ----
+
+func uringEnabled() bool {
+	b, err := os.ReadFile(enableUringParam)
+	return err == nil && strings.TrimSpace(string(b)) == "Y"
+}
+
+// requireUring skips (or, with ZCFUSE_REQUIRE_URING=1, fails) a test that
+// needs FUSE-over-io_uring when the kernel does not offer it.
+func requireUring(t *testing.T) {
+	t.Helper()
+	if uringEnabled() {
+		return
+	}
+	b, err := os.ReadFile(enableUringParam)
+	why := fmt.Sprintf("%s is %q", enableUringParam, strings.TrimSpace(string(b)))
+	if err != nil {
+		why = fmt.Sprintf("cannot read %s: %v", enableUringParam, err)
+	}
+	if os.Getenv("ZCFUSE_REQUIRE_URING") == "1" {
+		t.Fatalf("FUSE-over-io_uring required (ZCFUSE_REQUIRE_URING=1) but %s; run `echo Y > %s`", why, enableUringParam)
+	}
+	t.Skipf("FUSE-over-io_uring not available: %s (echo Y > %s to enable)", why, enableUringParam)
+}
+
+// requireTool skips when a program is missing, unless CI is set, then fails.
+func requireTool(t *testing.T, name, hint string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found (CI is set, so this is a failure): %s", name, hint)
+	}
+	t.Skipf("%s not found: %s", name, hint)
+	return ""
+}
+
+// forTransports runs fn as a subtest per transport, skipping uring where the
+// kernel does not offer it.
+func forTransports(t *testing.T, fn func(t *testing.T, transport string)) {
+	for _, tr := range []string{"uring", "classic"} {
+		t.Run(tr, func(t *testing.T) {
+			if tr == "uring" {
+				requireUring(t)
+			}
+			fn(t, tr)
+		})
+	}
+}
+
+// ---- scratch directories ----
+
+// scratchDir makes a fresh 0755 directory under /dev/shm and removes it at
+// cleanup, after lazily unmounting anything still mounted beneath it.
+func scratchDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(scratchParent, "zcfuse-clitest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, mp := range mountsUnder(dir) {
+			t.Errorf("cleanup: %s still mounted; lazy unmount", mp)
+			lazyUnmount(mp)
+		}
+		if left := mountsUnder(dir); len(left) > 0 {
+			t.Errorf("cleanup: not removing %s: still mounted: %v", dir, left)
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return dir
+}
+
+func mkdir(t *testing.T, path string) string {
+	t.Helper()
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mountPoints returns the mount points in /proc/self/mountinfo.
+func mountPoints() []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 {
+			out = append(out, unescapeMountinfo(f[4]))
+		}
+	}
+	return out
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isMounted(path string) bool {
+	for _, mp := range mountPoints() {
+		if mp == path {
+			return true
+		}
+	}
+	return false
+}
+
+// mountsUnder lists mount points at or below dir, deepest first.
+func mountsUnder(dir string) []string {
+	var out []string
+	for _, mp := range mountPoints() {
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// lazyUnmount detaches every mount stacked on path (last resort).
+func lazyUnmount(path string) {
+	for i := 0; i < 8 && isMounted(path); i++ {
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+			_ = exec.Command("umount", "-l", path).Run()
+		}
+	}
+}
+
+// ---- the server process ----
+
+type mountOpts struct {
+	transport  string   // "uring", "classic", "auto"; "" leaves the flag out
+	args       []string // extra flags before BACKING_DIR MOUNTPOINT
+	env        []string // extra environment (ZCFUSE_REQUIRE_URING is dropped unless given here)
+	backing    string   // reuse this backing dir; "" makes a fresh one
+	mountpoint string   // reuse this mount point; "" makes a fresh one
+	// stderrPipe gives the server a pipe for stdout/stderr that the test
+	// can close (closeStderr) instead of a pipe owned by os/exec.
+	stderrPipe bool
+}
+
+// lineLog collects a process's stderr and reports lines as they come.
+type lineLog struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	partial []byte
+	ready   chan string
+	sent    bool
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(l.partial[:i])
+		l.partial = l.partial[i+1:]
+		if !l.sent && strings.HasPrefix(line, readyPrefix) {
+			l.sent = true
+			l.ready <- line
+		}
+	}
+	return len(p), nil
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// server is one `zcfuse mount` process.
+type server struct {
+	t         *testing.T
+	Backing   string
+	Mnt       string
+	Transport string // from the ready line
+	ReadyLine string
+	cmd       *exec.Cmd
+	stderr    *lineLog
+	exited    chan struct{}
+	waitErr   error
+	// killed: the test killed the server on purpose; cleanup then expects
+	// neither a zero exit nor a mount gone by itself.
+	killed bool
+	// stopped: the test already stopped it and checked the exit.
+	stopped bool
+	stderrR *os.File // read end when mountOpts.stderrPipe
+}
+
+func childEnv(extra []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ZCFUSE_REQUIRE_URING=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// launch starts `zcfuse mount` and registers its cleanup, without waiting.
+func launch(t *testing.T, o mountOpts) *server {
+	t.Helper()
+	if o.backing == "" || o.mountpoint == "" {
+		dir := scratchDir(t)
+		if o.backing == "" {
+			o.backing = mkdir(t, filepath.Join(dir, "backing"))
+		}
+		if o.mountpoint == "" {
+			o.mountpoint = mkdir(t, filepath.Join(dir, "mnt"))
+		}
+	}
+	args := []string{"mount"}
+	if o.transport != "" {
+		args = append(args, "--transport", o.transport)
+	}
+	args = append(args, o.args...)
+	args = append(args, o.backing, o.mountpoint)
+	s := &server{
+		t:       t,
+		Backing: o.backing,
+		Mnt:     o.mountpoint,
+		stderr:  &lineLog{ready: make(chan string, 1)},
+		exited:  make(chan struct{}),
+	}
+	s.cmd = exec.Command(zcfuseBin, args...)
+	s.cmd.Env = childEnv(o.env)
+	var w *os.File
+	if o.stderrPipe {
+		r, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.stderrR, w = r, pw
+		s.cmd.Stderr, s.cmd.Stdout = w, w
+	} else {
+		s.cmd.Stderr, s.cmd.Stdout = s.stderr, s.stderr
+	}
+	// If the test binary dies, the server gets SIGTERM and unmounts.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	t.Logf("$ zcfuse %s", strings.Join(args, " "))
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start zcfuse: %v", err)
+	}
+	if w != nil {
+		w.Close()
+		go io.Copy(s.stderr, s.stderrR)
+	}
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// waitReady waits for the ready line or for the process to exit.
+// It returns true once ready.
+func (s *server) waitReady(timeout time.Duration) (bool, error) {
+	select {
+	case line := <-s.stderr.ready:
+		s.ReadyLine = line
+		switch {
+		case strings.Contains(line, "transport=uring"):
+			s.Transport = "uring"
+		case strings.Contains(line, "transport=classic"):
+			s.Transport = "classic"
+		}
+		return true, nil
+	case <-s.exited:
+		return false, nil
+	case <-time.After(timeout):
+		return false, fmt.Errorf("no %q line within %v", readyPrefix, timeout)
+	}
+}
+
+// startMount starts a server and waits until it is ready; the requested
+// transport (if uring or classic) must be the one reported.
+func startMount(t *testing.T, o mountOpts) *server {
+	t.Helper()
+	s := launch(t, o)
+	ok, err := s.waitReady(readyTimeout)
+	if err != nil {
+		t.Fatalf("zcfuse mount: %v\nstderr:\n%s", err, s.stderr)
+	}
+	if !ok {
+		t.Fatalf("zcfuse mount exited before ready (%v)\nstderr:\n%s", s.waitErr, s.stderr)
+	}
+	if (o.transport == "uring" || o.transport == "classic") && s.Transport != o.transport {
+		t.Fatalf("asked for --transport %s, ready line says %q", o.transport, s.ReadyLine)
+	}
+	if !isMounted(s.Mnt) {
+		t.Fatalf("ready, but %s is not in /proc/self/mountinfo", s.Mnt)
+	}
+	return s
+}
+
+// closeStderr closes the read end of the server's stderr pipe, so its
+// next log line meets a broken pipe.
+func (s *server) closeStderr() {
+	if s.stderrR != nil {
+		s.stderrR.Close()
+	}
+}
+
+func (s *server) exitCode() int {
+	if s.cmd.ProcessState == nil {
+		return -1
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+func (s *server) signal(sig os.Signal) {
+	_ = s.cmd.Process.Signal(sig)
+}
+
+// waitExit waits at most d for the process to end.
+func (s *server) waitExit(d time.Duration) bool {
+	select {
+	case <-s.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// stop sends sig and waits for a clean exit; it fails the test unless the
+// server exits 0 within stopTimeout with its mount gone.
+func (s *server) stop(sig os.Signal) {
+	s.t.Helper()
+	s.stopped = true
+	start := time.Now()
+	s.signal(sig)
+	if !s.waitExit(stopTimeout) {
+		s.t.Fatalf("server did not exit within %v of %v\nstderr:\n%s", stopTimeout, sig, s.stderr)
+	}
+	s.t.Logf("server exited %d %.2fs after %v", s.exitCode(), time.Since(start).Seconds(), sig)
+	if c := s.exitCode(); c != 0 {
+		s.t.Errorf("server exit code %d after %v, want 0\nstderr:\n%s", c, sig, s.stderr)
+	}
+	if isMounted(s.Mnt) {
+		s.t.Errorf("%s still mounted after the server exited", s.Mnt)
+	}
+}
+
+// kill SIGKILLs the server and waits for it.
+func (s *server) kill() {
+	s.killed = true
+	s.signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+func (s *server) cleanup() {
+	t := s.t
+	select {
+	case <-s.exited:
+	default:
+		s.signal(syscall.SIGTERM)
+		if !s.waitExit(stopTimeout) {
+			t.Errorf("cleanup: server did not exit within %v of SIGTERM; SIGKILL", stopTimeout)
+			s.killed = true
+			s.signal(syscall.SIGKILL)
+			<-s.exited
+		} else if !s.killed && !s.stopped && s.exitCode() != 0 {
+			t.Errorf("cleanup: server exit code %d after SIGTERM, want 0", s.exitCode())
+		}
+	}
+	if isMounted(s.Mnt) {
+		if !s.killed && !s.stopped && s.ReadyLine != "" {
+			t.Errorf("cleanup: %s still mounted after the server exited", s.Mnt)
+		}
+		if err := exec.Command("umount", s.Mnt).Run(); err != nil || isMounted(s.Mnt) {
+			lazyUnmount(s.Mnt)
+		}
+	}
+	if t.Failed() {
+		t.Logf("server stderr (%s):\n%s", s.Mnt, s.stderr)
+	}
+}
+
+// ---- running the CLI ----
+
+type result struct {
+	code   int // -1: killed by the timeout or a signal
+	stdout string
+	stderr string
+}
+
+// runZcfuse runs the CLI to completion (killed after timeout).
+func runZcfuse(t *testing.T, timeout time.Duration, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, zcfuseBin, args...)
+	cmd.Env = childEnv(env)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := result{code: 0, stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("zcfuse %s: %v", strings.Join(args, " "), err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("zcfuse %s: still running after %v\nstderr:\n%s", strings.Join(args, " "), timeout, r.stderr)
+	}
+	return r
+}
+
+// zcfuseLine returns the first stderr line that starts with "zcfuse: ".
+func zcfuseLine(stderr string) string {
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "zcfuse: ") {
+			return sc.Text()
+		}
+	}
+	return ""
+}
+
+// ---- stats ----
+
+// Stats is the JSON of `zcfuse stats --json`.
+type Stats struct {
+	Transport      string `json:"transport"`
+	FallbackReason string `json:"fallback_reason"`
+	Queues         int    `json:"queues"`
+	QueueDepth     int    `json:"queue_depth"`
+	Passthrough    bool   `json:"passthrough"`
+	ReadOnly       bool   `json:"read_only"`
+	Requests       struct {
+		Ring map[string]uint64 `json:"ring"`
+		Dev  map[string]uint64 `json:"dev"`
+	} `json:"requests"`
+	BytesRead    uint64 `json:"bytes_read"`
+	BytesWritten uint64 `json:"bytes_written"`
+	Errors       uint64 `json:"errors"`
+}
+
+func (s *server) stats() Stats {
+	s.t.Helper()
+	r := runZcfuse(s.t, 10*time.Second, nil, "stats", "--json", s.Mnt)
+	if r.code != 0 {
+		s.t.Fatalf("zcfuse stats --json %s: exit %d\nstderr:\n%s", s.Mnt, r.code, r.stderr)
+	}
+	var st Stats
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		s.t.Fatalf("zcfuse stats --json: %v\noutput:\n%s", err, r.stdout)
+	}
+	return st
+}
+
+// delta is the growth of the counters between two snapshots.
+type delta struct {
+	ring, dev               map[string]int64
+	bytesRead, bytesWritten int64
+}
+
+func diffStats(before, after Stats) delta {
+	d := delta{ring: map[string]int64{}, dev: map[string]int64{}}
+	for k, v := range after.Requests.Ring {
+		d.ring[k] = int64(v) - int64(before.Requests.Ring[k])
+	}
+	for k, v := range after.Requests.Dev {
+		d.dev[k] = int64(v) - int64(before.Requests.Dev[k])
+	}
+	d.bytesRead = int64(after.BytesRead) - int64(before.BytesRead)
+	d.bytesWritten = int64(after.BytesWritten) - int64(before.BytesWritten)
+	return d
+}
+
+func (d delta) String() string {
+	return fmt.Sprintf("ring=%v dev=%v bytes_read=+%d bytes_written=+%d", d.ring, d.dev, d.bytesRead, d.bytesWritten)
+}
+
+// checkCarried asserts that transport carried the ops (e.g. READ, WRITE):
+// each grew on its side and did not move on the other side.
+func checkCarried(t *testing.T, transport string, d delta, ops ...string) {
+	t.Helper()
+	on, off := d.dev, d.ring
+	onName, offName := "dev", "ring"
+	if transport == "uring" {
+		on, off = d.ring, d.dev
+		onName, offName = "ring", "dev"
+	}
+	for _, op := range ops {
+		if on[op] <= 0 {
+			t.Errorf("requests.%s.%s did not grow over transport %s (%v)", onName, op, transport, d)
+		}
+		if off[op] != 0 {
+			t.Errorf("requests.%s.%s moved by %d over transport %s (%v)", offName, op, off[op], transport, d)
+		}
+	}
+}
+
+// ---- running on one CPU ----
+
+// onCPU runs fn on a goroutine locked to an OS thread pinned to cpu, so the
+// kernel queues its FUSE requests on that CPU's queue.
+func onCPU(cpu int, fn func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var old, set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &old); err != nil {
+			done <- err
+			return
+		}
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			done <- err
+			return
+		}
+		defer unix.SchedSetaffinity(0, &old)
+		done <- fn()
+	}()
+	return done
+}
