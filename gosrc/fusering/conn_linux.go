@@ -356,9 +356,9 @@ func (c *Conn) serve(ch int, in, out [][]byte) int {
 
 // expectedErrno tells answers to ordinary questions (no such name, no
 // such attribute: the kernel asks for security.capability before every
-// write) from errors worth counting.
+// write; no such operation: the POLL probe) from errors worth counting.
 func expectedErrno(e syscall.Errno) bool {
-	return e == syscall.ENOENT || e == syscall.ENODATA
+	return e == syscall.ENOENT || e == syscall.ENODATA || e == syscall.ENOSYS
 }
 
 // u32At reads a native-endian uint32 at byte offset off of an iovec stream.

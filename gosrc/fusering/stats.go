@@ -17,8 +17,9 @@ type Stats struct {
 	Requests       map[string]map[string]uint64 `json:"requests"`
 	BytesRead      uint64                       `json:"bytes_read"`
 	BytesWritten   uint64                       `json:"bytes_written"`
-	// Errors counts error replies other than ENOENT and ENODATA, which
-	// answer ordinary questions (no such name, no such attribute).
+	// Errors counts error replies other than ENOENT, ENODATA and ENOSYS,
+	// which answer ordinary questions (no such name, attribute or
+	// operation).
 	Errors uint64 `json:"errors"`
 }
 
