@@ -13,11 +13,49 @@ BENCHFLAGS ?=
 
 ENABLE_URING := /sys/module/fuse/parameters/enable_uring
 
-.DEFAULT_GOAL := build
-.PHONY: build deps uring-on test demo bench help clean
+# The library's version comes from include/zcfuse.h, the one place it is set.
+VERSION_PART = $(shell sed -n 's/^\#define ZCFUSE_VERSION_$(1) \([0-9]*\)/\1/p' include/zcfuse.h)
+MAJOR := $(call VERSION_PART,MAJOR)
+VERSION := $(MAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
+SONAME := libzcfuse.so.$(MAJOR)
+LIB := build/libzcfuse.so.$(VERSION)
+PREFIX ?= /usr/local
 
-build: ## build bin/zcfuse (the default target)
+.DEFAULT_GOAL := build
+.PHONY: build lib deps uring-on test demo bench help clean install FORCE
+
+build: bin/zcfuse lib ## build bin/zcfuse and the library (the default target)
+
+bin/zcfuse: FORCE
 	$(GO) build -o bin/zcfuse ./gosrc/cmd/zcfuse
+
+lib: $(LIB) ## build/libzcfuse.so (SONAME, only zcfuse_* exported) and a staged install in build/stage
+
+# go build decides itself whether anything changed; FORCE makes make ask it.
+$(LIB): FORCE
+	@mkdir -p build
+	$(GO) build -buildmode=c-shared \
+		-ldflags "-extldflags '-Wl,-soname,$(SONAME) -Wl,--version-script=$(CURDIR)/capi/zcfuse.map'" \
+		-o $(LIB) ./capi
+	@rm -f build/libzcfuse.so.*.h  # cgo's generated header is not the API: include/zcfuse.h is
+	@ln -sf libzcfuse.so.$(VERSION) build/$(SONAME)
+	@ln -sf $(SONAME) build/libzcfuse.so
+	@$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/stage SKIP_BUILD=1 >/dev/null
+
+FORCE:
+
+install: ## install library, header, zcfuse.pc, CMake config and CLI under PREFIX (default /usr/local)
+	@[ -n "$(SKIP_BUILD)" ] || $(MAKE) --no-print-directory build
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/zcfuse $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libzcfuse.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libzcfuse.so
+	install -m 0644 include/zcfuse.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' capi/pkg/zcfuse.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/zcfuse.pc
+	for f in zcfuseConfig.cmake zcfuseConfigVersion.cmake; do \
+		sed -e 's|@VERSION@|$(VERSION)|' -e 's|@SOVERSION@|$(MAJOR)|' -e 's|@MAJOR@|$(MAJOR)|' \
+			capi/pkg/$$f > $(DESTDIR)$(PREFIX)/lib/cmake/zcfuse/$$f; done
+	if [ -x bin/zcfuse ]; then install -m 0755 bin/zcfuse $(DESTDIR)$(PREFIX)/bin/; fi
 
 deps: ## install fio (apt-get, root) if missing; go mod download
 	@if command -v fio >/dev/null 2>&1; then \

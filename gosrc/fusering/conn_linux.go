@@ -36,7 +36,7 @@ func ParseTransport(s string) (Transport, error) {
 	case TransportAuto, TransportURing, TransportClassic:
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown transport %q (want auto, uring or classic)", s)
+	return "", fmt.Errorf("unknown transport %q (want auto, uring or classic): %w", s, unix.EINVAL)
 }
 
 // MaxWrite is the largest WRITE (and READ) the kernel sends: 1 MiB.
@@ -112,7 +112,7 @@ type Conn struct {
 // Open checks cfg and opens /dev/fuse; nothing is mounted yet.
 func Open(cfg Config) (*Conn, error) {
 	if cfg.Mountpoint == "" {
-		return nil, errors.New("no mountpoint")
+		return nil, fmt.Errorf("no mountpoint: %w", unix.EINVAL)
 	}
 	if cfg.Transport == "" {
 		cfg.Transport = TransportAuto
@@ -124,7 +124,7 @@ func Open(cfg Config) (*Conn, error) {
 		cfg.QueueDepth = DefaultQueueDepth
 	}
 	if cfg.QueueDepth < 1 || cfg.QueueDepth > MaxQueueDepth {
-		return nil, fmt.Errorf("queue depth %d out of range [1, %d]", cfg.QueueDepth, MaxQueueDepth)
+		return nil, fmt.Errorf("queue depth %d out of range [1, %d]: %w", cfg.QueueDepth, MaxQueueDepth, unix.EINVAL)
 	}
 	if cfg.Subtype == "" {
 		cfg.Subtype = "zcfuse"
@@ -261,7 +261,7 @@ func (c *Conn) init(rawFS fuse.RawFileSystem) error {
 		c.transport = TransportURing
 	case require:
 		replyError(c.devFd, buf, syscall.EPROTO)
-		return fmt.Errorf("the kernel does not offer FUSE-over-io_uring (is %s Y? as root: echo Y > %s)", URingEnabledPath, URingEnabledPath)
+		return fmt.Errorf("the kernel does not offer FUSE-over-io_uring (is %s Y? as root: echo Y > %s): %w", URingEnabledPath, URingEnabledPath, unix.EPROTONOSUPPORT)
 	default:
 		c.transport = TransportClassic
 		c.fallback = "the kernel did not offer FUSE-over-io_uring in INIT (" + URingEnabledPath + " is not Y, or the kernel predates 6.14)"
@@ -439,9 +439,9 @@ func (c *Conn) waitReady() error {
 		}
 		return nil
 	case <-c.done:
-		return errors.New("server stopped before the mount became ready")
+		return fmt.Errorf("server stopped before the mount became ready: %w", unix.ENOTCONN)
 	case <-time.After(c.cfg.ReadyTimeout):
-		return fmt.Errorf("mount is not answering: stat %s did not return within %v", c.cfg.Mountpoint, c.cfg.ReadyTimeout)
+		return fmt.Errorf("mount is not answering: stat %s did not return within %v: %w", c.cfg.Mountpoint, c.cfg.ReadyTimeout, unix.ETIMEDOUT)
 	}
 }
 

@@ -65,12 +65,12 @@ func CheckMountpoint(mnt string) error {
 		return fmt.Errorf("mountpoint %s: %w", mnt, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return fmt.Errorf("mountpoint %s: not a directory", mnt)
+		return fmt.Errorf("mountpoint %s: %w", mnt, unix.ENOTDIR)
 	}
 	if _, ok, err := mountID(mnt); err != nil {
 		return err
 	} else if ok {
-		return fmt.Errorf("mountpoint %s is busy: something is already mounted there", mnt)
+		return fmt.Errorf("mountpoint %s is busy: something is already mounted there: %w", mnt, unix.EBUSY)
 	}
 	return nil
 }

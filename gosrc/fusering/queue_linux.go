@@ -57,7 +57,7 @@ func (c *Conn) startRings() error {
 				errs = append(errs, err)
 			}
 		case <-timeout:
-			errs = append(errs, fmt.Errorf("ring entries not registered within %v", c.cfg.ReadyTimeout))
+			errs = append(errs, fmt.Errorf("ring entries not registered within %v: %w", c.cfg.ReadyTimeout, unix.ETIMEDOUT))
 			i = n
 		}
 	}

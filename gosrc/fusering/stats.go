@@ -21,7 +21,14 @@ type Stats struct {
 	// which answer ordinary questions (no such name, attribute or
 	// operation).
 	Errors uint64 `json:"errors"`
+	// RingOps and DevOps are the per-opcode counts behind Requests,
+	// indexed by FUSE opcode (slot 0: opcodes >= 64).
+	RingOps [numOps]uint64 `json:"-"`
+	DevOps  [numOps]uint64 `json:"-"`
 }
+
+// NumOps is the number of per-opcode counters (RingOps, DevOps).
+const NumOps = numOps
 
 // counters are updated on the request path: atomics only.
 type counters struct {
@@ -39,8 +46,13 @@ const (
 func (c *counters) snapshot(s *Stats) {
 	s.Requests = map[string]map[string]uint64{ChannelRing: {}, ChannelDev: {}}
 	for ch, name := range []string{ChannelRing, ChannelDev} {
+		raw := &s.RingOps
+		if ch == chanDev {
+			raw = &s.DevOps
+		}
 		for op := range numOps {
 			if v := c.ops[ch][op].Load(); v != 0 {
+				raw[op] = v
 				s.Requests[name][OpName(uint32(op))] += v
 			}
 		}

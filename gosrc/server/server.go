@@ -7,6 +7,8 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,9 +54,15 @@ type Server struct {
 	backing    string
 	mountpoint string
 	opts       Options
-	conn       *fusering.Conn
-	root       *rootNode
+
+	mu      sync.Mutex // serialises Start and Stop
+	started bool
+	conn    atomic.Pointer[fusering.Conn] // set once serving
+	root    *rootNode
 }
+
+// ErrStarted is returned by a second Start: a Server mounts once.
+var ErrStarted = fmt.Errorf("server already started: %w", syscall.EALREADY)
 
 // New checks the backing directory and the mountpoint.
 func New(backing, mountpoint string, opts Options) (*Server, error) {
@@ -70,13 +78,13 @@ func New(backing, mountpoint string, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("backing directory: %w", err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("backing directory %s: not a directory", backing)
+		return nil, fmt.Errorf("backing directory %s: %w", backing, syscall.ENOTDIR)
 	}
 	if err := fusering.CheckMountpoint(mountpoint); err != nil {
 		return nil, err
 	}
 	if rel, err := filepath.Rel(mountpoint, backing); err == nil && rel == "." {
-		return nil, fmt.Errorf("backing directory and mountpoint are the same: %s", backing)
+		return nil, fmt.Errorf("backing directory and mountpoint are the same: %s: %w", backing, syscall.EINVAL)
 	}
 	return &Server{backing: backing, mountpoint: mountpoint, opts: opts}, nil
 }
@@ -91,8 +99,15 @@ func timeout(d time.Duration) *time.Duration {
 	return &d
 }
 
-// Start mounts and serves; it returns once the mount is ready.
+// Start mounts and serves; it returns once the mount is ready. A second
+// call returns ErrStarted.
 func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return ErrStarted
+	}
+	s.started = true
 	conn, err := fusering.Open(fusering.Config{
 		Mountpoint:  s.mountpoint,
 		Source:      s.backing,
@@ -127,26 +142,67 @@ func (s *Server) Start() error {
 		ServerCallbacks: conn.Notifier(),
 		Logger:          s.opts.Logger,
 	})
-	s.conn = conn
 	if err := conn.Start(rawFS); err != nil {
 		conn.Stop()
 		return err
 	}
+	s.conn.Store(conn)
 	return nil
 }
 
-// Wait blocks until the file system is unmounted.
-func (s *Server) Wait() { s.conn.Wait() }
-
-// Done is closed once the file system is unmounted.
-func (s *Server) Done() <-chan struct{} { return s.conn.Done() }
-
-// Stop unmounts and releases the connection.
-func (s *Server) Stop() error {
-	if s.conn == nil {
-		return nil
+// Running reports whether the file system is mounted and served.
+func (s *Server) Running() bool {
+	c := s.conn.Load()
+	if c == nil {
+		return false
 	}
-	return s.conn.Stop()
+	select {
+	case <-c.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// Run starts the server unless it was started already, and blocks until
+// the file system is unmounted (by Stop or from outside).
+func (s *Server) Run() error {
+	if err := s.Start(); err != nil && err != ErrStarted {
+		return err
+	}
+	s.Wait()
+	return nil
+}
+
+// Wait blocks until the file system is unmounted; it returns at once if
+// the server never started serving.
+func (s *Server) Wait() {
+	if c := s.conn.Load(); c != nil {
+		c.Wait()
+	}
+}
+
+// Done is closed once the file system is unmounted, and at once when the
+// server is not serving.
+func (s *Server) Done() <-chan struct{} {
+	if c := s.conn.Load(); c != nil {
+		return c.Done()
+	}
+	return closed
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Stop unmounts and releases the connection. It is safe from any
+// goroutine, more than once, and before Start (then it does nothing).
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = true // a stopped server does not start again
+	if c := s.conn.Load(); c != nil {
+		return c.Stop()
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -158,8 +214,8 @@ func (s *Server) Stats() Stats {
 		Mountpoint:  s.mountpoint,
 		PID:         os.Getpid(),
 	}
-	if s.conn != nil {
-		st.Stats = s.conn.Stats()
+	if c := s.conn.Load(); c != nil {
+		st.Stats = c.Stats()
 	}
 	return st
 }

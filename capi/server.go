@@ -1,0 +1,107 @@
+package main
+
+/*
+#include "capi.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/cgo"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/zcfuse/zcfuse/gosrc/fusering"
+	"github.com/zcfuse/zcfuse/gosrc/server"
+)
+
+var transports = map[C.uint32_t]fusering.Transport{
+	C.ZCFUSE_TRANSPORT_AUTO:    fusering.TransportAuto,
+	C.ZCFUSE_TRANSPORT_URING:   fusering.TransportURing,
+	C.ZCFUSE_TRANSPORT_CLASSIC: fusering.TransportClassic,
+}
+
+const knownFlags = C.ZCFUSE_SERVER_ALLOW_OTHER | C.ZCFUSE_SERVER_READ_ONLY | C.ZCFUSE_SERVER_PASSTHROUGH | C.ZCFUSE_SERVER_DEBUG
+
+func millis(ms C.uint32_t) time.Duration {
+	if ms == C.UINT32_MAX {
+		return -1
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+//export zcfusego_server_create
+func zcfusego_server_create(o *C.zcfuse_server_opts_t, out *C.uintptr_t) C.int {
+	tr, ok := transports[o.transport]
+	switch {
+	case !ok:
+		return errnoOf(fmt.Errorf("unknown transport %d: %w", o.transport, syscall.EINVAL))
+	case o.flags&^knownFlags != 0:
+		return errnoOf(fmt.Errorf("unknown flags %#x: %w", o.flags&^knownFlags, syscall.EINVAL))
+	case o.backing_dir == nil || o.mountpoint == nil:
+		return errnoOf(fmt.Errorf("backing_dir and mountpoint are required: %w", syscall.EINVAL))
+	}
+	srv, err := server.New(C.GoString(o.backing_dir), C.GoString(o.mountpoint), server.Options{
+		Transport:    tr,
+		QueueDepth:   int(o.queue_depth),
+		AllowOther:   o.flags&C.ZCFUSE_SERVER_ALLOW_OTHER != 0,
+		ReadOnly:     o.flags&C.ZCFUSE_SERVER_READ_ONLY != 0,
+		Passthrough:  o.flags&C.ZCFUSE_SERVER_PASSTHROUGH != 0,
+		Debug:        o.flags&C.ZCFUSE_SERVER_DEBUG != 0,
+		EntryTimeout: millis(o.entry_timeout_ms),
+		AttrTimeout:  millis(o.attr_timeout_ms),
+	})
+	if err != nil {
+		return errnoOf(err)
+	}
+	*out = C.uintptr_t(cgo.NewHandle(srv))
+	return 0
+}
+
+func serverOf(h C.uintptr_t) *server.Server { return cgo.Handle(h).Value().(*server.Server) }
+
+//export zcfusego_server_start
+func zcfusego_server_start(h C.uintptr_t) C.int { return errnoOf(serverOf(h).Start()) }
+
+//export zcfusego_server_run
+func zcfusego_server_run(h C.uintptr_t) C.int { return errnoOf(serverOf(h).Run()) }
+
+//export zcfusego_server_stop
+func zcfusego_server_stop(h C.uintptr_t) C.int { return errnoOf(serverOf(h).Stop()) }
+
+//export zcfusego_server_destroy
+func zcfusego_server_destroy(h C.uintptr_t) {
+	serverOf(h).Stop()
+	cgo.Handle(h).Delete()
+}
+
+var transportCodes = map[string]C.uint32_t{
+	string(fusering.TransportURing):   C.ZCFUSE_TRANSPORT_URING,
+	string(fusering.TransportClassic): C.ZCFUSE_TRANSPORT_CLASSIC,
+}
+
+//export zcfusego_server_stats
+func zcfusego_server_stats(h C.uintptr_t, out *C.zcfuse_server_stats_t) C.int {
+	srv := serverOf(h)
+	st := srv.Stats()
+	out.version = C.ZCFUSE_SERVER_STATS_VERSION
+	out.transport = transportCodes[st.Transport]
+	out.queues = C.uint32_t(st.Queues)
+	out.queue_depth = C.uint32_t(st.QueueDepth)
+	out.running = 0
+	if srv.Running() {
+		out.running = 1
+	}
+	out.bytes_read = C.uint64_t(st.BytesRead)
+	out.bytes_written = C.uint64_t(st.BytesWritten)
+	out.errors = C.uint64_t(st.Errors)
+	for i := range fusering.NumOps {
+		out.ring_requests[i] = C.uint64_t(st.RingOps[i])
+		out.dev_requests[i] = C.uint64_t(st.DevOps[i])
+	}
+	reason := unsafe.Slice((*byte)(unsafe.Pointer(&out.fallback_reason[0])), len(out.fallback_reason))
+	n := copy(reason[:len(reason)-1], st.FallbackReason)
+	reason[n] = 0
+	return 0
+}

@@ -1,0 +1,236 @@
+/*
+ * zcfuse.h - the public C API of libzcfuse.
+ *
+ * zcfuse gives FUSE file systems a zero-copy data path. This header is
+ * the whole C ABI: C and C++ programs include it and link libzcfuse.so
+ * (`pkg-config --cflags --libs zcfuse`, or CMake `find_package(zcfuse)`
+ * and the imported target `zcfuse::zcfuse`); the Python and Rust bindings
+ * are generated from nothing but this file.
+ *
+ * This version covers the server side: mount a backing directory through
+ * zcfuse (FUSE-over-io_uring, with /dev/fuse as fallback), serve it from
+ * inside the calling process, read its statistics, stop it.
+ *
+ * Conventions (as in liburing):
+ *  - Functions that can fail return 0 (or a count) on success and a
+ *    negative errno on failure, e.g. -ENOENT. Never -1 plus errno.
+ *    zcfuse_strerror() turns a code into text; zcfuse_last_error() gives
+ *    the detailed message of the last failure on the calling thread.
+ *  - Constructors write the new object through their last parameter,
+ *    named *_out, and return int.
+ *  - Handles are opaque; who owns what is stated per function.
+ *
+ * Threads: every function may be called from any thread. A
+ * zcfuse_server_t may be used from several threads at once (stop and
+ * stats are meant to be called while another thread sits in run).
+ *
+ * Fork: libzcfuse carries a Go runtime, which does not survive fork().
+ * In a child process, use only async-signal-safe calls until exec().
+ *
+ * Signals: the library does not install handlers for SIGINT/SIGTERM;
+ * a program that wants Ctrl-C to unmount calls zcfuse_server_stop() from
+ * a thread that waits for the signal (sigwait), not from the handler.
+ */
+#ifndef ZCFUSE_H
+#define ZCFUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this header. zcfuse_version() gives the library's. */
+#define ZCFUSE_VERSION_MAJOR 0
+#define ZCFUSE_VERSION_MINOR 1
+#define ZCFUSE_VERSION_PATCH 0
+
+/*
+ * Returns the library's version as "MAJOR.MINOR.PATCH", a static string.
+ * A program built against an older header works with a newer library of
+ * the same MAJOR version.
+ */
+const char *zcfuse_version(void);
+
+/*
+ * Returns a static description of err, a negative (or positive) errno,
+ * e.g. "No such file or directory" for -ENOENT. Never returns NULL.
+ */
+const char *zcfuse_strerror(int err);
+
+/*
+ * Returns the detailed message of the last call that failed on this
+ * thread (e.g. "mountpoint /mnt is busy: something is already mounted
+ * there"), or "" when none failed yet. The string belongs to the library
+ * and stays valid until the next failing call on this thread.
+ */
+const char *zcfuse_last_error(void);
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+/* How requests travel from the kernel to the server. */
+typedef enum zcfuse_transport {
+    /* FUSE-over-io_uring when the kernel offers it (Linux 6.14+ with
+     * /sys/module/fuse/parameters/enable_uring = Y), else /dev/fuse;
+     * the reason for a fallback is in the stats. Default. */
+    ZCFUSE_TRANSPORT_AUTO = 0,
+    /* FUSE-over-io_uring or fail with -EPROTONOSUPPORT. */
+    ZCFUSE_TRANSPORT_URING = 1,
+    /* The classic /dev/fuse read/write loop. */
+    ZCFUSE_TRANSPORT_CLASSIC = 2
+} zcfuse_transport_t;
+
+/* Flags for zcfuse_server_opts_t.flags. */
+/* Let other users in; implies the kernel's default_permissions checks. */
+#define ZCFUSE_SERVER_ALLOW_OTHER (1u << 0)
+/* Mount read-only. */
+#define ZCFUSE_SERVER_READ_ONLY (1u << 1)
+/* Kernel FUSE passthrough: READ/WRITE bypass the server (needs root). */
+#define ZCFUSE_SERVER_PASSTHROUGH (1u << 2)
+/* Log every request to stderr. */
+#define ZCFUSE_SERVER_DEBUG (1u << 3)
+
+/*
+ * Options for zcfuse_server_create(). Always fill with
+ * zcfuse_server_opts_init() first, then set what you need: fields added
+ * in later versions then keep their defaults, and struct_size tells the
+ * library which version of the struct you have.
+ */
+typedef struct zcfuse_server_opts {
+    /* sizeof(zcfuse_server_opts_t); set by zcfuse_server_opts_init(). */
+    uint32_t struct_size;
+    /* A zcfuse_transport_t. Default ZCFUSE_TRANSPORT_AUTO. */
+    uint32_t transport;
+    /* The directory to serve. Required. Copied by zcfuse_server_create(). */
+    const char *backing_dir;
+    /* Where to mount it: an existing directory with nothing mounted on
+     * it. Required. Copied by zcfuse_server_create(). */
+    const char *mountpoint;
+    /* Ring threads per CPU queue, each holding one ring entry, so a
+     * request that blocks in the server traps only itself. 0 = default
+     * (4); at most 64. */
+    uint32_t queue_depth;
+    /* ZCFUSE_SERVER_* flags. Default 0. */
+    uint32_t flags;
+    /* How long the kernel may cache lookups and attributes, in
+     * milliseconds. 0 = default (1000); UINT32_MAX = no caching. */
+    uint32_t entry_timeout_ms;
+    uint32_t attr_timeout_ms;
+} zcfuse_server_opts_t;
+
+/*
+ * Fills *opts with the defaults (transport auto, depth 4, 1 s caches, no
+ * flags, no directories). opts must not be NULL.
+ */
+void zcfuse_server_opts_init(zcfuse_server_opts_t *opts);
+
+/* A server: one mount of a backing directory, served in this process. */
+typedef struct zcfuse_server zcfuse_server_t;
+
+/*
+ * Checks the options and the directories and creates a server; nothing
+ * is mounted yet. Returns 0 and sets *srv_out, or:
+ *   -EINVAL  opts or srv_out NULL, struct_size too small, a required
+ *            field missing, an unknown transport or flag, depth > 64;
+ *   -ENOENT  the backing directory or the mountpoint does not exist;
+ *   -ENOTDIR one of them is not a directory;
+ *   -EBUSY   something is already mounted on the mountpoint;
+ *   -ENOTCONN the mountpoint is a dead FUSE mount (unmount it first).
+ * The server must be released with zcfuse_server_destroy().
+ */
+int zcfuse_server_create(const zcfuse_server_opts_t *opts,
+                         zcfuse_server_t **srv_out);
+
+/*
+ * Mounts and starts serving on the library's own threads; returns once
+ * the mount is ready (every io_uring queue registered and a stat of the
+ * root answered), or fails having undone the mount. Returns 0, or:
+ *   -EALREADY the server was started before (a server mounts once);
+ *   -EPROTONOSUPPORT transport URING (or AUTO with the environment
+ *            variable ZCFUSE_REQUIRE_URING=1) and the kernel does not
+ *            offer FUSE-over-io_uring;
+ *   -EPERM   not allowed to mount (needs root, or CAP_SYS_ADMIN);
+ *   -ETIMEDOUT the mount did not answer in time;
+ *   another -errno from mount(2) or io_uring.
+ */
+int zcfuse_server_start(zcfuse_server_t *srv);
+
+/*
+ * Starts the server if it is not started yet, then blocks until the file
+ * system is unmounted: by zcfuse_server_stop() from another thread, or by
+ * `umount MOUNTPOINT` from outside. Returns 0 after a clean end, or a
+ * -errno from zcfuse_server_start() or from the unmount.
+ */
+int zcfuse_server_run(zcfuse_server_t *srv);
+
+/*
+ * Unmounts and stops serving: requests still in flight complete or fail
+ * with ENOTCONN, never hang. Waits until every server thread has ended,
+ * so do not call it from a file system handler or a signal handler.
+ * Returns 0 (also when the server is already stopped or never started),
+ * or -errno when the unmount failed.
+ */
+int zcfuse_server_stop(zcfuse_server_t *srv);
+
+/* Version of zcfuse_server_stats_t filled in by this library. */
+#define ZCFUSE_SERVER_STATS_VERSION 1
+
+/* Number of per-opcode counters; FUSE opcodes are below 64. */
+#define ZCFUSE_STATS_OPCODES 64
+
+/*
+ * What a server reports about itself. Set struct_size to
+ * sizeof(zcfuse_server_stats_t) before calling zcfuse_server_stats().
+ * Per-opcode counters are indexed by the kernel's FUSE opcode
+ * (include/uapi/linux/fuse.h: FUSE_READ = 15, FUSE_WRITE = 16, ...);
+ * slot 0 counts opcodes >= 64.
+ */
+typedef struct zcfuse_server_stats {
+    /* In: sizeof(zcfuse_server_stats_t). */
+    uint32_t struct_size;
+    /* Out: ZCFUSE_SERVER_STATS_VERSION. */
+    uint32_t version;
+    /* The zcfuse_transport_t in use: URING or CLASSIC (AUTO before start). */
+    uint32_t transport;
+    /* io_uring queues (one per possible CPU) and ring threads per queue;
+     * 0 on the classic transport. */
+    uint32_t queues;
+    uint32_t queue_depth;
+    /* 1 while mounted and serving. */
+    uint32_t running;
+    /* Payload bytes of successful READ replies and WRITE requests. */
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    /* Error replies other than ENOENT, ENODATA and ENOSYS. */
+    uint64_t errors;
+    /* Requests that came over FUSE-over-io_uring, per opcode. */
+    uint64_t ring_requests[ZCFUSE_STATS_OPCODES];
+    /* Requests read from /dev/fuse (INIT, FORGET, INTERRUPT, and every
+     * request on the classic transport), per opcode. */
+    uint64_t dev_requests[ZCFUSE_STATS_OPCODES];
+    /* Why AUTO fell back to /dev/fuse; "" when it did not. */
+    char fallback_reason[256];
+} zcfuse_server_stats_t;
+
+/*
+ * Fills *stats with a snapshot of srv's counters. Returns 0, or -EINVAL
+ * when an argument is NULL or stats->struct_size is smaller than version
+ * 1 of the struct. Cheap: safe to call often, from any thread.
+ */
+int zcfuse_server_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats);
+
+/*
+ * Stops the server if it still runs and frees it. srv may be NULL.
+ * After this call srv must not be used.
+ */
+void zcfuse_server_destroy(zcfuse_server_t *srv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZCFUSE_H */
