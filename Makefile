@@ -36,8 +36,10 @@ $(LIB): FORCE
 	@mkdir -p build
 	$(GO) build -buildmode=c-shared \
 		-ldflags "-extldflags '-Wl,-soname,$(SONAME) -Wl,--version-script=$(CURDIR)/capi/zcfuse.map'" \
-		-o $(LIB) ./capi
-	@rm -f build/libzcfuse.so.*.h  # cgo's generated header is not the API: include/zcfuse.h is
+		-o build/.libzcfuse.new ./capi
+	@rm -f build/.libzcfuse.new.h  # cgo's generated header is not the API: include/zcfuse.h is
+	@# Replace the library only when it changed, so dependents do not relink.
+	@if cmp -s build/.libzcfuse.new $(LIB); then rm build/.libzcfuse.new; else mv build/.libzcfuse.new $(LIB); fi
 	@ln -sf libzcfuse.so.$(VERSION) build/$(SONAME)
 	@ln -sf $(SONAME) build/libzcfuse.so
 	@$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/stage SKIP_BUILD=1 >/dev/null
@@ -57,18 +59,19 @@ install: ## install library, header, zcfuse.pc, CMake config and CLI under PREFI
 			capi/pkg/$$f > $(DESTDIR)$(PREFIX)/lib/cmake/zcfuse/$$f; done
 	if [ -x bin/zcfuse ]; then install -m 0755 bin/zcfuse $(DESTDIR)$(PREFIX)/bin/; fi
 
-deps: ## install fio (apt-get, root) if missing; go mod download
-	@if command -v fio >/dev/null 2>&1; then \
-		echo "deps: fio $$(fio --version 2>/dev/null | sed 's/^fio-//') present"; \
+deps: ## install fio, cmake and pkg-config (apt-get, root) if missing; go mod download
+	@missing=; for p in fio cmake pkg-config; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then \
+		echo "deps: fio $$(fio --version 2>/dev/null | sed 's/^fio-//'), cmake $$(cmake --version | sed -n 's/^cmake version //p'), pkg-config present"; \
 	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-		echo "deps: fio is missing and cannot be installed here (needs root and apt-get): the fio tests will skip (fail under CI)"; \
+		echo "deps:$$missing missing and cannot be installed here (needs root and apt-get): the fio tests will skip (fail under CI); the c suite needs cmake and pkg-config"; \
 	else \
-		echo "deps: apt-get install -y fio"; \
+		echo "deps: apt-get install -y$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -q fio >/dev/null 2>&1 || { \
+		apt-get install -y -q $$missing >/dev/null 2>&1 || { \
 			echo "deps: package lists stale or missing; apt-get update first"; \
-			apt-get update -q >/dev/null && apt-get install -y -q fio >/dev/null; } || exit 1; \
-		echo "deps: installed $$(fio --version)"; \
+			apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; } || exit 1; \
+		echo "deps: installed$$missing"; \
 	fi
 	$(GO) mod download
 
@@ -85,7 +88,7 @@ uring-on: ## switch FUSE-over-io_uring on (root), or say why not
 		echo "uring: $$p is $$(cat $$p) and we are not root: uring tests will skip"; \
 	fi
 
-test: deps build uring-on ## vet, go test -race ./gosrc/..., go test ./tests/... (timed)
+test: deps build uring-on ## vet, go test -race ./gosrc/..., go test ./tests/..., the C tests via ctest (timed)
 	@scripts/run-suites.sh
 
 demo: build ## mount a temporary /dev/shm directory through zcfuse and show it working

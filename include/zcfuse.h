@@ -27,9 +27,14 @@
  * Fork: libzcfuse carries a Go runtime, which does not survive fork().
  * In a child process, use only async-signal-safe calls until exec().
  *
- * Signals: the library does not install handlers for SIGINT/SIGTERM;
- * a program that wants Ctrl-C to unmount calls zcfuse_server_stop() from
- * a thread that waits for the signal (sigwait), not from the handler.
+ * Signals: the library does not install handlers for SIGINT/SIGTERM,
+ * and its threads, started when the library loads (before main), do not
+ * block them. So sigwait() in one thread does not catch them: a signal
+ * may go to a library thread and take the default action (the process
+ * dies and leaves a dead mount). To unmount on Ctrl-C, install a handler
+ * (sigaction) that only posts a semaphore or writes to a pipe, and call
+ * zcfuse_server_stop() from a thread that waits on it - never from the
+ * handler itself. examples/c/serve.c shows the pattern.
  */
 #ifndef ZCFUSE_H
 #define ZCFUSE_H
@@ -123,8 +128,9 @@ typedef struct zcfuse_server_opts {
 } zcfuse_server_opts_t;
 
 /*
- * Fills *opts with the defaults (transport auto, depth 4, 1 s caches, no
- * flags, no directories). opts must not be NULL.
+ * Fills *opts with the defaults: struct_size set, every other field 0,
+ * which means transport auto, the default depth (4) and caches (1 s), no
+ * flags and no directories. Does nothing when opts is NULL.
  */
 void zcfuse_server_opts_init(zcfuse_server_opts_t *opts);
 

@@ -5,6 +5,7 @@
 #
 #   GO            the go command (default: go from PATH, else /usr/local/go/bin/go)
 #   GOTESTFLAGS   extra flags for both go test suites (e.g. -v)
+#   CTESTFLAGS    extra flags for ctest in the c suite (e.g. -V, -R server_io)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,21 @@ suite() {
 suite vet "$GO" vet ./...
 suite gosrc "$GO" test -race -count=1 "${testflags[@]}" ./gosrc/...
 suite tests "$GO" test -count=1 "${testflags[@]}" ./tests/...
+
+# c_tests configures and builds the C tests and examples (CMakeLists.txt,
+# against the library `make lib` built) in build/cmake and runs them. A
+# subshell, so that what it unsets stays here.
+c_tests() (
+	command -v cmake >/dev/null || { echo "c: cmake not found (make deps installs it)"; return 1; }
+	local ctestflags
+	read -r -a ctestflags <<<"${CTESTFLAGS:-}"
+	# not a sub-make of `make test`: no "Entering directory" noise
+	unset MAKEFLAGS MFLAGS MAKELEVEL
+	cmake -S . -B build/cmake --log-level=WARNING &&
+		cmake --build build/cmake --parallel "$(nproc)" &&
+		ctest --test-dir build/cmake --output-on-failure "${ctestflags[@]}"
+)
+suite c c_tests
 
 echo
 echo "suite     result          wall time"

@@ -57,6 +57,13 @@ func doMount(devFd int, p mountParams) error {
 // does not exist, is not a directory, is already a mount point, or is a
 // dead FUSE mount.
 func CheckMountpoint(mnt string) error {
+	// statfs is never answered from the kernel's caches, so it sees a
+	// dead FUSE mount at once; stat may still answer from the attribute
+	// cache for a while after the server died.
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(mnt, &sfs); errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
+		return fmt.Errorf("mountpoint %s: %w (a dead FUSE mount? unmount it first: umount %s)", mnt, unix.ENOTCONN, mnt)
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(mnt, &st); err != nil {
 		if errors.Is(err, unix.ENOTCONN) {

@@ -66,6 +66,9 @@ var ErrStarted = fmt.Errorf("server already started: %w", syscall.EALREADY)
 
 // New checks the backing directory and the mountpoint.
 func New(backing, mountpoint string, opts Options) (*Server, error) {
+	if opts.QueueDepth < 0 || opts.QueueDepth > fusering.MaxQueueDepth {
+		return nil, fmt.Errorf("queue depth %d out of range [1, %d]: %w", opts.QueueDepth, fusering.MaxQueueDepth, syscall.EINVAL)
+	}
 	var err error
 	if backing, err = filepath.Abs(backing); err != nil {
 		return nil, err

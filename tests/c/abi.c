@@ -1,0 +1,132 @@
+/*
+ * abi.c - the public structs, enums and flags keep their layout and
+ * values (after libfuse's test_abi.c). A change here breaks programs
+ * built against an earlier header: it needs a new ZCFUSE_VERSION_MAJOR
+ * (and SONAME), or a field added at the end behind struct_size.
+ *
+ * Compile time: sizes and offsets of zcfuse_server_opts_t (LP64 and
+ * ILP32) and zcfuse_server_stats_t (the same on both), enum and flag
+ * values. Run time: zcfuse_server_opts_init() fills every field, and
+ * zcfuse_server_stats() writes nothing past sizeof(zcfuse_server_stats_t)
+ * and accepts a larger struct_size (a newer caller).
+ */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+#define LP64 (sizeof(void *) == 8)
+#define PIN(type, field, lp64, ilp32)                                       \
+    _Static_assert(offsetof(type, field) == (LP64 ? (lp64) : (ilp32)), \
+                   #type "." #field " moved")
+
+PIN(zcfuse_server_opts_t, struct_size, 0, 0);
+PIN(zcfuse_server_opts_t, transport, 4, 4);
+PIN(zcfuse_server_opts_t, backing_dir, 8, 8);
+PIN(zcfuse_server_opts_t, mountpoint, 16, 12);
+PIN(zcfuse_server_opts_t, queue_depth, 24, 16);
+PIN(zcfuse_server_opts_t, flags, 28, 20);
+PIN(zcfuse_server_opts_t, entry_timeout_ms, 32, 24);
+PIN(zcfuse_server_opts_t, attr_timeout_ms, 36, 28);
+_Static_assert(sizeof(zcfuse_server_opts_t) == (LP64 ? 40 : 32), "zcfuse_server_opts_t size");
+
+PIN(zcfuse_server_stats_t, struct_size, 0, 0);
+PIN(zcfuse_server_stats_t, version, 4, 4);
+PIN(zcfuse_server_stats_t, transport, 8, 8);
+PIN(zcfuse_server_stats_t, queues, 12, 12);
+PIN(zcfuse_server_stats_t, queue_depth, 16, 16);
+PIN(zcfuse_server_stats_t, running, 20, 20);
+PIN(zcfuse_server_stats_t, bytes_read, 24, 24);
+PIN(zcfuse_server_stats_t, bytes_written, 32, 32);
+PIN(zcfuse_server_stats_t, errors, 40, 40);
+PIN(zcfuse_server_stats_t, ring_requests, 48, 48);
+PIN(zcfuse_server_stats_t, dev_requests, 560, 560);
+PIN(zcfuse_server_stats_t, fallback_reason, 1072, 1072);
+_Static_assert(sizeof(((zcfuse_server_stats_t *)0)->ring_requests) == 64 * 8, "ring_requests");
+_Static_assert(sizeof(((zcfuse_server_stats_t *)0)->fallback_reason) == 256, "fallback_reason");
+_Static_assert(sizeof(zcfuse_server_stats_t) == 1328, "zcfuse_server_stats_t size");
+
+_Static_assert(ZCFUSE_TRANSPORT_AUTO == 0, "AUTO");
+_Static_assert(ZCFUSE_TRANSPORT_URING == 1, "URING");
+_Static_assert(ZCFUSE_TRANSPORT_CLASSIC == 2, "CLASSIC");
+_Static_assert(sizeof(zcfuse_transport_t) == sizeof(int), "zcfuse_transport_t size");
+_Static_assert(ZCFUSE_SERVER_ALLOW_OTHER == 1u, "ALLOW_OTHER");
+_Static_assert(ZCFUSE_SERVER_READ_ONLY == 2u, "READ_ONLY");
+_Static_assert(ZCFUSE_SERVER_PASSTHROUGH == 4u, "PASSTHROUGH");
+_Static_assert(ZCFUSE_SERVER_DEBUG == 8u, "DEBUG");
+_Static_assert(ZCFUSE_SERVER_STATS_VERSION == 1, "stats version");
+_Static_assert(ZCFUSE_STATS_OPCODES == 64, "opcode slots");
+
+static void opts_init_fills_all(void)
+{
+    zcfuse_server_opts_t o;
+    memset(&o, 0xa5, sizeof o);
+    zcfuse_server_opts_init(&o);
+    EXPECT(o.struct_size == sizeof o, "struct_size %u", o.struct_size);
+    EXPECT(o.transport == ZCFUSE_TRANSPORT_AUTO, "transport %u", o.transport);
+    EXPECT(o.backing_dir == NULL && o.mountpoint == NULL, "directories set");
+    EXPECT(o.flags == 0, "flags %#x", o.flags);
+    /* 0 means "the default"; the defaults themselves are also fine. */
+    EXPECT(o.queue_depth == 0 || o.queue_depth == 4, "queue_depth %u", o.queue_depth);
+    EXPECT(o.entry_timeout_ms == 0 || o.entry_timeout_ms == 1000, "entry_timeout_ms %u",
+           o.entry_timeout_ms);
+    EXPECT(o.attr_timeout_ms == 0 || o.attr_timeout_ms == 1000, "attr_timeout_ms %u",
+           o.attr_timeout_ms);
+}
+
+/* A stats struct with room behind it, to see what the library touches. */
+struct padded {
+    zcfuse_server_stats_t st;
+    unsigned char tail[64];
+};
+
+static int tail_intact(const struct padded *p)
+{
+    for (size_t i = 0; i < sizeof p->tail; i++)
+        if (p->tail[i] != 0x5a)
+            return 0;
+    return 1;
+}
+
+static void stats_stays_inside(void)
+{
+    const char *dir = t_scratch();
+    if (!dir)
+        return;
+    char *backing = t_path(dir, "backing", 1), *mnt = t_path(dir, "mnt", 1);
+    zcfuse_server_opts_t o;
+    zcfuse_server_t *srv = NULL;
+    zcfuse_server_opts_init(&o);
+    o.backing_dir = backing;
+    o.mountpoint = mnt;
+    /* create mounts nothing, so this needs no root. */
+    if (EXPECT_RC(0, zcfuse_server_create(&o, &srv))) {
+        struct padded p;
+        for (int newer = 0; newer <= 1; newer++) {
+            memset(&p, 0x5a, sizeof p);
+            p.st.struct_size = sizeof p.st + (newer ? sizeof p.tail : 0);
+            EXPECT_RC(0, zcfuse_server_stats(srv, &p.st));
+            EXPECT(p.st.version == ZCFUSE_SERVER_STATS_VERSION, "version %u", p.st.version);
+            EXPECT(p.st.running == 0, "running %u before start", p.st.running);
+            EXPECT(memchr(p.st.fallback_reason, 0, sizeof p.st.fallback_reason) != NULL,
+                   "fallback_reason not NUL-terminated");
+            EXPECT(tail_intact(&p), "bytes past sizeof(zcfuse_server_stats_t) written (struct_size %u)",
+                   p.st.struct_size);
+        }
+        zcfuse_server_destroy(srv);
+    }
+    free(backing), free(mnt);
+}
+
+int main(void)
+{
+    t_init("abi");
+    printf("sizeof zcfuse_server_opts_t %zu, zcfuse_server_stats_t %zu\n",
+           sizeof(zcfuse_server_opts_t), sizeof(zcfuse_server_stats_t));
+    opts_init_fills_all();
+    stats_stays_inside();
+    return t_done(0);
+}
