@@ -59,9 +59,11 @@ func doMount(devFd int, p mountParams) error {
 func CheckMountpoint(mnt string) error {
 	// statfs is never answered from the kernel's caches, so it sees a
 	// dead FUSE mount at once; stat may still answer from the attribute
-	// cache for a while after the server died.
+	// cache for a while after the server died. In the first milliseconds
+	// after a FUSE-over-io_uring server died, while the kernel tears its
+	// rings down, requests fail with ECANCELED or ECONNABORTED instead.
 	var sfs unix.Statfs_t
-	if err := unix.Statfs(mnt, &sfs); errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
+	if err := unix.Statfs(mnt, &sfs); errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) || errors.Is(err, unix.ECANCELED) {
 		return fmt.Errorf("mountpoint %s: %w (a dead FUSE mount? unmount it first: umount %s)", mnt, unix.ENOTCONN, mnt)
 	}
 	var st unix.Stat_t
