@@ -104,6 +104,9 @@ type Conn struct {
 	stopOnce sync.Once
 	stopErr  error
 
+	fast     fastFds
+	fastRead bool // the READ fast path is on (not in debug mode)
+
 	readers    atomic.Int32
 	idle       atomic.Int32
 	maxReaders int32
@@ -153,7 +156,7 @@ func Open(cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{cfg: cfg, devFd: fd, logger: logger, nqueues: nq, done: make(chan struct{})}
+	c := &Conn{cfg: cfg, devFd: fd, logger: logger, nqueues: nq, done: make(chan struct{}), fastRead: !cfg.MountOptions.Debug}
 	c.notifier = newNotifier(fd)
 	return c, nil
 }
@@ -332,6 +335,11 @@ func (c *Conn) serve(ch int, in, out [][]byte) int {
 		slot = 0
 	}
 	c.cnt.ops[ch][slot].Add(1)
+	arg := in[0][uapi.FuseInHeaderSize:] // /dev/fuse: one buffer
+	if len(in) > 1 {
+		arg = in[1] // ring: the op_in area
+	}
+	c.fast.forget(op, arg) // before go-fuse closes the fd
 	n, st := c.ps.HandleRequest(in, out)
 	if n == 0 {
 		if st == fuse.OK {

@@ -34,6 +34,8 @@ type ringWorker struct {
 	hdr     []byte
 	payload []byte
 	scratch []byte // private copy of non-WRITE input payloads
+	tid     int
+	openFd  int // set through NoteOpenFd while an OPEN/CREATE is served
 }
 
 // startRings starts QueueDepth workers per queue and waits until each has
@@ -85,8 +87,11 @@ func (w *ringWorker) run(registered chan<- error) {
 	w.c.mu.Lock()
 	w.c.workers = append(w.c.workers, w)
 	w.c.mu.Unlock()
+	w.tid = unix.Gettid()
+	workersByTid.Store(w.tid, w)
 	registered <- nil
 	w.loop()
+	workersByTid.Delete(w.tid)
 	w.c.mu.Lock()
 	for i, o := range w.c.workers {
 		if o == w {
@@ -183,6 +188,9 @@ func (w *ringWorker) handle() {
 	hdr := w.hdr
 	total := int(binary.NativeEndian.Uint32(hdr[0:]))
 	op := binary.NativeEndian.Uint32(hdr[4:])
+	if op == opRead && w.c.fastRead && w.fastRead() {
+		return
+	}
 	psz := int(binary.NativeEndian.Uint32(hdr[uapi.FuseURingPayloadSzOff:]))
 	argSz := total - uapi.FuseInHeaderSize - psz
 	if psz > len(w.payload) || argSz < 0 || argSz > uapi.FuseURingEntOff-uapi.FuseURingOpInOff {
@@ -203,7 +211,11 @@ func (w *ringWorker) handle() {
 		copy(in[2], w.payload[:psz])
 	}
 	out := [2][]byte{hdr[:uapi.FuseOutHeaderSize], w.payload}
+	w.openFd = -1
 	n := w.c.serve(chanRing, in[:], out[:])
+	if op == opOpen || op == opCreate {
+		w.c.fast.noteReply(op, hdr, w.payload, w.openFd)
+	}
 	if n < uapi.FuseOutHeaderSize {
 		// Every ring request needs a commit; a request the server would
 		// not answer gets an error instead.

@@ -21,6 +21,9 @@ type Stats struct {
 	// which answer ordinary questions (no such name, attribute or
 	// operation).
 	Errors uint64 `json:"errors"`
+	// FastReads counts READs a ring thread served with a plain pread on
+	// the backing fd, without the ProtocolServer (included in Requests).
+	FastReads uint64 `json:"fast_reads"`
 	// RingOps and DevOps are the per-opcode counts behind Requests,
 	// indexed by FUSE opcode (slot 0: opcodes >= 64).
 	RingOps [numOps]uint64 `json:"-"`
@@ -36,6 +39,7 @@ type counters struct {
 	bytesRead    atomic.Uint64
 	bytesWritten atomic.Uint64
 	errors       atomic.Uint64
+	fastReads    atomic.Uint64
 }
 
 const (
@@ -60,4 +64,5 @@ func (c *counters) snapshot(s *Stats) {
 	s.BytesRead = c.bytesRead.Load()
 	s.BytesWritten = c.bytesWritten.Load()
 	s.Errors = c.errors.Load()
+	s.FastReads = c.fastReads.Load()
 }

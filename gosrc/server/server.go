@@ -136,8 +136,11 @@ func (s *Server) Start() error {
 		return fmt.Errorf("backing directory: %w", err)
 	}
 	lr := &fs.LoopbackRoot{Path: s.backing, Dev: uint64(st.Dev)}
-	root := &rootNode{LoopbackNode: fs.LoopbackNode{RootData: lr}, srv: s}
+	root := &rootNode{node: node{fs.LoopbackNode{RootData: lr}}, srv: s}
 	lr.RootNode = root
+	lr.NewNode = func(rd *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
+		return &node{fs.LoopbackNode{RootData: rd}}
+	}
 	s.root = root
 	rawFS := fs.NewNodeFS(root, &fs.Options{
 		EntryTimeout:    timeout(s.opts.EntryTimeout),
@@ -226,9 +229,47 @@ func (s *Server) Stats() Stats {
 // Mountpoint is the absolute mountpoint.
 func (s *Server) Mountpoint() string { return s.mountpoint }
 
+// node is a loopback node that tells the ring thread serving an OPEN or
+// CREATE which backing fd the new handle reads from, so READs on it can
+// take the transport's fast path (fusering.NoteOpenFd).
+type node struct {
+	fs.LoopbackNode
+}
+
+var (
+	_ fs.NodeOpener  = (*node)(nil)
+	_ fs.NodeCreater = (*node)(nil)
+)
+
+func noteFd(fh fs.FileHandle) {
+	if p, ok := fh.(fs.FilePassthroughFder); ok {
+		if fd, ok := p.PassthroughFd(); ok {
+			fusering.NoteOpenFd(fd)
+		}
+	}
+}
+
+// Open opens the backing file and notes its fd for the READ fast path.
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)
+	if errno == 0 {
+		noteFd(fh)
+	}
+	return fh, fuseFlags, errno
+}
+
+// Create creates the backing file and notes its fd for the READ fast path.
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	inode, fh, fuseFlags, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	if errno == 0 {
+		noteFd(fh)
+	}
+	return inode, fh, fuseFlags, errno
+}
+
 // rootNode is the loopback root plus the virtual stats attribute.
 type rootNode struct {
-	fs.LoopbackNode
+	node
 	srv *Server
 }
 
