@@ -119,7 +119,7 @@ func (w *ringWorker) setup() error {
 	if w.hdrMem, err = ring.Alloc(4096); err != nil {
 		return err
 	}
-	if w.payload, err = ring.Alloc(MaxWrite); err != nil {
+	if w.payload, err = ring.AllocHuge(MaxWrite); err != nil {
 		return err
 	}
 	w.hdr = w.hdrMem[:uapi.FuseURingHeaderSize]

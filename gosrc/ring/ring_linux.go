@@ -428,19 +428,57 @@ func (r *Ring) UnregisterFiles() error {
 // Alloc maps size bytes of anonymous, populated, page-aligned memory
 // suitable for buffers whose address the kernel keeps. Free it with Free.
 func Alloc(size int) ([]byte, error) {
-	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	return mapAnon(size, unix.MAP_POPULATE)
+}
+
+// mapAnon maps anonymous memory outside x/sys/unix's Mmap bookkeeping
+// (which only unmaps exactly the slices it returned), so AllocHuge can
+// trim its mapping and Free can unmap either kind.
+func mapAnon(size int, flags int) ([]byte, error) {
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|flags)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes: %w", size, err)
 	}
-	return b, nil
+	return unsafe.Slice((*byte)(p), size), nil
 }
 
-// Free unmaps memory from Alloc.
+// HugePageSize is the size of a transparent huge page on x86-64.
+const HugePageSize = 2 << 20
+
+// AllocHuge is Alloc for buffers the kernel copies large blocks through:
+// the mapping starts on a huge-page boundary, is rounded up to whole huge
+// pages and asks for transparent huge pages (MADV_HUGEPAGE), which saves
+// TLB misses on every copy. Without THP it is plain Alloc memory. Free
+// it with Free.
+func AllocHuge(size int) ([]byte, error) {
+	full := (size + HugePageSize - 1) &^ (HugePageSize - 1)
+	raw, err := mapAnon(full+HugePageSize, 0)
+	if err != nil {
+		return nil, err
+	}
+	base := uintptr(unsafe.Pointer(&raw[0]))
+	head := int((HugePageSize - base%HugePageSize) % HugePageSize)
+	b := raw[head : head+full : head+full]
+	// Give back the unaligned head and tail, so b is a mapping of its own.
+	if head > 0 {
+		Free(raw[:head])
+	}
+	if tail := raw[head+full:]; len(tail) > 0 {
+		Free(tail)
+	}
+	_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // best effort: THP may be off
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 0 // populate now, not on the first request
+	}
+	return b[:size], nil
+}
+
+// Free unmaps memory from Alloc or AllocHuge.
 func Free(b []byte) error {
-	if b == nil {
+	if cap(b) == 0 {
 		return nil
 	}
-	return unix.Munmap(b)
+	return unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(b)), uintptr(cap(b)))
 }
 
 func allocIovecs(bufs [][]byte) ([]unix.Iovec, func(), error) {
