@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zcfuse/zcfuse/gosrc/fusering"
 	"golang.org/x/sys/unix"
 )
 
@@ -191,37 +192,12 @@ func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 
 // mountPoints returns the mount points in /proc/self/mountinfo.
 func mountPoints() []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
+	mounts, _ := fusering.Mounts()
 	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 {
-			out = append(out, unescapeMountinfo(f[4]))
-		}
+	for _, m := range mounts {
+		out = append(out, m.Mountpoint)
 	}
 	return out
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func isMounted(path string) bool {

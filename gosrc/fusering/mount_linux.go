@@ -84,9 +84,49 @@ func CheckMountpoint(mnt string) error {
 	return nil
 }
 
-// mountID finds the newest mount on mnt in /proc/self/mountinfo and
-// returns its device's minor number, which names the FUSE connection in
-// /sys/fs/fuse/connections. It sends no request to the file system.
+// Mount is one line of /proc/self/mountinfo.
+type Mount struct {
+	// Minor is the device's minor number; for a FUSE mount it names the
+	// connection in /sys/fs/fuse/connections.
+	Minor      uint32
+	Mountpoint string // unescaped
+	FSType     string // e.g. fuse.zcfuse
+}
+
+// Mounts lists this process's mounts, oldest first. Reading it sends no
+// request to any file system.
+func Mounts() ([]Mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Mount
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source super
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		m := Mount{Mountpoint: unescapeMountinfo(fields[4])}
+		if majmin := strings.SplitN(fields[2], ":", 2); len(majmin) == 2 {
+			v, _ := strconv.ParseUint(majmin[1], 10, 32)
+			m.Minor = uint32(v)
+		}
+		for i, f := range fields {
+			if f == "-" && i+1 < len(fields) {
+				m.FSType = fields[i+1]
+				break
+			}
+		}
+		out = append(out, m)
+	}
+	return out, sc.Err()
+}
+
+// mountID finds the newest mount on mnt and returns its minor number.
 func mountID(mnt string) (minor uint32, ok bool, err error) {
 	abs, err := filepath.Abs(mnt)
 	if err != nil {
@@ -96,29 +136,13 @@ func mountID(mnt string) (minor uint32, ok bool, err error) {
 	if real, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
 		abs = filepath.Join(real, filepath.Base(abs))
 	}
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return 0, false, err
+	mounts, err := Mounts()
+	for _, m := range mounts {
+		if m.Mountpoint == abs {
+			minor, ok = m.Minor, true
+		}
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescapeMountinfo(fields[4]) != abs {
-			continue
-		}
-		majmin := strings.SplitN(fields[2], ":", 2)
-		if len(majmin) != 2 {
-			continue
-		}
-		m, err := strconv.ParseUint(majmin[1], 10, 32)
-		if err != nil {
-			continue
-		}
-		minor, ok = uint32(m), true
-	}
-	return minor, ok, sc.Err()
+	return minor, ok, err
 }
 
 func unescapeMountinfo(s string) string {

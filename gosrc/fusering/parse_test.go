@@ -66,3 +66,16 @@ func TestOpenRejectsBadDepth(t *testing.T) {
 		require.ErrorContains(t, err, "queue depth")
 	}
 }
+
+func TestMounts(t *testing.T) {
+	mounts, err := Mounts()
+	require.NoError(t, err)
+	var root bool
+	for _, m := range mounts {
+		if m.Mountpoint == "/" {
+			root = true
+			require.NotEmpty(t, m.FSType)
+		}
+	}
+	require.True(t, root, "/ is not in /proc/self/mountinfo: %v", mounts)
+}
