@@ -8,7 +8,8 @@ export GO
 # Extra flags for both `go test` suites, e.g. make test GOTESTFLAGS=-v
 GOTESTFLAGS ?=
 export GOTESTFLAGS
-# Flags for scripts/bench-first.sh, e.g. make bench BENCHFLAGS=--quick
+# Flags for `zcfuse bench`, e.g. make bench BENCHFLAGS="--smoke" or
+# BENCHFLAGS="--json docs/bench.json --plot docs/bench.png"
 BENCHFLAGS ?=
 
 ENABLE_URING := /sys/module/fuse/parameters/enable_uring
@@ -94,8 +95,8 @@ test: deps build uring-on ## vet, go test -race ./gosrc/..., go test ./tests/...
 demo: build ## mount a temporary /dev/shm directory through zcfuse and show it working
 	@ZCFUSE_BIN=bin/zcfuse scripts/demo.sh
 
-bench: deps ## first measurement: fio through dir, classic, uring, go-fuse (BENCHFLAGS=--quick)
-	@scripts/bench-first.sh $(BENCHFLAGS)
+bench: deps bin/zcfuse uring-on ## zcfuse bench: fio through dir, classic, uring, go-fuse, passthrough (BENCHFLAGS=--smoke)
+	bin/zcfuse bench $(BENCHFLAGS)
 
 help: ## list the targets
 	@echo "zcfuse make targets:"

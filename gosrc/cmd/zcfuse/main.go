@@ -4,6 +4,8 @@
 //	             [--allow-other] [--read-only] [--passthrough] [-d]
 //	             BACKING_DIR MOUNTPOINT
 //	zcfuse stats [--json] MOUNTPOINT
+//	zcfuse bench [--smoke] [--reps N] [--runtime DUR] [--targets LIST] [--rows LIST]
+//	             [--json FILE] [--plot FILE.png] ...   (zcfuse bench --help)
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/zcfuse/zcfuse/gosrc/bench"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
 	"github.com/zcfuse/zcfuse/gosrc/server"
 )
@@ -27,6 +30,8 @@ const usage = `usage:
   zcfuse mount [--transport auto|uring|classic] [--queue-depth N] [--allow-other]
                [--read-only] [--passthrough] [-d] BACKING_DIR MOUNTPOINT
   zcfuse stats [--json] MOUNTPOINT
+  zcfuse bench [--smoke] [--reps N] [--runtime DUR] [--targets LIST] [--rows LIST]
+               [--json FILE] [--plot FILE.png] ...   (zcfuse bench --help)
 `
 
 // errUsage marks errors that exit with status 2.
@@ -54,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdMount(args[1:], stderr)
 	case "stats":
 		return cmdStats(args[1:], stdout)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -145,6 +152,16 @@ func cmdStats(args []string, stdout io.Writer) error {
 		return err
 	}
 	return printStats(stdout, st)
+}
+
+// cmdBench runs the benchmark harness (package bench), or the server
+// child it started this binary as.
+func cmdBench(args []string, stdout, stderr io.Writer) error {
+	err := bench.Main(args, stdout, stderr)
+	if errors.Is(err, bench.ErrUsage) {
+		return fmt.Errorf("%w: %s", errUsage, strings.TrimPrefix(err.Error(), bench.ErrUsage.Error()+": "))
+	}
+	return err
 }
 
 func printStats(w io.Writer, st server.Stats) error {

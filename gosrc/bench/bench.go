@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Channel names in counts: zcfuse's own (ring, dev) and "server" for the
+// go-fuse child, which has only one.
+const (
+	ChannelRing   = "ring"
+	ChannelDev    = "dev"
+	ChannelServer = "server"
+	// ChannelNone is the expected channel with kernel passthrough: READ
+	// and WRITE must not reach the server at all.
+	ChannelNone = "none"
+)
+
+type targetKind int
+
+const (
+	kindDir targetKind = iota
+	kindZcfuse
+	kindGofuse
+)
+
+// Target is one way to reach the test file.
+type Target struct {
+	Name  string // as in --targets
+	Label string // for people
+	kind  targetKind
+	// mountArgs are the `zcfuse mount` flags of a zcfuse target.
+	mountArgs []string
+	// Channel is where READ and WRITE must arrive: ChannelRing,
+	// ChannelDev, ChannelServer or ChannelNone; "" for the directory.
+	Channel string
+	// Transport is the transport a zcfuse target must report.
+	Transport string
+}
+
+// Targets are all targets, in table order.
+var Targets = []Target{
+	{Name: "dir", Label: "directory itself (tmpfs)", kind: kindDir},
+	{Name: "zcfuse-classic", Label: "zcfuse classic (/dev/fuse)", kind: kindZcfuse,
+		mountArgs: []string{"--transport", "classic"}, Channel: ChannelDev, Transport: "classic"},
+	{Name: "zcfuse-uring", Label: "zcfuse uring", kind: kindZcfuse,
+		mountArgs: []string{"--transport", "uring"}, Channel: ChannelRing, Transport: "uring"},
+	{Name: "gofuse", Label: "go-fuse loopback (passthrough off)", kind: kindGofuse, Channel: ChannelServer},
+	{Name: "zcfuse-passthrough", Label: "zcfuse uring --passthrough", kind: kindZcfuse,
+		mountArgs: []string{"--transport", "uring", "--passthrough"}, Channel: ChannelNone, Transport: "uring"},
+}
+
+// Row is one fio workload.
+type Row struct {
+	ID     string `json:"id"`     // as in --rows
+	Name   string `json:"name"`   // the workload without the pinning: randread-4k
+	Pinned bool   `json:"pinned"` // fio runs with its CPU affinity set to Config.CPU
+	RW     string `json:"rw"`     // fio --rw
+	BS     string `json:"bs"`     // fio --bs
+	Op     string `json:"op"`     // the FUSE opcode it produces: READ or WRITE
+	// Latency rows report IOPS and latencies; the others GB/s.
+	Latency bool `json:"latency"`
+}
+
+// PinWord is "pinned" or "unpinned".
+func (r Row) PinWord() string {
+	if r.Pinned {
+		return "pinned"
+	}
+	return "unpinned"
+}
+
+// Rows are all rows, in table order.
+var Rows = []Row{
+	{ID: "randread-4k-pinned", Name: "randread-4k", Pinned: true, RW: "randread", BS: "4k", Op: "READ", Latency: true},
+	{ID: "randread-4k-unpinned", Name: "randread-4k", RW: "randread", BS: "4k", Op: "READ", Latency: true},
+	{ID: "randwrite-4k-pinned", Name: "randwrite-4k", Pinned: true, RW: "randwrite", BS: "4k", Op: "WRITE", Latency: true},
+	{ID: "randwrite-4k-unpinned", Name: "randwrite-4k", RW: "randwrite", BS: "4k", Op: "WRITE", Latency: true},
+	{ID: "seqread-1m", Name: "seqread-1m", Pinned: true, RW: "read", BS: "1m", Op: "READ"},
+	{ID: "seqwrite-1m", Name: "seqwrite-1m", Pinned: true, RW: "write", BS: "1m", Op: "WRITE"},
+}
+
+// Config is one benchmark run. Zero fields take the defaults noted.
+type Config struct {
+	Reps    int           // repetitions; default 3
+	Runtime time.Duration // per fio run, after the ramp; default 5 s
+	Ramp    time.Duration // fio --ramp_time; negative: none; default 1 s
+	SizeMiB int           // test file size; default 256
+	CPU     int           // the CPU pinned rows run fio on
+	Targets []string      // names or all; see SelectTargets
+	Rows    []string      // IDs, names or all; see SelectRows
+	// Smoke marks a CI run: invalid results make Run fail.
+	Smoke bool
+	// Exe is the zcfuse binary the servers run as; default os.Executable().
+	Exe string
+	Fio string // the fio command; default "fio"
+	// ShmDir holds the temporary directory; default /dev/shm.
+	ShmDir string
+	// CommandLine is recorded in the report as given.
+	CommandLine []string
+	// Progress receives a line per fio run and notes; default io.Discard.
+	Progress io.Writer
+}
+
+func (c *Config) setDefaults() {
+	if c.Reps <= 0 {
+		c.Reps = 3
+	}
+	if c.Runtime <= 0 {
+		c.Runtime = 5 * time.Second
+	}
+	if c.Ramp == 0 {
+		c.Ramp = time.Second
+	} else if c.Ramp < 0 {
+		c.Ramp = 0
+	}
+	if c.SizeMiB <= 0 {
+		c.SizeMiB = 256
+	}
+	if c.Fio == "" {
+		c.Fio = "fio"
+	}
+	if c.ShmDir == "" {
+		c.ShmDir = "/dev/shm"
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// SelectTargets returns the targets named in names (all when names is
+// empty or holds "all"), in table order.
+func SelectTargets(names []string) ([]Target, error) {
+	want, err := wanted(names, func(n string) bool {
+		for _, t := range Targets {
+			if t.Name == n {
+				return true
+			}
+		}
+		return false
+	}, "target", targetNames())
+	if err != nil {
+		return nil, err
+	}
+	var out []Target
+	for _, t := range Targets {
+		if want == nil || want[t.Name] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// SelectRows returns the rows named in names by ID or by name
+// (randread-4k selects both pinnings; all or nothing selects every row),
+// in table order.
+func SelectRows(names []string) ([]Row, error) {
+	want, err := wanted(names, func(n string) bool {
+		for _, r := range Rows {
+			if r.ID == n || r.Name == n {
+				return true
+			}
+		}
+		return false
+	}, "row", rowNames())
+	if err != nil {
+		return nil, err
+	}
+	var out []Row
+	for _, r := range Rows {
+		if want == nil || want[r.ID] || want[r.Name] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// wanted turns a filter list into a set; nil means everything.
+func wanted(names []string, known func(string) bool, what, valid string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		switch {
+		case n == "":
+		case n == "all":
+			return nil, nil
+		case !known(n):
+			return nil, fmt.Errorf("%w: unknown %s %q (want %s)", ErrUsage, what, n, valid)
+		default:
+			set[n] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil, nil
+	}
+	return set, nil
+}
+
+func targetNames() string {
+	var s []string
+	for _, t := range Targets {
+		s = append(s, t.Name)
+	}
+	return strings.Join(s, ", ")
+}
+
+func rowNames() string {
+	var s []string
+	for _, r := range Rows {
+		s = append(s, r.ID)
+	}
+	return strings.Join(s, ", ") + ", or randread-4k, randwrite-4k for both pinnings"
+}
+
+// order returns the targets for repetition rep (1-based): rotated by one
+// each repetition so that no target always runs first.
+func order(ts []Target, rep int) []Target {
+	out := make([]Target, len(ts))
+	for i := range ts {
+		out[i] = ts[(i+rep-1)%len(ts)]
+	}
+	return out
+}

@@ -1,0 +1,410 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fioSample is fio 3.33's JSON for one psync job, trimmed to what the
+// harness reads, behind a line of text as fio sometimes writes.
+const fioSample = `fio: note: some warning
+{
+  "fio version" : "fio-3.33",
+  "jobs" : [
+    {
+      "jobname" : "randread-4k-pinned",
+      "error" : 0,
+      "read" : {
+        "io_bytes" : 1536151552, "bw_bytes" : 320000000, "iops" : 78125.5,
+        "runtime" : 5001, "total_ios" : 390700,
+        "clat_ns" : {"min" : 691, "max" : 122221, "mean" : 12802.47, "stddev" : 844.6,
+          "N" : 390700, "percentile" : {"50.000000" : 11968, "99.000000" : 23680, "99.900000" : 105984}}
+      },
+      "write" : {
+        "io_bytes" : 0, "bw_bytes" : 0, "iops" : 0.0, "runtime" : 0, "total_ios" : 0,
+        "clat_ns" : {"min" : 0, "max" : 0, "mean" : 0.0, "stddev" : 0.0, "N" : 0}
+      },
+      "usr_cpu" : 20.23, "sys_cpu" : 76.29, "ctx" : 1415
+    }
+  ]
+}
+`
+
+func TestParseFio(t *testing.T) {
+	m, err := parseFio([]byte(fioSample), "READ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Measurement{IOPS: 78125.5, GBps: 0.32, IOs: 390700, RuntimeMs: 5001,
+		MeanUs: 12.80247, P50Us: 11.968, P99Us: 23.68, P999Us: 105.984, UsrCPU: 20.23, SysCPU: 76.29, Ctx: 1415}
+	if math.Abs(m.MeanUs-want.MeanUs) > 1e-6 {
+		t.Errorf("mean %v, want %v", m.MeanUs, want.MeanUs)
+	}
+	m.MeanUs = want.MeanUs
+	if m != want {
+		t.Errorf("got %+v\nwant %+v", m, want)
+	}
+	if _, err := parseFio([]byte(fioSample), "WRITE"); err == nil || !strings.Contains(err.Error(), "no WRITE") {
+		t.Errorf("WRITE side of a read job: %v, want a no-I/O error", err)
+	}
+	for _, bad := range []string{``, `{"jobs": []}`, `{"jobs": [{"error": 5}]}`, `not json`} {
+		if _, err := parseFio([]byte(bad), "READ"); err == nil {
+			t.Errorf("parseFio(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestFioArgs(t *testing.T) {
+	a := strings.Join(fioArgs(Rows[0], "/m/f", "/o.json", 5*time.Second, time.Second), " ")
+	for _, want := range []string{"--rw=randread", "--bs=4k", "--direct=1", "--ioengine=psync", "--iodepth=1",
+		"--runtime=5s", "--ramp_time=1s", "--time_based", "--output=/o.json", "--filename=/m/f", "--output-format=json"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("fio args %q lack %s", a, want)
+		}
+	}
+	if a := strings.Join(fioArgs(Rows[0], "f", "o", 1500*time.Millisecond, 0), " "); !strings.Contains(a, "--runtime=1500ms") || strings.Contains(a, "ramp") {
+		t.Errorf("fio args %q: want --runtime=1500ms and no ramp", a)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		in := append([]float64(nil), c.in...)
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", in, got, c.want)
+		}
+		for i := range in {
+			if in[i] != c.in[i] {
+				t.Errorf("median reordered its input")
+			}
+		}
+	}
+}
+
+func TestSelect(t *testing.T) {
+	all, err := SelectTargets(nil)
+	if err != nil || len(all) != len(Targets) {
+		t.Fatalf("SelectTargets(nil) = %d targets, %v", len(all), err)
+	}
+	ts, err := SelectTargets([]string{"zcfuse-uring", "dir"})
+	if err != nil || len(ts) != 2 || ts[0].Name != "dir" || ts[1].Name != "zcfuse-uring" {
+		t.Errorf("SelectTargets(uring, dir) = %v, %v; want dir, zcfuse-uring in table order", ts, err)
+	}
+	if _, err := SelectTargets([]string{"nfs"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("unknown target: %v, want ErrUsage", err)
+	}
+	rows, err := SelectRows([]string{"randread-4k", "seqwrite-1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range rows {
+		ids = append(ids, r.ID)
+	}
+	if got := strings.Join(ids, ","); got != "randread-4k-pinned,randread-4k-unpinned,seqwrite-1m" {
+		t.Errorf("SelectRows(randread-4k, seqwrite-1m) = %s", got)
+	}
+	if rows, _ := SelectRows([]string{"all"}); len(rows) != len(Rows) {
+		t.Errorf("all rows: %d", len(rows))
+	}
+	if _, err := SelectRows([]string{"randread"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("unknown row: %v, want ErrUsage", err)
+	}
+}
+
+func TestOrderRotates(t *testing.T) {
+	ts := Targets[:3]
+	var got []string
+	for rep := 1; rep <= 3; rep++ {
+		var names []string
+		for _, t := range order(ts, rep) {
+			names = append(names, t.Name)
+		}
+		got = append(got, strings.Join(names, " "))
+	}
+	want := []string{"dir zcfuse-classic zcfuse-uring", "zcfuse-classic zcfuse-uring dir", "zcfuse-uring dir zcfuse-classic"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("order: %q, want %q", got, want)
+	}
+}
+
+func target(name string) Target {
+	for _, t := range Targets {
+		if t.Name == name {
+			return t
+		}
+	}
+	panic(name)
+}
+
+func TestCheck(t *testing.T) {
+	read, write := Rows[0], Rows[2]
+	for _, c := range []struct {
+		target string
+		row    Row
+		ck     Check
+		ios    uint64
+		bad    string // a substring of the complaint; "" for none
+	}{
+		{"zcfuse-uring", read, Check{Transport: "uring", Ops: Counts{"ring": {"READ": 100, "GETATTR": 1}}}, 100, ""},
+		{"zcfuse-uring", read, Check{Transport: "uring", Ops: Counts{"ring": {"READ": 100}, "dev": {"READ": 1}}}, 100, "none on dev"},
+		{"zcfuse-uring", read, Check{Transport: "uring", Ops: Counts{"ring": {"READ": 99}}}, 100, "want all on ring"},
+		{"zcfuse-uring", read, Check{Transport: "classic", Ops: Counts{"ring": {"READ": 100}}}, 100, "transport"},
+		{"zcfuse-classic", write, Check{Transport: "classic", Ops: Counts{"dev": {"WRITE": 7, "GETXATTR": 7}}}, 7, ""},
+		{"zcfuse-classic", write, Check{Transport: "classic", Ops: Counts{"ring": {"WRITE": 7}}}, 7, "want all on dev"},
+		{"zcfuse-passthrough", read, Check{Transport: "uring", Ops: Counts{"ring": {"OPEN": 1, "GETXATTR": 9}}}, 100, ""},
+		{"zcfuse-passthrough", write, Check{Transport: "uring", Ops: Counts{"ring": {"WRITE": 3}}}, 100, "saw ring WRITE=3"},
+		{"gofuse", read, Check{Transport: "classic", Ops: Counts{"server": {"READ": 100}}}, 100, ""},
+		{"gofuse", write, Check{Transport: "classic", Ops: Counts{"server": {"READ": 100}}}, 100, "counted 0 WRITE"},
+	} {
+		got := check(target(c.target), c.row, &c.ck, c.ios)
+		if (c.bad == "") != (got == "") || !strings.Contains(got, c.bad) {
+			t.Errorf("check(%s, %s, %v, %d) = %q, want %q", c.target, c.row.ID, c.ck.Ops, c.ios, got, c.bad)
+		}
+	}
+}
+
+func TestCountsSub(t *testing.T) {
+	before := Counts{"ring": {"READ": 10, "OPEN": 1}}
+	after := Counts{"ring": {"READ": 15, "OPEN": 1}, "dev": {"FORGET": 2}}
+	d := after.sub(before)
+	if len(d) != 2 || d["ring"]["READ"] != 5 || d["dev"]["FORGET"] != 2 || len(d["ring"]) != 1 {
+		t.Errorf("sub = %v", d)
+	}
+}
+
+func TestParseCountsLine(t *testing.T) {
+	r, w, err := parseCountsLine("zcfuse-bench-gofuse: counts reads=12 writes=3")
+	if err != nil || r != 12 || w != 3 {
+		t.Errorf("got %d %d %v", r, w, err)
+	}
+	if _, _, err := parseCountsLine("counts reads=12"); err == nil {
+		t.Error("a line without writes parsed")
+	}
+}
+
+func TestLineLog(t *testing.T) {
+	l := newLineLog()
+	l.Write([]byte("zcfuse: falling back\nzcfuse: rea"))
+	select {
+	case <-l.ready:
+		t.Fatal("ready before the line was complete")
+	default:
+	}
+	l.Write([]byte("dy: /a on /b transport=uring\nx counts reads=1 writes=2\n"))
+	if line := <-l.ready; !strings.HasSuffix(line, "transport=uring") {
+		t.Errorf("ready line %q", line)
+	}
+	if line := <-l.counts; !strings.Contains(line, "reads=1") {
+		t.Errorf("counts line %q", line)
+	}
+	if tail := l.tail(); !strings.Contains(tail, "falling back") {
+		t.Errorf("tail %q", tail)
+	}
+}
+
+// sampleReport is a two-repetition report over three targets and two rows.
+func sampleReport() *Report {
+	rows := []Row{Rows[0], Rows[4]}
+	r := &Report{
+		Command: "zcfuse bench --reps 2", Start: "2026-01-02T03:04:05Z",
+		Machine:   Machine{NProc: 2, CPUModel: "Test CPU", Kernel: "6.18.0", Go: "go1.26", Fio: "fio-3.33", ShmFS: "tmpfs"},
+		LoadStart: "0.10 0.20 0.30 1/100 1", LoadEnd: "0.50 0.20 0.30 1/100 2",
+		Params: Params{Reps: 2, RuntimeS: 5, RampS: 1, SizeMiB: 256, CPU: 0},
+		Rows:   rows,
+	}
+	for _, n := range []string{"dir", "zcfuse-uring", "gofuse"} {
+		t := target(n)
+		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Label: t.Label, Channel: t.Channel})
+	}
+	add := func(tg, row string, rep int, iops, gbps, mean, p50, p99 float64, valid bool) {
+		res := Result{Target: tg, Row: row, Rep: rep, Valid: valid,
+			Measurement: Measurement{IOPS: iops, GBps: gbps, MeanUs: mean, P50Us: p50, P99Us: p99, IOs: 100}}
+		if !valid {
+			res.Problem = "READ counted on ring=0 dev=100"
+			r.Problems = append(r.Problems, tg+" "+row+": INVALID: "+res.Problem)
+		}
+		r.Results = append(r.Results, res)
+	}
+	add("dir", "randread-4k-pinned", 1, 700000, 2.8, 1.2, 1.1, 1.7, true)
+	add("dir", "randread-4k-pinned", 2, 720000, 2.9, 1.1, 1.1, 1.6, true)
+	add("zcfuse-uring", "randread-4k-pinned", 1, 80000, 0.33, 12.1, 11.9, 16.5, true)
+	add("zcfuse-uring", "randread-4k-pinned", 2, 76000, 0.31, 12.9, 12.0, 23.7, true)
+	add("gofuse", "randread-4k-pinned", 1, 28000, 0.11, 35.1, 26.0, 111, true)
+	add("gofuse", "randread-4k-pinned", 2, 1e9, 9, 0.1, 0.1, 0.1, false)
+	add("dir", "seqread-1m", 1, 8000, 8.0, 124, 103, 216, true)
+	add("dir", "seqread-1m", 2, 7800, 7.8, 126, 104, 220, true)
+	add("zcfuse-uring", "seqread-1m", 1, 4000, 4.0, 250, 240, 300, true)
+	add("zcfuse-uring", "seqread-1m", 2, 3800, 3.8, 260, 245, 310, true)
+	add("gofuse", "seqread-1m", 1, 2000, 2.0, 500, 480, 600, true)
+	add("gofuse", "seqread-1m", 2, 2100, 2.1, 490, 470, 590, true)
+	r.summarize()
+	return r
+}
+
+func TestSummarize(t *testing.T) {
+	r := sampleReport()
+	s, ok := r.Find("zcfuse-uring", "randread-4k-pinned")
+	if !ok || s.IOPS != 78000 || s.Min != 76000 || s.Max != 80000 || s.Runs != 2 || s.Valid != 2 {
+		t.Errorf("uring randread summary %+v", s)
+	}
+	if want := 78000.0 / 710000; math.Abs(s.VsDir-want) > 1e-9 {
+		t.Errorf("uring vs dir %v, want %v", s.VsDir, want)
+	}
+	g, _ := r.Find("gofuse", "randread-4k-pinned")
+	if g.IOPS != 28000 || g.Valid != 1 || g.Runs != 2 {
+		t.Errorf("the invalid run must stay out of the median: %+v", g)
+	}
+	q, _ := r.Find("gofuse", "seqread-1m")
+	if q.GBps != 2.05 || math.Abs(q.VsDir-2.05/7.9) > 1e-9 {
+		t.Errorf("gofuse seqread summary %+v", q)
+	}
+	if r.Invalid() != 1 {
+		t.Errorf("Invalid() = %d, want 1", r.Invalid())
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	r := sampleReport()
+	path := filepath.Join(t.TempDir(), "b.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadJSON(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Results) != len(r.Results) || len(back.Summary) != len(r.Summary) || back.Rows[1].ID != "seqread-1m" {
+		t.Errorf("round trip lost data: %d results, %d summaries", len(back.Results), len(back.Summary))
+	}
+	var a, b bytes.Buffer
+	r.WriteTables(&a)
+	back.WriteTables(&b)
+	if a.String() != b.String() {
+		t.Errorf("tables differ after a round trip:\n%s\n%s", a.String(), b.String())
+	}
+}
+
+func Example_tables() {
+	sampleReport().WriteTables(os.Stdout)
+	// Output:
+	// zcfuse bench: medians of 2 repetition(s) × 5s (+1s ramp) per fio run; fio psync, QD1, O_DIRECT, on a 256 MiB file of random data in a tmpfs directory; "pinned": fio's CPU affinity is CPU 0.
+	// machine: 2 CPUs (Test CPU), kernel 6.18.0, go1.26, fio 3.33; load 0.10 -> 0.50
+	//
+	// 4 KiB random read, QD1, O_DIRECT (randread-4k)
+	//
+	// | target       | fio    |   IOPS | iops / dir | mean µs | p50 µs | p99 µs | check       |
+	// |--------------|--------|-------:|-----------:|--------:|-------:|-------:|-------------|
+	// | dir          | pinned | 710.0k |      1.000 |    1.15 |   1.10 |   1.65 | –           |
+	// | zcfuse-uring | pinned |  78.0k |      0.110 |    12.5 |   11.9 |   20.1 | ring ✓      |
+	// | gofuse       | pinned |  28.0k |      0.039 |    35.1 |   26.0 |  111.0 | INVALID 1/2 |
+	//
+	// 1 MiB sequential read and overwrite, QD1, O_DIRECT, fio pinned (GB/s = 1e9 bytes/s)
+	//
+	// | target       | read GB/s | read / dir | check    |
+	// |--------------|----------:|-----------:|----------|
+	// | dir          |      7.90 |      1.000 | –        |
+	// | zcfuse-uring |      3.90 |      0.494 | ring ✓   |
+	// | gofuse       |      2.05 |      0.259 | server ✓ |
+	//
+	// WARNING: gofuse randread-4k-pinned: INVALID: READ counted on ring=0 dev=100
+}
+
+func TestPlot(t *testing.T) {
+	r := sampleReport()
+	b, err := r.Plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// two panels (4 KiB read, 1 MiB read) side by side
+	if sz := img.Bounds().Size(); sz.X != 1520 || sz.Y != 540 {
+		t.Errorf("chart is %v", sz)
+	}
+	// The uring bar's colour must be there: some pixels are colPinned.
+	found := 0
+	for y := 0; y < img.Bounds().Dy(); y += 2 {
+		for x := 0; x < img.Bounds().Dx(); x += 2 {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if uint8(r>>8) == colPinned.R && uint8(g>>8) == colPinned.G && uint8(b>>8) == colPinned.B {
+				found++
+			}
+		}
+	}
+	if found < 1000 {
+		t.Errorf("only %d bar pixels", found)
+	}
+	if _, err := (&Report{}).Plot(); err == nil {
+		t.Error("an empty report plotted")
+	}
+}
+
+func TestAxisMax(t *testing.T) {
+	bars := func(vs ...float64) []bar {
+		var out []bar
+		for _, v := range vs {
+			out = append(out, bar{value: v, min: v, max: v, ok: true})
+		}
+		return out
+	}
+	// the kernel's own paths (700k, 650k) are broken off; the FUSE bars set the axis
+	if got := axisMax(bars(700, 80, 35, 650, 29)); math.Abs(got-80*1.15) > 1e-9 {
+		t.Errorf("axisMax with a gap = %v", got)
+	}
+	if got := axisMax(bars(8, 4, 2.7, 7.3)); math.Abs(got-8*1.15) > 1e-9 {
+		t.Errorf("axisMax without a gap = %v", got)
+	}
+	if got := axisMax(nil); got != 1 {
+		t.Errorf("axisMax(nil) = %v", got)
+	}
+	for raw, want := range map[float64]float64{17: 20, 0.3: 0.5, 100: 100, 2.2: 2.5} {
+		if got := niceStep(raw); math.Abs(got-want) > 1e-9 {
+			t.Errorf("niceStep(%v) = %v, want %v", raw, got, want)
+		}
+	}
+}
+
+func TestMainUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	for _, args := range [][]string{
+		{"--reps", "0"}, {"--runtime", "soon"}, {"--plot", "x.svg"}, {"--targets", "nfs"}, {"extra"}, {"--nope"},
+	} {
+		if err := Main(args, &out, &errb); !errors.Is(err, ErrUsage) {
+			t.Errorf("Main(%q) = %v, want ErrUsage", args, err)
+		}
+	}
+	out.Reset()
+	if err := Main([]string{"--help"}, &out, &errb); err != nil || !strings.Contains(out.String(), "--smoke") {
+		t.Errorf("--help: %v, %q", err, out.String())
+	}
+}
+
+func TestSmallHelpers(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5": 5 * time.Second, "0.5": 500 * time.Millisecond, "1500ms": 1500 * time.Millisecond} {
+		if got, err := parseSeconds(in); err != nil || got != want {
+			t.Errorf("parseSeconds(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := parseSeconds("soon"); err == nil {
+		t.Error("parseSeconds(soon) succeeded")
+	}
+	if got := shellQuote([]string{"zcfuse", "bench", "--rows", "a b", "it's"}); got != `zcfuse bench --rows 'a b' 'it'\''s'` {
+		t.Errorf("shellQuote: %s", got)
+	}
+	if fmtIOPS(78149) != "78.1k" || fmtIOPS(703933) != "703.9k" || fmtIOPS(999) != "999" || fmtIOPS(1.5e6) != "1.50M" {
+		t.Errorf("fmtIOPS: %s %s %s %s", fmtIOPS(78149), fmtIOPS(703933), fmtIOPS(999), fmtIOPS(1.5e6))
+	}
+}

@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// ChildEnv, set in the environment of `zcfuse bench`, selects a hidden
+// child mode instead of a benchmark: "gofuse-loopback" serves go-fuse's
+// loopback (ChildMain). The harness sets it for its own children only.
+const ChildEnv = "ZCFUSE_BENCH_CHILD"
+
+const childGofuse = "gofuse-loopback"
+
+// IsChild reports whether this process was started as a harness child.
+func IsChild() bool { return os.Getenv(ChildEnv) != "" }
+
+// ChildMain runs the child mode ChildEnv names with args BACKING MNT.
+//
+// The go-fuse child is the reference server: go-fuse's own server
+// (fuse.NewServer, /dev/fuse read/write) over its loopback node tree
+// (fs.NewLoopbackRoot), mounted with mount(2) directly, configured as
+// zcfuse's server is: 1 s entry and attribute timeouts, 1 MiB MaxWrite,
+// MaxBackground 64, locks on, and kernel passthrough OFF
+// (fuse.CAP_PASSTHROUGH in DisabledCapabilities), since go-fuse turns it
+// on by itself as root and the kernel would then serve READ and WRITE
+// without the server. It writes "zcfuse-bench-gofuse: ready: ..." on
+// stderr once mounted, a counts line ("... counts reads=N writes=M") on
+// SIGUSR1, and unmounts on SIGTERM or SIGINT.
+func ChildMain(args []string, stderr io.Writer) error {
+	mode := os.Getenv(ChildEnv)
+	if mode != childGofuse {
+		return fmt.Errorf("%s=%q: unknown child mode (want %s)", ChildEnv, mode, childGofuse)
+	}
+	if len(args) != 2 {
+		return fmt.Errorf("%w: the %s child needs BACKING MNT", ErrUsage, mode)
+	}
+	logger := log.New(stderr, "zcfuse-bench-gofuse: ", 0)
+	backing, err := filepath.Abs(args[0])
+	if err != nil {
+		return err
+	}
+	mnt, err := filepath.Abs(args[1])
+	if err != nil {
+		return err
+	}
+	root, err := fs.NewLoopbackRoot(backing)
+	if err != nil {
+		return fmt.Errorf("backing directory: %w", err)
+	}
+	sec := time.Second
+	opts := &fs.Options{
+		EntryTimeout: &sec,
+		AttrTimeout:  &sec,
+		Logger:       logger,
+		MountOptions: fuse.MountOptions{
+			DirectMountStrict:    true,
+			FsName:               backing,
+			Name:                 "gofuse-bench",
+			MaxWrite:             1 << 20,
+			MaxBackground:        64,
+			EnableLocks:          true,
+			DisabledCapabilities: fuse.CAP_PASSTHROUGH,
+			Logger:               logger,
+		},
+	}
+	// fs.Mount, with the counters between the node tree and the server.
+	raw := &countingFS{RawFileSystem: fs.NewNodeFS(root, opts)}
+	srv, err := fuse.NewServer(raw, mnt, &opts.MountOptions)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", mnt, err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	signal.Ignore(syscall.SIGPIPE)
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		return fmt.Errorf("mount %s: %w", mnt, err)
+	}
+	logger.Printf("ready: %s on %s passthrough=off max_write=%d pid=%d", backing, mnt, opts.MaxWrite, os.Getpid())
+	done := make(chan struct{})
+	go func() { srv.Wait(); close(done) }()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGUSR1 {
+				raw.report(logger)
+				continue
+			}
+			if err := srv.Unmount(); err != nil {
+				return fmt.Errorf("unmount %s: %w", mnt, err)
+			}
+			<-done
+			return nil
+		case <-done:
+			logger.Printf("%s was unmounted", mnt)
+			return nil
+		}
+	}
+}
+
+// countingFS counts READ and WRITE in front of the loopback bridge: one
+// atomic add each.
+type countingFS struct {
+	fuse.RawFileSystem
+	reads, writes atomic.Uint64
+}
+
+func (c *countingFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	c.reads.Add(1)
+	return c.RawFileSystem.Read(cancel, in, buf)
+}
+
+// Writev is what go-fuse calls for every WRITE (Write only after ENOSYS
+// from it), so WRITEs are counted here.
+func (c *countingFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	c.writes.Add(1)
+	return c.RawFileSystem.Writev(cancel, in, data)
+}
+
+func (c *countingFS) report(logger *log.Logger) {
+	logger.Printf("counts reads=%d writes=%d", c.reads.Load(), c.writes.Load())
+}

@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrUsage marks errors in the command line.
+var ErrUsage = errors.New("usage")
+
+// Usage is the synopsis of `zcfuse bench`.
+const Usage = `zcfuse bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB] [--cpu N]
+             [--targets LIST] [--rows LIST] [--smoke] [--json FILE] [--plot FILE.png]
+             [--fio PATH] [--tmpdir DIR]
+       zcfuse bench --from FILE.json [--plot FILE.png]
+`
+
+// Main is `zcfuse bench ARGS`: it runs the benchmark, prints progress on
+// stderr and the tables on stdout, and writes the JSON and the chart when
+// asked. Started with ChildEnv set, it runs that child mode instead.
+func Main(args []string, stdout, stderr io.Writer) error {
+	if IsChild() {
+		return ChildMain(args, stderr)
+	}
+	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	reps := fl.Int("reps", 3, "repetitions (medians of them)")
+	runtimeS := fl.String("runtime", "5s", "measured time per fio run (seconds, or a duration: 1500ms)")
+	rampS := fl.String("ramp", "1s", "fio --ramp_time before each measurement (0: none)")
+	size := fl.Int("size", 256, "test file size in MiB")
+	cpu := fl.Int("cpu", 0, "the CPU pinned rows run fio on")
+	targets := fl.String("targets", "all", "comma list: "+targetNames())
+	rows := fl.String("rows", "all", "comma list: "+rowNames())
+	smoke := fl.Bool("smoke", false, "CI run: 1 repetition, 2 s, no ramp; invalid results fail")
+	jsonPath := fl.String("json", "", "write every result, the medians and the machine to FILE")
+	plotPath := fl.String("plot", "", "write a bar chart PNG to FILE")
+	fio := fl.String("fio", "fio", "the fio command")
+	tmpdir := fl.String("tmpdir", "/dev/shm", "where the temporary backing directory and mountpoints go (tmpfs)")
+	from := fl.String("from", "", "measure nothing: print the tables (and --plot) of a --json FILE written before")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "usage: %s\n", Usage)
+			fl.SetOutput(stdout)
+			fl.PrintDefaults()
+			return nil
+		}
+		return fmt.Errorf("%w: bench: %v", ErrUsage, err)
+	}
+	if fl.NArg() != 0 {
+		return fmt.Errorf("%w: bench takes no arguments, got %q", ErrUsage, fl.Args())
+	}
+	if *from != "" {
+		rep, err := ReadJSON(*from)
+		if err != nil {
+			return err
+		}
+		rep.summarize()
+		rep.WriteTables(stdout)
+		if *plotPath != "" {
+			return rep.WritePlot(*plotPath)
+		}
+		return nil
+	}
+	set := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfg := Config{
+		Reps: *reps, SizeMiB: *size, CPU: *cpu, Smoke: *smoke, Fio: *fio, ShmDir: *tmpdir,
+		Targets:     splitList(*targets),
+		Rows:        splitList(*rows),
+		CommandLine: append([]string{os.Args[0], "bench"}, args...),
+		Progress:    stderr,
+	}
+	var err error
+	if cfg.Runtime, err = parseSeconds(*runtimeS); err != nil || cfg.Runtime <= 0 {
+		return fmt.Errorf("%w: --runtime %q: want a positive number of seconds or a duration", ErrUsage, *runtimeS)
+	}
+	if cfg.Ramp, err = parseSeconds(*rampS); err != nil || cfg.Ramp < 0 {
+		return fmt.Errorf("%w: --ramp %q: want seconds or a duration", ErrUsage, *rampS)
+	}
+	if cfg.Ramp == 0 {
+		cfg.Ramp = -1 // Config's "none"
+	}
+	if *reps < 1 {
+		return fmt.Errorf("%w: --reps %d: want 1 or more", ErrUsage, *reps)
+	}
+	if *smoke {
+		if !set["reps"] {
+			cfg.Reps = 1
+		}
+		if !set["runtime"] {
+			cfg.Runtime = 2 * time.Second
+		}
+		if !set["ramp"] {
+			cfg.Ramp = -1
+		}
+	}
+	if *plotPath != "" && !strings.HasSuffix(strings.ToLower(*plotPath), ".png") {
+		return fmt.Errorf("%w: --plot %q: the chart is a PNG; name it .png", ErrUsage, *plotPath)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, runErr := Run(ctx, cfg)
+	if rep == nil {
+		return runErr
+	}
+	fmt.Fprintln(stdout)
+	rep.WriteTables(stdout)
+	if errors.Is(runErr, context.Canceled) {
+		// a partial run: no files, so that it replaces no complete one
+		return fmt.Errorf("interrupted; --json and --plot not written: %w", runErr)
+	}
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
+	if *jsonPath != "" {
+		if err := rep.WriteJSON(*jsonPath); err != nil {
+			errs = append(errs, fmt.Errorf("--json: %w", err))
+		} else {
+			fmt.Fprintf(stderr, "zcfuse bench: wrote %s\n", *jsonPath)
+		}
+	}
+	if *plotPath != "" {
+		if err := rep.WritePlot(*plotPath); err != nil {
+			errs = append(errs, fmt.Errorf("--plot: %w", err))
+		} else {
+			fmt.Fprintf(stderr, "zcfuse bench: wrote %s\n", *plotPath)
+		}
+	}
+	if n := rep.Invalid() - rep.Errors; n > 0 {
+		if cfg.Smoke {
+			errs = append(errs, fmt.Errorf("smoke: %d result(s) invalid (see the warnings)", n))
+		} else {
+			fmt.Fprintf(stderr, "zcfuse bench: %d result(s) invalid and left out of the medians (see the warnings)\n", n)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parseSeconds reads "5", "0.5" (seconds) or a Go duration ("1500ms").
+func parseSeconds(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	return time.ParseDuration(s)
+}

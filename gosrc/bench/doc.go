@@ -1,0 +1,49 @@
+// Package bench is zcfuse's benchmark harness, run as `zcfuse bench`.
+//
+// It measures the posix paths with fio on a /dev/shm backing directory
+// holding one test file of random data, for several targets side by side:
+// the directory itself, zcfuse over /dev/fuse (classic), zcfuse over
+// FUSE-over-io_uring, go-fuse's own server with its loopback node tree
+// (kernel passthrough off) and zcfuse with kernel passthrough. Every row
+// uses O_DIRECT and fio's psync engine at queue depth 1:
+//
+//	randread-4k-pinned     4 KiB random read, fio pinned to one CPU
+//	randread-4k-unpinned   the same, fio free to move
+//	randwrite-4k-pinned    4 KiB random write, pinned
+//	randwrite-4k-unpinned  4 KiB random write, unpinned
+//	seqread-1m             1 MiB sequential read, pinned
+//	seqwrite-1m            1 MiB sequential overwrite of the file, pinned
+//
+// Each server runs in a child process of its own, so its CPU time and
+// garbage collection are not the harness's: zcfuse targets re-execute the
+// running binary as `zcfuse mount`, and the go-fuse target re-executes it
+// as `zcfuse bench` with ChildEnv set, which serves go-fuse's loopback
+// (see ChildMain). Repetitions are interleaved (repetition 1 of every
+// target, then repetition 2, ...), each on a fresh mount, and the tables
+// show medians.
+//
+// After every fio run the harness checks that the I/O reached the server
+// where it should: for zcfuse from the server's per-channel counters (READ
+// or WRITE over the ring for uring, over /dev/fuse for classic, none at all
+// with passthrough), for go-fuse from the child's own counters. A run that
+// fails the check is marked invalid, left out of the medians and listed
+// under the tables.
+//
+// # Lifetimes
+//
+// Run makes a temporary directory under /dev/shm holding the backing
+// directory and the mountpoints. Before it returns, on every path
+// (including a cancelled context), every server it started is stopped,
+// every mount under that directory is taken down (lazily as a last
+// resort) and the directory is removed. Servers also get SIGTERM if the
+// harness dies (PR_SET_PDEATHSIG), and unmount on it.
+//
+// # Errors
+//
+// Run fails before measuring when the machine lacks what a selected
+// target needs (root, fio, /dev/fuse, FUSE-over-io_uring switched on),
+// naming what is missing. A server that does not mount or a fio run that
+// fails is recorded in that result and the run goes on; Run then returns
+// an error after writing the report. Invalid results (a failed channel
+// check) are only an error with Config.Smoke.
+package bench

@@ -1,0 +1,421 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"math"
+	"os"
+	"sort"
+	"strings"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/opentype"
+	"golang.org/x/image/math/fixed"
+)
+
+// The chart: one PNG, a panel per metric group (4 KiB read IOPS, 4 KiB
+// write IOPS, 1 MiB read GB/s, 1 MiB overwrite GB/s), bars per target at
+// the median with the min–max of the repetitions as a whisker. Drawn with
+// image/draw and the Go fonts; no plotting library.
+
+var (
+	colWhite  = color.RGBA{255, 255, 255, 255}
+	colBlack  = color.RGBA{30, 30, 30, 255}
+	colGrid   = color.RGBA{225, 225, 225, 255}
+	colMuted  = color.RGBA{100, 100, 100, 255}
+	colPinned = color.RGBA{51, 102, 170, 255}
+	colFree   = color.RGBA{153, 187, 221, 255}
+	colTarget = color.RGBA{204, 51, 17, 255}
+	colRef    = color.RGBA{34, 136, 51, 255}
+)
+
+// bar is one bar of a panel.
+type bar struct {
+	value, min, max float64 // in panel units
+	ok              bool    // a valid median exists
+	invalid         bool    // runs exist, none valid
+}
+
+type series struct {
+	name string
+	col  color.RGBA
+	bars []bar // one per target
+}
+
+type refLine struct {
+	value float64
+	label string
+	col   color.RGBA
+}
+
+type panel struct {
+	title   string
+	unit    string
+	targets []string
+	series  []series
+	refs    []refLine
+	format  func(float64) string
+}
+
+// plotLabels are the targets' names under the bars.
+var plotLabels = map[string]string{
+	"dir":                "directory\n(tmpfs)",
+	"zcfuse-classic":     "zcfuse\nclassic",
+	"zcfuse-uring":       "zcfuse\nuring",
+	"gofuse":             "go-fuse\nloopback",
+	"zcfuse-passthrough": "zcfuse uring\n+passthrough",
+}
+
+// panels builds the panels from the report's medians.
+func (r *Report) panels() []panel {
+	var out []panel
+	pick := func(rowID string, scale float64) (bars []bar, any bool) {
+		for _, t := range r.Targets {
+			s, ok := r.Find(t.Name, rowID)
+			row, _ := r.row(rowID)
+			b := bar{ok: ok && s.Valid > 0, invalid: ok && s.Runs > 0 && s.Valid == 0}
+			if b.ok {
+				v := s.GBps
+				if row.Latency {
+					v = s.IOPS
+				}
+				b.value, b.min, b.max = v/scale, s.Min/scale, s.Max/scale
+				any = true
+			}
+			bars = append(bars, b)
+		}
+		return bars, any
+	}
+	var names []string
+	for _, t := range r.Targets {
+		names = append(names, t.Name)
+	}
+	kfmt := func(v float64) string {
+		if v >= 100 {
+			return fmt.Sprintf("%.0f", v)
+		}
+		return fmt.Sprintf("%.1f", v)
+	}
+	for _, g := range []struct {
+		name, title string
+		refs        []refLine
+	}{
+		{"randread-4k", "4 KiB random read, QD1, O_DIRECT: IOPS", []refLine{
+			{80, "issue target 80k", colTarget},
+			{95, "libfuse passthrough_hp ~95k", colRef},
+		}},
+		{"randwrite-4k", "4 KiB random write, QD1, O_DIRECT: IOPS", nil},
+	} {
+		p := panel{title: g.title, unit: "kIOPS", targets: names, refs: g.refs, format: kfmt}
+		for _, pin := range []bool{true, false} {
+			for _, row := range r.Rows {
+				if row.Name != g.name || row.Pinned != pin {
+					continue
+				}
+				if bars, ok := pick(row.ID, 1e3); ok {
+					c := colPinned
+					if !pin {
+						c = colFree
+					}
+					p.series = append(p.series, series{name: "fio " + row.PinWord(), col: c, bars: bars})
+				}
+			}
+		}
+		if len(p.series) > 0 {
+			out = append(out, p)
+		}
+	}
+	gfmt := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+	for _, g := range []struct {
+		id, title string
+		refs      []refLine
+	}{
+		{"seqread-1m", "1 MiB sequential read, QD1, O_DIRECT: GB/s", []refLine{{4, "issue target 4 GB/s", colTarget}}},
+		{"seqwrite-1m", "1 MiB sequential overwrite, QD1, O_DIRECT: GB/s", nil},
+	} {
+		if _, ok := r.row(g.id); !ok {
+			continue
+		}
+		if bars, ok := pick(g.id, 1); ok {
+			out = append(out, panel{title: g.title, unit: "GB/s", targets: names, refs: g.refs, format: gfmt,
+				series: []series{{name: "fio pinned", col: colPinned, bars: bars}}})
+		}
+	}
+	return out
+}
+
+// WritePlot draws the chart into a PNG file at path.
+func (r *Report) WritePlot(path string) error {
+	b, err := r.Plot()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// Plot draws the chart and returns the PNG.
+func (r *Report) Plot() ([]byte, error) {
+	ps := r.panels()
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("nothing to plot: no valid results")
+	}
+	c, err := newCanvas()
+	if err != nil {
+		return nil, err
+	}
+	const pw, ph, head = 760, 470, 70
+	cols := 2
+	if len(ps) == 1 {
+		cols = 1
+	}
+	nrows := (len(ps) + cols - 1) / cols
+	c.img = image.NewRGBA(image.Rect(0, 0, cols*pw, head+nrows*ph))
+	draw.Draw(c.img, c.img.Bounds(), image.NewUniform(colWhite), image.Point{}, draw.Src)
+
+	p := r.Params
+	c.text(c.title, 16, 28, colBlack, "zcfuse bench: fio psync, QD1, O_DIRECT, through each target to a file in a tmpfs directory", 0)
+	sub := fmt.Sprintf("medians of %d × %gs; whiskers: min–max; pinned = fio on CPU %d.  %d CPUs %s, kernel %s, %s.  load %s → %s",
+		p.Reps, p.RuntimeS, p.CPU, r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Start[:min(10, len(r.Start))],
+		firstField(r.LoadStart), firstField(r.LoadEnd))
+	c.text(c.small, 16, 52, colMuted, sub, 0)
+	for i, pn := range ps {
+		x0, y0 := (i%cols)*pw, head+(i/cols)*ph
+		c.panel(pn, image.Rect(x0, y0, x0+pw, y0+ph))
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, c.img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+type canvas struct {
+	img                 *image.RGBA
+	title, label, small font.Face
+}
+
+func newCanvas() (*canvas, error) {
+	reg, err := opentype.Parse(goregular.TTF)
+	if err != nil {
+		return nil, err
+	}
+	bold, err := opentype.Parse(gobold.TTF)
+	if err != nil {
+		return nil, err
+	}
+	face := func(f *opentype.Font, size float64) (font.Face, error) {
+		return opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull})
+	}
+	c := &canvas{}
+	if c.title, err = face(bold, 17); err != nil {
+		return nil, err
+	}
+	if c.label, err = face(reg, 14); err != nil {
+		return nil, err
+	}
+	if c.small, err = face(reg, 12); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// text draws s with its baseline at y; x is its left edge (align 0),
+// centre (1) or right edge (2).
+func (c *canvas) text(f font.Face, x, y int, col color.RGBA, s string, align int) {
+	w := font.MeasureString(f, s).Round()
+	switch align {
+	case 1:
+		x -= w / 2
+	case 2:
+		x -= w
+	}
+	d := font.Drawer{Dst: c.img, Src: image.NewUniform(col), Face: f, Dot: fixed.P(x, y)}
+	d.DrawString(s)
+}
+
+func (c *canvas) rect(r image.Rectangle, col color.RGBA) {
+	draw.Draw(c.img, r, image.NewUniform(col), image.Point{}, draw.Over)
+}
+
+func (c *canvas) hdash(x0, x1, y int, col color.RGBA) {
+	for x := x0; x < x1; x += 9 {
+		c.rect(image.Rect(x, y, min(x+5, x1), y+2), col)
+	}
+}
+
+// panel draws one panel into area.
+func (c *canvas) panel(p panel, area image.Rectangle) {
+	const left, right, top, bottom = 70, 20, 58, 62
+	plot := image.Rect(area.Min.X+left, area.Min.Y+top, area.Max.X-right, area.Max.Y-bottom)
+	c.text(c.title, area.Min.X+left, area.Min.Y+30, colBlack, p.title, 0)
+
+	var all []bar
+	for _, s := range p.series {
+		all = append(all, s.bars...)
+	}
+	ymax := axisMax(all)
+	for _, rl := range p.refs {
+		if rl.value*1.1 > ymax && rl.value < 3*ymax {
+			ymax = rl.value * 1.1
+		}
+	}
+	step := niceStep(ymax / 5)
+	ymax = math.Ceil(ymax/step) * step
+	y := func(v float64) int {
+		return plot.Max.Y - int(math.Round(v/ymax*float64(plot.Dy())))
+	}
+	for v := 0.0; v <= ymax+step/2; v += step {
+		yy := y(v)
+		c.rect(image.Rect(plot.Min.X, yy, plot.Max.X, yy+1), colGrid)
+		c.text(c.small, plot.Min.X-8, yy+4, colMuted, trimNum(v), 2)
+	}
+	c.text(c.small, area.Min.X+8, plot.Min.Y-12, colMuted, p.unit, 0)
+
+	for _, rl := range p.refs {
+		if rl.value <= ymax {
+			c.hdash(plot.Min.X, plot.Max.X, y(rl.value), rl.col)
+		}
+	}
+
+	n := len(p.targets)
+	gw := float64(plot.Dx()) / float64(n)
+	bw := gw * 0.72 / float64(len(p.series))
+	for ti, name := range p.targets {
+		gx := float64(plot.Min.X) + gw*float64(ti) + gw*0.14
+		for si, s := range p.series {
+			b := s.bars[ti]
+			x0 := int(gx + bw*float64(si))
+			x1 := int(gx + bw*float64(si+1) - 2)
+			cx := (x0 + x1) / 2
+			if !b.ok {
+				why := "n/a"
+				if b.invalid {
+					why = "invalid"
+				}
+				c.text(c.small, cx, plot.Max.Y-6, colTarget, why, 1)
+				continue
+			}
+			clipped := b.value > ymax
+			top := y(math.Min(b.value, ymax))
+			c.rect(image.Rect(x0, top, x1, plot.Max.Y), s.col)
+			if clipped {
+				// a break in the bar: it goes on beyond the axis
+				for k := 0; k < 2; k++ {
+					yy := top + 20 + 7*k
+					c.rect(image.Rect(x0-2, yy, x1+2, yy+3), colWhite)
+				}
+				c.text(c.small, cx, top+14, colWhite, p.format(b.value)+" ↑", 1)
+				continue
+			}
+			if b.max > b.min && b.max <= ymax {
+				ylo, yhi := y(b.min), y(b.max)
+				c.rect(image.Rect(cx, yhi, cx+1, ylo+1), colBlack)
+				c.rect(image.Rect(cx-4, yhi, cx+5, yhi+1), colBlack)
+				c.rect(image.Rect(cx-4, ylo, cx+5, ylo+1), colBlack)
+			}
+			ly := top - 5
+			if b.max <= ymax && y(b.max) < top {
+				ly = y(b.max) - 5
+			}
+			lbl := p.format(b.value)
+			lw := font.MeasureString(c.small, lbl).Round()
+			c.rect(image.Rect(cx-lw/2-2, ly-11, cx+lw/2+3, ly+3), colWhite)
+			c.text(c.small, cx, ly, colBlack, lbl, 1)
+		}
+		label := plotLabels[name]
+		if label == "" {
+			label = name
+		}
+		for li, line := range strings.Split(label, "\n") {
+			c.text(c.label, int(float64(plot.Min.X)+gw*(float64(ti)+0.5)), plot.Max.Y+20+17*li, colBlack, line, 1)
+		}
+	}
+	c.rect(image.Rect(plot.Min.X, plot.Max.Y, plot.Max.X, plot.Max.Y+1), colBlack)
+	c.rect(image.Rect(plot.Min.X, plot.Min.Y, plot.Min.X+1, plot.Max.Y+1), colBlack)
+
+	// legend, right-aligned above the plot: series swatches, then the
+	// reference lines
+	lx := plot.Max.X
+	ly := plot.Min.Y - 12
+	item := func(label string, col color.RGBA, dashed bool) {
+		lx -= font.MeasureString(c.small, label).Round()
+		c.text(c.small, lx, ly, colBlack, label, 0)
+		if dashed {
+			lx -= 24
+			c.hdash(lx, lx+19, ly-5, col)
+		} else {
+			lx -= 16
+			c.rect(image.Rect(lx, ly-10, lx+12, ly+2), col)
+		}
+		lx -= 14
+	}
+	if len(p.series) > 1 {
+		for i := len(p.series) - 1; i >= 0; i-- {
+			item(p.series[i].name, p.series[i].col, false)
+		}
+	}
+	for i := len(p.refs) - 1; i >= 0; i-- {
+		item(p.refs[i].label, p.refs[i].col, true)
+	}
+}
+
+// axisMax is the top of the value axis: above the largest whisker,
+// unless the bars split into a tall group and a short one (the kernel's
+// own paths next to FUSE servers: a gap of 3× or more between two
+// neighbouring values): then above the short group, so it stays readable,
+// and the tall bars are drawn broken with their values.
+func axisMax(bars []bar) float64 {
+	var vals []float64
+	for _, b := range bars {
+		if b.ok {
+			vals = append(vals, b.value)
+		}
+	}
+	if len(vals) == 0 {
+		return 1
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(vals)))
+	limit := vals[0]
+	for i := 0; i+1 < len(vals); i++ {
+		if vals[i+1] > 0 && vals[i] > 3*vals[i+1] {
+			limit = vals[i+1]
+			break
+		}
+	}
+	var top float64
+	for _, b := range bars {
+		if b.ok && b.value <= limit {
+			top = math.Max(top, math.Max(b.value, b.max))
+		}
+	}
+	if top <= 0 {
+		return 1
+	}
+	return top * 1.15
+}
+
+// niceStep rounds a raw tick step up to 1, 2 or 5 times a power of ten.
+func niceStep(raw float64) float64 {
+	if raw <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*p >= raw {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func trimNum(v float64) string {
+	s := fmt.Sprintf("%.2f", v)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}

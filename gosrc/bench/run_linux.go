@@ -1,0 +1,412 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const testFile = "bench.dat"
+
+// Run measures every selected target and row cfg.Reps times and returns
+// the report with its medians. The report is returned with an error too
+// when some runs failed (their results say why); a nil report means
+// nothing was measured.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.setDefaults()
+	targets, err := SelectTargets(cfg.Targets)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := SelectRows(cfg.Rows)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Exe == "" {
+		if cfg.Exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("own executable: %w", err)
+		}
+	}
+	if err := preflight(&cfg, targets); err != nil {
+		return nil, err
+	}
+
+	r := &Report{
+		What: "fio (psync, QD1, O_DIRECT) through each target to one file in a tmpfs backing directory; " +
+			"medians of the valid repetitions; ratios to the directory itself",
+		Command: shellQuote(cfg.CommandLine),
+		Start:   time.Now().Format(time.RFC3339),
+		Machine: machineInfo(cfg.Fio, cfg.Exe),
+		Params: Params{Reps: cfg.Reps, RuntimeS: cfg.Runtime.Seconds(), RampS: cfg.Ramp.Seconds(),
+			SizeMiB: cfg.SizeMiB, CPU: cfg.CPU, Smoke: cfg.Smoke,
+			Fio: strings.Join(fioArgs(Row{ID: "ROW", RW: "RW", BS: "BS"}, "FILE", "OUT", cfg.Runtime, cfg.Ramp), " ")},
+		Rows: rows,
+	}
+	for _, t := range targets {
+		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Label: t.Label, Channel: t.Channel})
+	}
+
+	tmp, err := os.MkdirTemp(cfg.ShmDir, "zcfuse-bench.")
+	if err != nil {
+		return nil, err
+	}
+	defer removeTmp(tmp, cfg.Progress)
+	r.Machine.ShmFS = fsType(tmp)
+	if r.Machine.ShmFS != "tmpfs" {
+		fmt.Fprintf(cfg.Progress, "zcfuse bench: WARNING: %s is on %s, not tmpfs: the numbers include that file system\n", tmp, r.Machine.ShmFS)
+	}
+	backing := filepath.Join(tmp, "backing")
+	if err := os.Mkdir(backing, 0o755); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Progress, "zcfuse bench: writing a %d MiB file of random data to %s (%s)\n", cfg.SizeMiB, backing, r.Machine.ShmFS)
+	if err := writeRandomFile(filepath.Join(backing, testFile), cfg.SizeMiB); err != nil {
+		return nil, err
+	}
+
+	total := cfg.Reps * len(targets) * len(rows)
+	per := cfg.Runtime + cfg.Ramp
+	fmt.Fprintf(cfg.Progress, "zcfuse bench: %d targets × %d rows × %d reps = %d fio runs of %v: about %v\n",
+		len(targets), len(rows), cfg.Reps, total, per, (time.Duration(total) * (per + 300*time.Millisecond)).Round(time.Second))
+	r.OtherFio = otherFio()
+	if len(r.OtherFio) > 0 {
+		fmt.Fprintf(cfg.Progress, "zcfuse bench: WARNING: other fio processes are running (pids %s): numbers will be disturbed\n", strings.Join(r.OtherFio, " "))
+	}
+	r.LoadStart = loadAvg()
+	fmt.Fprintf(cfg.Progress, "zcfuse bench: load at start: %s\n", r.LoadStart)
+
+	b := &bencher{cfg: cfg, r: r, tmp: tmp, backing: backing, total: total}
+	var runErr error
+	for rep := 1; rep <= cfg.Reps && runErr == nil; rep++ {
+		for _, t := range order(targets, rep) {
+			if runErr = b.target(ctx, t, rows, rep); runErr != nil {
+				break
+			}
+		}
+	}
+	r.LoadEnd = loadAvg()
+	r.End = time.Now().Format(time.RFC3339)
+	fmt.Fprintf(cfg.Progress, "zcfuse bench: load at end: %s\n", r.LoadEnd)
+	r.summarize()
+	if runErr != nil {
+		return r, runErr
+	}
+	if r.Errors > 0 {
+		return r, fmt.Errorf("%d of %d fio runs failed (see the problems listed)", r.Errors, total)
+	}
+	return r, nil
+}
+
+// bencher carries one Run's state.
+type bencher struct {
+	cfg     Config
+	r       *Report
+	tmp     string
+	backing string
+	done    int
+	total   int
+}
+
+// target measures every row on one fresh mount of t (or on the directory).
+// It returns an error only when the run must end (cancelled).
+func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	file := filepath.Join(b.backing, testFile)
+	var srv *serverProc
+	if t.kind != kindDir {
+		mnt := filepath.Join(b.tmp, fmt.Sprintf("mnt.%s.%d", t.Name, rep))
+		var err error
+		if srv, err = startServer(ctx, b.cfg.Exe, t, b.backing, mnt); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, row := range rows {
+				b.record(Result{Target: t.Name, Row: row.ID, Rep: rep, Problem: err.Error()}, row, true)
+			}
+			return nil
+		}
+		if b.r.Servers == nil {
+			b.r.Servers = map[string]string{}
+		}
+		if b.r.Servers[t.Name] == "" {
+			b.r.Servers[t.Name] = srv.info
+		}
+		defer func() {
+			if err := srv.stop(); err != nil {
+				b.r.Problems = append(b.r.Problems, err.Error())
+			}
+		}()
+		file = filepath.Join(mnt, testFile)
+	}
+	for _, row := range rows {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res := Result{Target: t.Name, Row: row.ID, Rep: rep}
+		var before snapshot
+		var err error
+		if srv != nil {
+			if before, err = srv.counts(); err != nil {
+				res.Problem = fmt.Sprintf("server counters: %v", err)
+				b.record(res, row, true)
+				continue
+			}
+		}
+		out := filepath.Join(b.tmp, fmt.Sprintf("fio.%s.%s.%d.json", t.Name, row.ID, rep))
+		var ticks int64 = -1
+		if srv != nil {
+			ticks = srv.cpuTicks()
+		}
+		res.Measurement, res.FioCPUs, err = b.fio(ctx, row, file, out)
+		if srv != nil && ticks >= 0 {
+			if t1 := srv.cpuTicks(); t1 >= ticks {
+				cpu := float64(t1-ticks) / 100
+				res.ServerCPU = &cpu
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			res.Problem = err.Error()
+			b.record(res, row, true)
+			continue
+		}
+		res.Valid = true
+		if row.Pinned && res.FioCPUs != fmt.Sprint(b.cfg.CPU) {
+			res.Valid = false
+			res.Problem = fmt.Sprintf("fio ran with CPU affinity %q, want %d", res.FioCPUs, b.cfg.CPU)
+		}
+		if srv != nil {
+			after, err := srv.counts()
+			if err != nil {
+				res.Valid = false
+				res.Problem = fmt.Sprintf("server counters: %v", err)
+			} else {
+				res.Check = &Check{Transport: after.transport, Want: t.Channel, Op: row.Op,
+					Ops: after.ops.sub(before.ops), FastReads: after.fastReads - before.fastReads}
+				if p := check(t, row, res.Check, res.IOs); p != "" {
+					res.Valid = false
+					res.Problem = p
+				}
+			}
+		}
+		b.record(res, row, false)
+	}
+	return nil
+}
+
+// check says what is wrong with the counts of a run of row on t that did
+// ios I/Os, or "" when the I/O went where it should.
+func check(t Target, row Row, c *Check, ios uint64) string {
+	if t.Transport != "" && c.Transport != t.Transport {
+		return fmt.Sprintf("server transport is %q, want %q", c.Transport, t.Transport)
+	}
+	ring, dev, srv := c.Ops[ChannelRing][row.Op], c.Ops[ChannelDev][row.Op], c.Ops[ChannelServer][row.Op]
+	switch t.Channel {
+	case ChannelRing, ChannelDev:
+		got, other, otherName := ring, dev, ChannelDev
+		if t.Channel == ChannelDev {
+			got, other, otherName = dev, ring, ChannelRing
+		}
+		if got < ios || other != 0 {
+			return fmt.Sprintf("%s counted on ring=%d dev=%d, fio did %d I/Os: want all on %s, none on %s",
+				row.Op, ring, dev, ios, t.Channel, otherName)
+		}
+	case ChannelServer:
+		if srv < ios {
+			return fmt.Sprintf("the server counted %d %s requests, fio did %d I/Os", srv, row.Op, ios)
+		}
+	case ChannelNone:
+		var seen []string
+		for _, ch := range []string{ChannelRing, ChannelDev} {
+			for _, op := range []string{"READ", "WRITE"} {
+				if n := c.Ops[ch][op]; n != 0 {
+					seen = append(seen, fmt.Sprintf("%s %s=%d", ch, op, n))
+				}
+			}
+		}
+		if len(seen) > 0 {
+			return "passthrough: the server saw " + strings.Join(seen, ", ") + ", want none"
+		}
+	}
+	return ""
+}
+
+// record keeps res and prints its progress line.
+func (b *bencher) record(res Result, row Row, failed bool) {
+	b.done++
+	b.r.Results = append(b.r.Results, res)
+	what := fmt.Sprintf("%s %s %s rep %d", res.Target, row.Name, row.PinWord(), res.Rep)
+	if failed {
+		b.r.Errors++
+		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: FAILED: %s", what, res.Problem))
+		fmt.Fprintf(b.cfg.Progress, "[%d/%d] %s: FAILED: %s\n", b.done, b.total, what, res.Problem)
+		return
+	}
+	val := fmt.Sprintf("%.2f GB/s", res.GBps)
+	if row.Latency {
+		val = fmt.Sprintf("%s IOPS, mean %s µs, p99 %s µs", fmtIOPS(res.IOPS), fmtUs(res.MeanUs), fmtUs(res.P99Us))
+	}
+	if !res.Valid {
+		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: INVALID: %s", what, res.Problem))
+		val += " — INVALID: " + res.Problem
+	}
+	fmt.Fprintf(b.cfg.Progress, "[%d/%d] %s: %s\n", b.done, b.total, what, val)
+}
+
+// fio runs one row on file and returns what it measured and the CPU
+// affinity fio ran with.
+func (b *bencher) fio(ctx context.Context, row Row, file, out string) (Measurement, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Runtime+b.cfg.Ramp+60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.cfg.Fio, fioArgs(row, file, out, b.cfg.Runtime, b.cfg.Ramp)...)
+	var text bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &text, &text
+	// fio forks its job: on cancel, kill the whole process group, so that
+	// no job is left holding the file open on a mount.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var err error
+	if row.Pinned {
+		err = startPinned(cmd, b.cfg.CPU)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
+		return Measurement{}, "", fmt.Errorf("start fio: %w", err)
+	}
+	cpus := procField(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid), "Cpus_allowed_list")
+	if err := cmd.Wait(); err != nil {
+		return Measurement{}, cpus, fmt.Errorf("fio: %v: %s", err, strings.TrimSpace(lastLines(text.String(), 4)))
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return Measurement{}, cpus, err
+	}
+	m, err := parseFio(data, row.Op)
+	return m, cpus, err
+}
+
+// startPinned starts cmd with its CPU affinity set to cpu, as taskset
+// would: the child inherits the affinity of the thread that forks it.
+// That thread then gets its old affinity back. (It must outlive the
+// child, whose Pdeathsig is tied to it, so it is not simply retired.)
+func startPinned(cmd *exec.Cmd, cpu int) error {
+	runtime.LockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("pin to CPU %d: %w", cpu, err)
+	}
+	err := cmd.Start()
+	if unix.SchedSetaffinity(0, &old) == nil {
+		runtime.UnlockOSThread()
+	} // else the pinned thread stays with the calling goroutine only
+	return err
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// preflight checks that the machine has what the targets need.
+func preflight(cfg *Config, targets []Target) error {
+	var errs []error
+	if _, err := exec.LookPath(cfg.Fio); err != nil {
+		errs = append(errs, fmt.Errorf("fio not found (%v): apt-get install fio, or make deps", err))
+	}
+	if cfg.CPU < 0 || cfg.CPU >= runtime.NumCPU() {
+		errs = append(errs, fmt.Errorf("%w: --cpu %d: this process may use %d CPUs", ErrUsage, cfg.CPU, runtime.NumCPU()))
+	}
+	var mounts, uring bool
+	for _, t := range targets {
+		mounts = mounts || t.kind != kindDir
+		uring = uring || t.Transport == "uring"
+	}
+	if mounts {
+		if os.Geteuid() != 0 {
+			errs = append(errs, errors.New("the FUSE targets need root (mount(2) on /dev/fuse); --targets dir needs none"))
+		}
+		if _, err := os.Stat("/dev/fuse"); err != nil {
+			errs = append(errs, fmt.Errorf("/dev/fuse: %w", err))
+		}
+		if st, err := os.Stat(cfg.Exe); err != nil || st.IsDir() {
+			errs = append(errs, fmt.Errorf("zcfuse binary %s: %v", cfg.Exe, err))
+		}
+	}
+	if uring {
+		if v := readTrim(URingParam); v != "Y" {
+			errs = append(errs, fmt.Errorf("FUSE-over-io_uring is off (%s is %q): as root, echo Y > %s (make uring-on), or leave out the uring targets", URingParam, v, URingParam))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeRandomFile writes sizeMiB MiB of pseudo-random bytes to path.
+func writeRandomFile(path string, sizeMiB int) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	rng := rand.NewChaCha8([32]byte{'z', 'c', 'f', 'u', 's', 'e'})
+	buf := make([]byte, 1<<20)
+	for i := 0; i < sizeMiB; i++ {
+		rng.Read(buf)
+		if _, err := f.Write(buf); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// removeTmp takes down anything still mounted under tmp and removes it;
+// it leaves tmp in place (and says so) if a mount will not go.
+func removeTmp(tmp string, progress io.Writer) {
+	if err := unmountAll(tmp); err != nil {
+		fmt.Fprintf(progress, "zcfuse bench: %v\n", err)
+	}
+	if m := mounted(tmp); len(m) > 0 {
+		fmt.Fprintf(progress, "zcfuse bench: leaving %s: still mounted: %s\n", tmp, strings.Join(m, " "))
+		return
+	}
+	os.RemoveAll(tmp)
+}
+
+// shellQuote writes args as a shell would read them back.
+func shellQuote(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
