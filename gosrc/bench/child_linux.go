@@ -36,7 +36,7 @@ func IsChild() bool { return os.Getenv(ChildEnv) != "" }
 // on by itself as root and the kernel would then serve READ and WRITE
 // without the server. It writes "zcfuse-bench-gofuse: ready: ..." on
 // stderr once mounted, a counts line ("... counts reads=N writes=M") on
-// SIGUSR1, and unmounts on SIGTERM or SIGINT.
+// SIGUSR1 and at exit, and unmounts on SIGTERM or SIGINT.
 func ChildMain(args []string, stderr io.Writer) error {
 	mode := os.Getenv(ChildEnv)
 	if mode != childGofuse {
@@ -101,9 +101,11 @@ func ChildMain(args []string, stderr io.Writer) error {
 				return fmt.Errorf("unmount %s: %w", mnt, err)
 			}
 			<-done
+			raw.report(logger)
 			return nil
 		case <-done:
 			logger.Printf("%s was unmounted", mnt)
+			raw.report(logger)
 			return nil
 		}
 	}
