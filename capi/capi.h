@@ -10,6 +10,15 @@ struct zcfuse_server {
     uintptr_t handle;
 };
 
+/* An arena as C sees it: the handle of a Go *arena.Arena, plus its
+ * mapping, size and fd cached so the accessors never enter Go. */
+struct zcfuse_arena {
+    uintptr_t handle;
+    void *base;
+    size_t size;
+    int fd;
+};
+
 /* Records msg as this thread's last error (zcfuse_last_error). */
 __attribute__((visibility("hidden"))) void zcfusei_set_error(const char *msg);
 

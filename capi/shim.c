@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,30 @@
 #include "_cgo_export.h"
 
 static __thread char last_error[512];
+
+/*
+ * The Go runtime does not survive fork(): only the forking thread exists
+ * in the child, and a call into Go there can hang. A child notices
+ * through pthread_atfork and refuses every call that would enter Go.
+ */
+static volatile int forked_child;
+
+static void mark_child(void)
+{
+    forked_child = 1;
+}
+
+__attribute__((constructor)) static void watch_fork(void)
+{
+    pthread_atfork(NULL, NULL, mark_child);
+}
+
+#define NO_GO_IN_CHILD(name)                                                        \
+    do {                                                                            \
+        if (forked_child)                                                           \
+            return fail(-ECHILD, name ": called in a forked child (the library's "  \
+                                      "Go runtime does not survive fork; use posix_spawn)"); \
+    } while (0)
 
 void zcfusei_set_error(const char *msg)
 {
@@ -54,8 +79,66 @@ void zcfuse_server_opts_init(zcfuse_server_opts_t *opts)
     opts->transport = ZCFUSE_TRANSPORT_AUTO;
 }
 
+int zcfuse_arena_create(size_t size, uint32_t flags, zcfuse_arena_t **arena_out)
+{
+    NO_GO_IN_CHILD("zcfuse_arena_create");
+    if (!arena_out)
+        return fail(-EINVAL, "zcfuse_arena_create: arena_out must not be NULL");
+    zcfuse_arena_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return fail(-ENOMEM, "zcfuse_arena_create: out of memory");
+    int rc = zcfusego_arena_create(size, flags, a);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *arena_out = a;
+    return 0;
+}
+
+int zcfuse_arena_import(int fd, size_t size, zcfuse_arena_t **arena_out)
+{
+    NO_GO_IN_CHILD("zcfuse_arena_import");
+    if (!arena_out)
+        return fail(-EINVAL, "zcfuse_arena_import: arena_out must not be NULL");
+    zcfuse_arena_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return fail(-ENOMEM, "zcfuse_arena_import: out of memory");
+    int rc = zcfusego_arena_import(fd, size, a);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *arena_out = a;
+    return 0;
+}
+
+void *zcfuse_arena_base(const zcfuse_arena_t *arena)
+{
+    return arena ? arena->base : NULL;
+}
+
+size_t zcfuse_arena_size(const zcfuse_arena_t *arena)
+{
+    return arena ? arena->size : 0;
+}
+
+int zcfuse_arena_fd(const zcfuse_arena_t *arena)
+{
+    return arena ? arena->fd : -EINVAL;
+}
+
+void zcfuse_arena_close(zcfuse_arena_t *arena)
+{
+    if (!arena || forked_child)
+        return; /* in a forked child the mapping goes with the exit/exec */
+    zcfusego_arena_close(arena->handle);
+    free(arena);
+}
+
 int zcfuse_server_create(const zcfuse_server_opts_t *opts, zcfuse_server_t **srv_out)
 {
+    NO_GO_IN_CHILD("zcfuse_server_create");
     if (!opts || !srv_out)
         return fail(-EINVAL, "zcfuse_server_create: opts and srv_out must not be NULL");
     if (opts->struct_size < sizeof *opts)
@@ -80,24 +163,28 @@ int zcfuse_server_create(const zcfuse_server_opts_t *opts, zcfuse_server_t **srv
 
 int zcfuse_server_start(zcfuse_server_t *srv)
 {
+    NO_GO_IN_CHILD("zcfuse_server_start");
     NEED_SRV("zcfuse_server_start");
     return zcfusego_server_start(srv->handle);
 }
 
 int zcfuse_server_run(zcfuse_server_t *srv)
 {
+    NO_GO_IN_CHILD("zcfuse_server_run");
     NEED_SRV("zcfuse_server_run");
     return zcfusego_server_run(srv->handle);
 }
 
 int zcfuse_server_stop(zcfuse_server_t *srv)
 {
+    NO_GO_IN_CHILD("zcfuse_server_stop");
     NEED_SRV("zcfuse_server_stop");
     return zcfusego_server_stop(srv->handle);
 }
 
 int zcfuse_server_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats)
 {
+    NO_GO_IN_CHILD("zcfuse_server_stats");
     NEED_SRV("zcfuse_server_stats");
     if (!stats || stats->struct_size < sizeof *stats)
         return fail(-EINVAL, "zcfuse_server_stats: stats NULL or stats->struct_size too small");
@@ -106,7 +193,7 @@ int zcfuse_server_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats)
 
 void zcfuse_server_destroy(zcfuse_server_t *srv)
 {
-    if (!srv)
+    if (!srv || forked_child)
         return;
     zcfusego_server_destroy(srv->handle);
     free(srv);

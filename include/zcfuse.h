@@ -25,7 +25,10 @@
  * stats are meant to be called while another thread sits in run).
  *
  * Fork: libzcfuse carries a Go runtime, which does not survive fork().
- * In a child process, use only async-signal-safe calls until exec().
+ * Every call that would enter it returns -ECHILD at once in a forked
+ * child (the library notices fork() through pthread_atfork); the parent
+ * is unaffected. Use posix_spawn(), or exec() after fork(); Python users
+ * take multiprocessing's "spawn" or "forkserver" start method.
  *
  * Signals: the library does not install handlers for SIGINT/SIGTERM,
  * and its threads, started when the library loads (before main), do not
@@ -72,6 +75,61 @@ const char *zcfuse_strerror(int err);
  * and stays valid until the next failing call on this thread.
  */
 const char *zcfuse_last_error(void);
+
+/* ------------------------------------------------------------------ */
+/* Arenas                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An arena is shared memory for zero-copy I/O: a sealed memfd mapped
+ * read-write. The application puts its data in an arena, shares the
+ * arena with a zcfuse server once, and from then on reads and writes by
+ * reference. Sizes are whole pages (4 KiB, or 2 MiB with
+ * ZCFUSE_ARENA_HUGE) up to ZCFUSE_ARENA_MAX_SIZE. The memfd is sealed
+ * against shrinking and growing, so a server can map it safely.
+ * An arena may be read and written from several threads at once (it is
+ * plain memory); create, import and close are thread-safe.
+ */
+typedef struct zcfuse_arena zcfuse_arena_t;
+
+/* The largest arena: io_uring registers at most 1 GiB as one buffer. */
+#define ZCFUSE_ARENA_MAX_SIZE ((size_t)1 << 30)
+
+/* Flags for zcfuse_arena_create(). */
+/* Back the arena with huge pages (MFD_HUGETLB); they must be reserved
+ * beforehand (/proc/sys/vm/nr_hugepages), else -ENOMEM. */
+#define ZCFUSE_ARENA_HUGE (1u << 0)
+
+/*
+ * Creates an arena of size bytes. Returns 0 and sets *arena_out, or
+ * -EINVAL (size 0, not whole pages, over ZCFUSE_ARENA_MAX_SIZE, an
+ * unknown flag, arena_out NULL), -ENOMEM (no memory, or no huge pages
+ * free), -EMFILE. The arena must be released with zcfuse_arena_close().
+ */
+int zcfuse_arena_create(size_t size, uint32_t flags, zcfuse_arena_t **arena_out);
+
+/*
+ * Adopts an existing memfd of size bytes as an arena, after the checks a
+ * server makes: -EINVAL when fd is not a memfd or holds fewer than size
+ * bytes, or size is not whole pages; -EPERM when it is not sealed with
+ * F_SEAL_SHRINK. The arena works on a duplicate of fd: the caller keeps
+ * and closes its own. Release the arena with zcfuse_arena_close().
+ */
+int zcfuse_arena_import(int fd, size_t size, zcfuse_arena_t **arena_out);
+
+/* The arena's memory; valid until zcfuse_arena_close(). NULL if arena is NULL. */
+void *zcfuse_arena_base(const zcfuse_arena_t *arena);
+
+/* The arena's size in bytes; 0 if arena is NULL. */
+size_t zcfuse_arena_size(const zcfuse_arena_t *arena);
+
+/* The arena's memfd, owned by the arena (do not close it); -EINVAL if
+ * arena is NULL. */
+int zcfuse_arena_fd(const zcfuse_arena_t *arena);
+
+/* Unmaps the arena and closes its memfd. arena may be NULL. After this
+ * call, memory from zcfuse_arena_base() must not be touched. */
+void zcfuse_arena_close(zcfuse_arena_t *arena);
 
 /* ------------------------------------------------------------------ */
 /* Server                                                              */
