@@ -1,0 +1,88 @@
+package server
+
+import (
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/zcfuse/zcfuse/gosrc/arena"
+	"golang.org/x/sys/unix"
+)
+
+// Arenas of 4 KiB, 64 MiB and 1 GiB register into the executor's sparse
+// table by slot update; slots are reused after unregister; a full table
+// says ENOSPC. The registration time of each size is logged (it pins
+// every page).
+func TestExecutorRegistersArenas(t *testing.T) {
+	e, err := newExecutor(4)
+	require.NoError(t, err)
+	defer e.close()
+	var slots []uint32
+	for _, size := range []int64{4096, 64 << 20, 1 << 30} {
+		a, err := arena.Create(size, arena.Options{})
+		require.NoError(t, err)
+		defer a.Close()
+		start := time.Now()
+		slot, err := e.register(a.Bytes())
+		require.NoError(t, err, "register %d bytes", size)
+		t.Logf("registered %d MiB in %v", size>>20, time.Since(start))
+		slots = append(slots, slot)
+	}
+	require.Equal(t, 3, e.used())
+	small, err := arena.Create(4096, arena.Options{})
+	require.NoError(t, err)
+	defer small.Close()
+	_, err = e.register(small.Bytes())
+	require.NoError(t, err)
+	_, err = e.register(small.Bytes())
+	require.ErrorIs(t, err, unix.ENOSPC)
+	for _, s := range slots {
+		require.NoError(t, e.unregister(s))
+	}
+	require.Equal(t, 1, e.used())
+	_, err = e.register(small.Bytes())
+	require.NoError(t, err, "a freed slot is reused")
+}
+
+// Registration runs on the executor's thread while other goroutines ask
+// for it concurrently; close wakes the thread and refuses later jobs.
+func TestExecutorConcurrentAndClose(t *testing.T) {
+	fds := countFds(t)
+	e, err := newExecutor(64)
+	require.NoError(t, err)
+	a, err := arena.Create(1<<20, arena.Options{})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				slot, err := e.register(a.Bytes())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := e.unregister(slot); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Zero(t, e.used())
+	e.close()
+	_, err = e.register(a.Bytes())
+	require.ErrorIs(t, err, unix.ESHUTDOWN)
+	require.NoError(t, a.Close())
+	require.Equal(t, fds, countFds(t), "the executor's ring and eventfd are closed")
+}
+
+func countFds(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
