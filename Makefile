@@ -23,7 +23,7 @@ LIB := build/libzcfuse.so.$(VERSION)
 PREFIX ?= /usr/local
 
 .DEFAULT_GOAL := build
-.PHONY: build lib deps uring-on test demo bench help clean install FORCE
+.PHONY: build lib deps uring-on test fuzz demo bench help clean install FORCE
 
 build: bin/zcfuse lib ## build bin/zcfuse and the library (the default target)
 
@@ -89,8 +89,11 @@ uring-on: ## switch FUSE-over-io_uring on (root), or say why not
 		echo "uring: $$p is $$(cat $$p) and we are not root: uring tests will skip"; \
 	fi
 
-test: deps build uring-on ## vet, go test -race ./gosrc/..., go test ./tests/..., the C tests via ctest (timed)
+test: deps build uring-on ## vet, go test -race ./gosrc/..., go test ./tests/..., ctest, a 30 s wire fuzz run (timed)
 	@scripts/run-suites.sh
+
+fuzz: ## bounded fuzz run of the wire decoder (30 s)
+	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=30s ./gosrc/wire/
 
 demo: build ## mount a temporary /dev/shm directory through zcfuse and show it working
 	@ZCFUSE_BIN=bin/zcfuse scripts/demo.sh

@@ -55,6 +55,7 @@ c_tests() (
 		ctest --test-dir build/cmake --output-on-failure "${ctestflags[@]}"
 )
 suite c c_tests
+suite fuzz make --no-print-directory fuzz
 
 echo
 echo "suite     result          wall time"
