@@ -171,6 +171,9 @@ func (c *Conn) Notifier() fs.ServerCallbacks {
 	return c.notifier
 }
 
+// Logger is where the connection logs.
+func (c *Conn) Logger() *log.Logger { return c.logger }
+
 // Transport returns the transport in use after Start.
 func (c *Conn) Transport() Transport { return c.transport }
 

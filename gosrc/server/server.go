@@ -37,6 +37,11 @@ type Options struct {
 	EntryTimeout time.Duration
 	AttrTimeout  time.Duration
 	Logger       *log.Logger
+	// ControlDir holds the control socket that clients find through
+	// ControlXattr; default /run/zcfuse (root) or the temp directory.
+	ControlDir string
+	// Limits bound what clients may hold; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // Stats is what the server reports about itself.
@@ -47,6 +52,12 @@ type Stats struct {
 	Backing     string `json:"backing"`
 	Mountpoint  string `json:"mountpoint"`
 	PID         int    `json:"pid"`
+	// The control plane: client sessions, the arenas they share, and how
+	// many of those bytes sit in io_uring fixed buffers.
+	ControlSocket   string `json:"control_socket"`
+	Sessions        uint64 `json:"sessions"`
+	Arenas          uint64 `json:"arenas"`
+	RegisteredBytes uint64 `json:"registered_bytes"`
 }
 
 // Server is a mounted passthrough of a backing directory.
@@ -58,6 +69,7 @@ type Server struct {
 	mu      sync.Mutex // serialises Start and Stop
 	started bool
 	conn    atomic.Pointer[fusering.Conn] // set once serving
+	ctl     atomic.Pointer[sessions]      // the control plane, once serving
 	root    *rootNode
 }
 
@@ -148,8 +160,23 @@ func (s *Server) Start() error {
 		ServerCallbacks: conn.Notifier(),
 		Logger:          s.opts.Logger,
 	})
+	dir := s.opts.ControlDir
+	if dir == "" {
+		dir = os.TempDir()
+		if os.Geteuid() == 0 {
+			dir = "/run/zcfuse"
+		}
+	}
+	ctl, err := listenSessions(dir, s.opts.AllowOther, s.opts.Limits, conn.Logger())
+	if err != nil {
+		conn.Stop()
+		return err
+	}
+	s.ctl.Store(ctl) // before the mount exists, so ControlXattr always answers
 	if err := conn.Start(rawFS); err != nil {
 		conn.Stop()
+		s.ctl.Store(nil)
+		ctl.close()
 		return err
 	}
 	s.conn.Store(conn)
@@ -205,10 +232,14 @@ func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.started = true // a stopped server does not start again
+	var err error
 	if c := s.conn.Load(); c != nil {
-		return c.Stop()
+		err = c.Stop()
 	}
-	return nil
+	if ctl := s.ctl.Swap(nil); ctl != nil {
+		ctl.close()
+	}
+	return err
 }
 
 // Stats returns a snapshot of the counters.
@@ -222,6 +253,10 @@ func (s *Server) Stats() Stats {
 	}
 	if c := s.conn.Load(); c != nil {
 		st.Stats = c.Stats()
+	}
+	if ctl := s.ctl.Load(); ctl != nil {
+		cs := ctl.stats()
+		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes = ctl.path, cs.Sessions, cs.Arenas, cs.RegisteredBytes
 	}
 	return st
 }
@@ -279,14 +314,24 @@ var (
 	_ fs.NodeRemovexattrer = (*rootNode)(nil)
 )
 
-// Getxattr answers StatsXattr itself and passes other names on.
+// Getxattr answers StatsXattr and ControlXattr itself and passes other
+// names on.
 func (n *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if attr != StatsXattr {
+	var b []byte
+	switch attr {
+	case StatsXattr:
+		var err error
+		if b, err = json.Marshal(n.srv.Stats()); err != nil {
+			return 0, syscall.EIO
+		}
+	case ControlXattr:
+		ctl := n.srv.ctl.Load()
+		if ctl == nil {
+			return 0, syscall.ENODATA
+		}
+		b = []byte(ctl.path)
+	default:
 		return n.LoopbackNode.Getxattr(ctx, attr, dest)
-	}
-	b, err := json.Marshal(n.srv.Stats())
-	if err != nil {
-		return 0, syscall.EIO
 	}
 	if len(dest) == 0 {
 		return uint32(len(b)), 0
@@ -299,7 +344,7 @@ func (n *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 
 // Setxattr refuses to change the virtual attribute.
 func (n *rootNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if attr == StatsXattr {
+	if attr == StatsXattr || attr == ControlXattr {
 		return syscall.EPERM
 	}
 	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
@@ -307,7 +352,7 @@ func (n *rootNode) Setxattr(ctx context.Context, attr string, data []byte, flags
 
 // Removexattr refuses to remove the virtual attribute.
 func (n *rootNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if attr == StatsXattr {
+	if attr == StatsXattr || attr == ControlXattr {
 		return syscall.EPERM
 	}
 	return n.LoopbackNode.Removexattr(ctx, attr)

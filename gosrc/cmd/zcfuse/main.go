@@ -176,7 +176,8 @@ func printStats(w io.Writer, st server.Stats) error {
 		fmt.Fprintf(tw, "fallback reason\t%s\n", st.FallbackReason)
 	}
 	fmt.Fprintf(tw, "passthrough\t%v\nread-only\t%v\n", st.Passthrough, st.ReadOnly)
-	fmt.Fprintf(tw, "bytes read\t%d\nbytes written\t%d\nerrors\t%d\n", st.BytesRead, st.BytesWritten, st.Errors)
+	fmt.Fprintf(tw, "bytes read\t%d\nbytes written\t%d\nerrors\t%d\nfast reads\t%d\n", st.BytesRead, st.BytesWritten, st.Errors, st.FastReads)
+	fmt.Fprintf(tw, "control socket\t%s\nsessions\t%d\narenas\t%d\nregistered bytes\t%d\n", st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes)
 	tw.Flush()
 	fmt.Fprintf(w, "\nrequests by opcode:\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -1,0 +1,330 @@
+package server
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zcfuse/zcfuse/gosrc/arena"
+	"github.com/zcfuse/zcfuse/gosrc/wire"
+	"golang.org/x/sys/unix"
+)
+
+// ControlXattr is the extended attribute on the mount root that names the
+// server's control socket; a client finds the server from the mountpoint
+// alone. Like StatsXattr it never reaches the backing directory.
+const ControlXattr = "user.zcfuse.control"
+
+// ProtocolVersion is the back-channel protocol this server speaks.
+const ProtocolVersion = 1
+
+// Limits bound what clients may hold on a server.
+type Limits struct {
+	Sessions         int    // sessions at once
+	ArenasPerSession int    // arenas per session
+	ArenaBytes       uint64 // all arenas of one session together
+	FixedSlots       uint32 // fixed-buffer slots for the whole server
+}
+
+// DefaultLimits are used for zero fields of Options.Limits.
+var DefaultLimits = Limits{Sessions: 256, ArenasPerSession: 64, ArenaBytes: 16 << 30, FixedSlots: 1024}
+
+// sessions is the control plane: a SOCK_SEQPACKET listener whose
+// connections are client sessions holding shared arenas.
+type sessions struct {
+	path       string
+	lfd        int
+	ownerUID   uint32
+	allowOther bool
+	limits     Limits
+	exec       *executor
+	logger     *log.Logger
+
+	nextID atomic.Uint64
+	mu     sync.Mutex
+	live   map[uint64]*session
+	closed bool
+	wg     sync.WaitGroup
+
+	arenas     atomic.Int64
+	registered atomic.Int64 // bytes in fixed buffers
+}
+
+// session is one client connection.
+type session struct {
+	s      *sessions
+	fd     int
+	id     uint64
+	token  [16]byte
+	arenas map[uint32]*sharedArena
+	bytes  uint64
+	nextID uint32
+}
+
+type sharedArena struct {
+	a          *arena.Arena
+	slot       uint32
+	registered bool
+}
+
+// listenSessions creates the control socket in dir (mode 0700 directory,
+// socket 0600, or 0666 with allowOther; SO_PEERCRED decides in any case).
+func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logger) (*sessions, error) {
+	if limits.Sessions == 0 {
+		limits.Sessions = DefaultLimits.Sessions
+	}
+	if limits.ArenasPerSession == 0 {
+		limits.ArenasPerSession = DefaultLimits.ArenasPerSession
+	}
+	if limits.ArenaBytes == 0 {
+		limits.ArenaBytes = DefaultLimits.ArenaBytes
+	}
+	if limits.FixedSlots == 0 {
+		limits.FixedSlots = DefaultLimits.FixedSlots
+	}
+	mode := os.FileMode(0o700)
+	if allowOther {
+		mode = 0o755
+	}
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return nil, fmt.Errorf("control directory: %w", err)
+	}
+	var nonce [4]byte
+	rand.Read(nonce[:])
+	path := filepath.Join(dir, fmt.Sprintf("zcfuse-%d-%x.sock", os.Getpid(), nonce))
+	exec, err := newExecutor(limits.FixedSlots)
+	if err != nil {
+		return nil, err
+	}
+	s := &sessions{path: path, ownerUID: uint32(os.Geteuid()), allowOther: allowOther, limits: limits,
+		exec: exec, logger: logger, live: map[uint64]*session{}}
+	if s.lfd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err != nil {
+		exec.close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := unix.Bind(s.lfd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(s.lfd)
+		exec.close()
+		return nil, fmt.Errorf("bind %s: %w", path, err)
+	}
+	sockMode := uint32(0o600)
+	if allowOther {
+		sockMode = 0o666
+	}
+	if err := unix.Chmod(path, sockMode); err == nil {
+		err = unix.Listen(s.lfd, 64)
+	}
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+func (s *sessions) accept() {
+	defer s.wg.Done()
+	for {
+		fd, _, err := unix.Accept4(s.lfd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			if err == unix.EINTR || err == unix.ECONNABORTED {
+				continue
+			}
+			return // closed
+		}
+		if err := s.admit(fd); err != nil {
+			wire.Send(fd, wire.ErrorFrom(err))
+			unix.Close(fd)
+			continue
+		}
+	}
+}
+
+// admit checks the peer and starts its session.
+func (s *sessions) admit(fd int) error {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return err
+	}
+	if !s.allowOther && cred.Uid != s.ownerUID && cred.Uid != 0 {
+		return fmt.Errorf("uid %d may not use this mount (owner %d; mount with --allow-other to let others in): %w", cred.Uid, s.ownerUID, unix.EACCES)
+	}
+	ss := &session{s: s, fd: fd, id: s.nextID.Add(1), arenas: map[uint32]*sharedArena{}}
+	rand.Read(ss.token[:])
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return fmt.Errorf("server stopping: %w", unix.ESHUTDOWN)
+	case len(s.live) >= s.limits.Sessions:
+		s.mu.Unlock()
+		return fmt.Errorf("%d sessions already: %w", s.limits.Sessions, unix.EAGAIN)
+	}
+	s.live[ss.id] = ss
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go ss.serve()
+	return nil
+}
+
+func (ss *session) serve() {
+	defer ss.s.wg.Done()
+	defer ss.end()
+	buf := make([]byte, wire.MaxMsgSize)
+	m, _, err := wire.Recv(ss.fd, buf)
+	if err != nil {
+		return
+	}
+	hello, ok := m.(*wire.Hello)
+	if !ok {
+		wire.Send(ss.fd, wire.ErrorFrom(fmt.Errorf("first message must be Hello, not %v: %w", m.Type(), unix.EPROTO)))
+		return
+	}
+	if hello.Flags != 0 {
+		wire.Send(ss.fd, wire.ErrorFrom(fmt.Errorf("unknown hello flags %#x: %w", hello.Flags, unix.EINVAL)))
+		return
+	}
+	l := ss.s.limits
+	if err := wire.Send(ss.fd, &wire.HelloReply{Version: min(hello.Version, ProtocolVersion), SessionID: ss.id, Token: ss.token,
+		MaxArenas: uint32(l.ArenasPerSession), MaxArenaSize: arena.MaxSize, MaxArenaBytes: l.ArenaBytes}); err != nil {
+		return
+	}
+	for {
+		m, fds, err := wire.Recv(ss.fd, buf)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EBADF) {
+				return
+			}
+			// A bad message costs the client that request, not the session.
+			if wire.Send(ss.fd, wire.ErrorFrom(err)) != nil {
+				return
+			}
+			continue
+		}
+		reply, bye := ss.handle(m, fds)
+		if wire.Send(ss.fd, reply) != nil || bye {
+			return
+		}
+	}
+}
+
+func (ss *session) handle(m wire.Msg, fds []int) (reply wire.Msg, bye bool) {
+	switch m := m.(type) {
+	case *wire.ShareArena:
+		defer unix.Close(fds[0])
+		r, err := ss.share(fds[0], m)
+		if err != nil {
+			return wire.ErrorFrom(err), false
+		}
+		return r, false
+	case *wire.ReleaseArena:
+		if err := ss.release(m.ArenaID); err != nil {
+			return wire.ErrorFrom(err), false
+		}
+		return &wire.Ok{}, false
+	case *wire.Stats:
+		st := ss.s.stats()
+		return &st, false
+	case *wire.Detach:
+		return wire.ErrorFrom(fmt.Errorf("file %d is not attached: %w", m.FileID, unix.ENOENT)), false
+	case *wire.Bye:
+		return &wire.Ok{}, true
+	}
+	return wire.ErrorFrom(fmt.Errorf("%v is not a request: %w", m.Type(), unix.EBADMSG)), false
+}
+
+func (ss *session) share(fd int, m *wire.ShareArena) (*wire.ShareArenaReply, error) {
+	l := ss.s.limits
+	switch {
+	case m.Flags != 0:
+		return nil, fmt.Errorf("unknown share flags %#x: %w", m.Flags, unix.EINVAL)
+	case len(ss.arenas) >= l.ArenasPerSession:
+		return nil, fmt.Errorf("session holds %d arenas, the limit: %w", len(ss.arenas), unix.ENOSPC)
+	case m.Size > l.ArenaBytes-ss.bytes:
+		return nil, fmt.Errorf("arena of %d bytes would pass the session's limit of %d: %w", m.Size, l.ArenaBytes, unix.ENOSPC)
+	}
+	a, err := arena.Import(fd, int64(m.Size))
+	if err != nil {
+		return nil, err
+	}
+	// Fault the pages in here, on this session's goroutine: registration
+	// on the executor thread then only pins them (19 ms for a warm GiB,
+	// seconds for a cold one), and no hook can ever fault on them.
+	if err := unix.Madvise(a.Bytes(), unix.MADV_POPULATE_WRITE); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("populate arena: %w", err)
+	}
+	sa := &sharedArena{a: a}
+	slot, err := ss.s.exec.register(a.Bytes())
+	switch {
+	case err == nil:
+		sa.slot, sa.registered = slot, true
+		ss.s.registered.Add(int64(m.Size))
+	case errors.Is(err, errNoMemlock), errors.Is(err, unix.ENOSPC):
+		// Served without a fixed buffer: still no copy in user space.
+	default:
+		a.Close()
+		return nil, err
+	}
+	ss.nextID++
+	ss.arenas[ss.nextID] = sa
+	ss.bytes += m.Size
+	ss.s.arenas.Add(1)
+	return &wire.ShareArenaReply{ArenaID: ss.nextID, Registered: sa.registered}, nil
+}
+
+func (ss *session) release(id uint32) error {
+	sa, ok := ss.arenas[id]
+	if !ok {
+		return fmt.Errorf("no arena %d in this session: %w", id, unix.ENOENT)
+	}
+	delete(ss.arenas, id)
+	ss.bytes -= uint64(sa.a.Size())
+	ss.s.arenas.Add(-1)
+	var err error
+	if sa.registered {
+		err = ss.s.exec.unregister(sa.slot)
+		ss.s.registered.Add(-sa.a.Size())
+	}
+	return errors.Join(err, sa.a.Close())
+}
+
+// end frees everything the session held.
+func (ss *session) end() {
+	for id := range ss.arenas {
+		ss.release(id)
+	}
+	ss.s.mu.Lock()
+	delete(ss.s.live, ss.id) // before the close: close() must not shut a reused fd
+	ss.s.mu.Unlock()
+	unix.Close(ss.fd)
+}
+
+func (s *sessions) stats() wire.StatsReply {
+	s.mu.Lock()
+	n := len(s.live)
+	s.mu.Unlock()
+	return wire.StatsReply{Sessions: uint64(n), Arenas: uint64(s.arenas.Load()), RegisteredBytes: uint64(s.registered.Load())}
+}
+
+// close stops accepting, ends every session, and closes the executor.
+func (s *sessions) close() {
+	s.mu.Lock()
+	s.closed = true
+	for _, ss := range s.live {
+		unix.Shutdown(ss.fd, unix.SHUT_RDWR) // wakes its Recv
+	}
+	s.mu.Unlock()
+	unix.Shutdown(s.lfd, unix.SHUT_RDWR)
+	unix.Close(s.lfd)
+	os.Remove(s.path)
+	s.wg.Wait()
+	s.exec.close()
+}

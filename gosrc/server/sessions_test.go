@@ -1,0 +1,130 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/zcfuse/zcfuse/gosrc/arena"
+	"github.com/zcfuse/zcfuse/gosrc/client"
+	"github.com/zcfuse/zcfuse/gosrc/fusering"
+	"github.com/zcfuse/zcfuse/gosrc/wire"
+	"golang.org/x/sys/unix"
+)
+
+// A client finds the server from the mountpoint, shares arenas of 4 KiB,
+// 64 MiB and 1 GiB (registered as fixed buffers), and both sides count
+// the same; closing the session gives back every fd, mapping and slot.
+func TestSessionShareArenas(t *testing.T) {
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
+	ctl := srv.ctl.Load()
+	fds, slots := countFds(t), ctl.exec.used()
+
+	s, err := client.Connect(mnt)
+	require.NoError(t, err)
+	require.NotZero(t, s.ID())
+	var total uint64
+	var ids []uint32
+	for _, size := range []int64{4096, 64 << 20, 1 << 30} {
+		a, err := arena.Create(size, arena.Options{})
+		require.NoError(t, err)
+		copy(a.Bytes(), "shared")
+		start := time.Now()
+		id, registered, err := s.Share(a)
+		require.NoError(t, err, "share %d bytes", size)
+		t.Logf("shared %d MiB in %v (registered: %v)", size>>20, time.Since(start), registered)
+		require.True(t, registered, "root has the memlock budget: the arena must be a fixed buffer")
+		require.NoError(t, a.Close(), "the server holds its own reference")
+		ids = append(ids, id)
+		total += uint64(size)
+	}
+	cs, err := s.Stats()
+	require.NoError(t, err)
+	require.Equal(t, wire.StatsReply{Sessions: 1, Arenas: 3, RegisteredBytes: total}, cs)
+	st := srv.Stats()
+	require.Equal(t, []uint64{1, 3, total}, []uint64{st.Sessions, st.Arenas, st.RegisteredBytes})
+	require.Equal(t, slots+3, ctl.exec.used())
+
+	require.NoError(t, s.Unshare(ids[0]))
+	require.ErrorIs(t, s.Unshare(ids[0]), unix.ENOENT, "released twice")
+	require.NoError(t, s.Close())
+	require.Eventually(t, func() bool {
+		st := srv.Stats()
+		return st.Sessions == 0 && st.Arenas == 0 && st.RegisteredBytes == 0
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, slots, ctl.exec.used(), "fixed-buffer slots back")
+	require.Equal(t, fds, countFds(t), "fds back")
+}
+
+// Bad input gets its errno, and neither the session nor another one is
+// disturbed by it.
+func TestSessionRefusals(t *testing.T) {
+	srv, _, mnt := mount(t, fusering.TransportClassic, Options{Limits: Limits{ArenasPerSession: 2}})
+	good, err := client.Connect(mnt)
+	require.NoError(t, err)
+	defer good.Close()
+	bad, err := client.Connect(mnt)
+	require.NoError(t, err)
+	defer bad.Close()
+
+	unsealed, err := unix.MemfdCreate("unsealed", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	require.NoError(t, err)
+	defer unix.Close(unsealed)
+	require.NoError(t, unix.Ftruncate(unsealed, 1<<20))
+	_, _, err = bad.ShareFd(unsealed, 1<<20)
+	require.ErrorIs(t, err, unix.EPERM, "unsealed memfd")
+
+	short, err := arena.Create(4096, arena.Options{})
+	require.NoError(t, err)
+	defer short.Close()
+	_, _, err = bad.ShareFd(short.Fd(), 1<<20)
+	require.ErrorIs(t, err, unix.EINVAL, "memfd smaller than declared")
+
+	var p [2]int
+	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	_, _, err = bad.ShareFd(p[0], 4096)
+	require.ErrorIs(t, err, unix.EINVAL, "pipe")
+
+	_, _, err = bad.ShareFd(short.Fd(), arena.MaxSize*2)
+	require.Error(t, err, "over the size limit")
+
+	for i := range 2 {
+		_, _, err := bad.Share(short)
+		require.NoError(t, err, "arena %d", i)
+	}
+	_, _, err = bad.Share(short)
+	require.ErrorIs(t, err, unix.ENOSPC, "more arenas than the limit")
+
+	a, err := arena.Create(1<<20, arena.Options{})
+	require.NoError(t, err)
+	defer a.Close()
+	_, registered, err := good.Share(a)
+	require.NoError(t, err, "the other session keeps working")
+	require.True(t, registered)
+	st, err := good.Stats()
+	require.NoError(t, err)
+	require.EqualValues(t, 2, st.Sessions)
+	require.EqualValues(t, 3, st.Arenas)
+
+	// A server that goes away makes calls fail with ENOTCONN, not hang.
+	require.NoError(t, srv.Stop())
+	_, err = good.Stats()
+	require.ErrorIs(t, err, unix.ENOTCONN)
+}
+
+// The control socket is named on the mount root, not in the backing
+// directory, and cannot be changed.
+func TestControlXattr(t *testing.T) {
+	srv, backing, mnt := mount(t, fusering.TransportClassic, Options{})
+	path, err := client.SocketPath(mnt)
+	require.NoError(t, err)
+	require.Equal(t, srv.Stats().ControlSocket, path)
+	_, err = unix.Getxattr(backing, ControlXattr, make([]byte, 256))
+	require.Error(t, err)
+	require.ErrorIs(t, unix.Setxattr(mnt, ControlXattr, []byte("/tmp/x"), 0), unix.EPERM)
+	t.Setenv(client.ControlSocketEnv, "/nonexistent.sock")
+	_, err = client.Connect(mnt)
+	require.ErrorIs(t, err, unix.ENOENT, "the environment overrides discovery")
+}
