@@ -95,6 +95,7 @@ func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logg
 	if err := os.MkdirAll(dir, mode); err != nil {
 		return nil, fmt.Errorf("control directory: %w", err)
 	}
+	sweepStaleSockets(dir)
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	path := filepath.Join(dir, fmt.Sprintf("zcfuse-%d-%x.sock", os.Getpid(), nonce))
@@ -327,4 +328,23 @@ func (s *sessions) close() {
 	os.Remove(s.path)
 	s.wg.Wait()
 	s.exec.close()
+}
+
+// sweepStaleSockets removes the sockets of servers that died without
+// cleaning up (SIGKILL): zcfuse-PID-*.sock whose PID no longer runs.
+func sweepStaleSockets(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		var pid int
+		var rest string
+		if n, _ := fmt.Sscanf(e.Name(), "zcfuse-%d-%s", &pid, &rest); n != 2 || pid <= 0 || e.Type()&os.ModeSocket == 0 {
+			continue
+		}
+		if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

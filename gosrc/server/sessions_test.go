@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -127,4 +129,23 @@ func TestControlXattr(t *testing.T) {
 	t.Setenv(client.ControlSocketEnv, "/nonexistent.sock")
 	_, err = client.Connect(mnt)
 	require.ErrorIs(t, err, unix.ENOENT, "the environment overrides discovery")
+}
+
+// A server that died without cleaning up leaves its socket; the next
+// server in the same directory removes it, and leaves live ones alone.
+func TestSweepStaleSockets(t *testing.T) {
+	dir := shmDir(t, "ctl")
+	stale := join(dir, "zcfuse-999999999-deadbeef.sock")
+	live := join(dir, fmt.Sprintf("zcfuse-%d-0.sock", os.Getpid()))
+	for _, p := range []string{stale, live} {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+		require.NoError(t, err)
+		require.NoError(t, unix.Bind(fd, &unix.SockaddrUnix{Name: p}))
+		unix.Close(fd)
+	}
+	sweepStaleSockets(dir)
+	_, err := os.Stat(stale)
+	require.True(t, os.IsNotExist(err), "stale socket removed")
+	_, err = os.Stat(live)
+	require.NoError(t, err, "a live server's socket stays")
 }
