@@ -19,6 +19,11 @@ struct zcfuse_arena {
     int fd;
 };
 
+/* A session as C sees it: the handle of a Go *client.Session. */
+struct zcfuse_session {
+    uintptr_t handle;
+};
+
 /* Records msg as this thread's last error (zcfuse_last_error). */
 __attribute__((visibility("hidden"))) void zcfusei_set_error(const char *msg);
 

@@ -136,6 +136,63 @@ void zcfuse_arena_close(zcfuse_arena_t *arena)
     free(arena);
 }
 
+int zcfuse_connect(const char *mountpoint, zcfuse_session_t **session_out)
+{
+    NO_GO_IN_CHILD("zcfuse_connect");
+    if (!mountpoint || !session_out)
+        return fail(-EINVAL, "zcfuse_connect: mountpoint and session_out must not be NULL");
+    zcfuse_session_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return fail(-ENOMEM, "zcfuse_connect: out of memory");
+    int rc = zcfusego_connect((char *)mountpoint, &s->handle);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    *session_out = s;
+    return 0;
+}
+
+int zcfuse_share(zcfuse_session_t *session, const zcfuse_arena_t *arena,
+                 uint32_t *arena_id_out, uint32_t *flags_out)
+{
+    NO_GO_IN_CHILD("zcfuse_share");
+    if (!session || !arena || !arena_id_out)
+        return fail(-EINVAL, "zcfuse_share: session, arena and arena_id_out must not be NULL");
+    uint32_t flags;
+    int rc = zcfusego_share(session->handle, arena->handle, arena_id_out, &flags);
+    if (rc == 0 && flags_out)
+        *flags_out = flags;
+    return rc;
+}
+
+int zcfuse_unshare(zcfuse_session_t *session, uint32_t arena_id)
+{
+    NO_GO_IN_CHILD("zcfuse_unshare");
+    if (!session)
+        return fail(-EINVAL, "zcfuse_unshare: session must not be NULL");
+    return zcfusego_unshare(session->handle, arena_id);
+}
+
+int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stats)
+{
+    NO_GO_IN_CHILD("zcfuse_session_stats");
+    if (!session || !stats || stats->struct_size < sizeof *stats)
+        return fail(-EINVAL, "zcfuse_session_stats: NULL argument or stats->struct_size too small");
+    return zcfusego_session_stats(session->handle, stats);
+}
+
+int zcfuse_close(zcfuse_session_t *session)
+{
+    if (!session)
+        return 0;
+    if (forked_child)
+        return fail(-ECHILD, "zcfuse_close: called in a forked child");
+    int rc = zcfusego_close(session->handle);
+    free(session);
+    return rc;
+}
+
 int zcfuse_server_create(const zcfuse_server_opts_t *opts, zcfuse_server_t **srv_out)
 {
     NO_GO_IN_CHILD("zcfuse_server_create");

@@ -132,6 +132,75 @@ int zcfuse_arena_fd(const zcfuse_arena_t *arena);
 void zcfuse_arena_close(zcfuse_arena_t *arena);
 
 /* ------------------------------------------------------------------ */
+/* Sessions                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A session is a client's connection to the zcfuse server behind a
+ * mountpoint, over which it shares arenas. A session is used by one
+ * thread at a time (like an io_uring); open one per thread.
+ */
+typedef struct zcfuse_session zcfuse_session_t;
+
+/*
+ * Connects to the server behind mountpoint. The server is found through
+ * the mount itself (the attribute user.zcfuse.control on its root), or
+ * through the environment variable ZCFUSE_CONTROL_SOCKET when set.
+ * Returns 0 and sets *session_out, or -ENODATA (no zcfuse server answers
+ * at mountpoint), -EACCES (this user may not use the mount: it was not
+ * mounted with --allow-other), -EAGAIN (too many sessions), -ENOENT or
+ * -ECONNREFUSED (the socket is gone), -EINVAL (NULL argument).
+ * Close the session with zcfuse_close().
+ */
+int zcfuse_connect(const char *mountpoint, zcfuse_session_t **session_out);
+
+/* Set in *flags_out by zcfuse_share(): the server registered the arena as
+ * an io_uring fixed buffer (else it serves it from its mapping, still
+ * without a copy). */
+#define ZCFUSE_SHARED_REGISTERED (1u << 0)
+
+/*
+ * Hands arena to the server, which maps it and, budget permitting,
+ * registers it for fixed-buffer I/O. Returns 0 and sets *arena_id_out
+ * (and *flags_out when not NULL), or -ENOSPC (the session's arena count
+ * or byte limit), -EPERM / -EINVAL (the server refused the memfd),
+ * -ENOTCONN (the server is gone). The arena stays the caller's; close it
+ * after zcfuse_unshare() or zcfuse_close().
+ */
+int zcfuse_share(zcfuse_session_t *session, const zcfuse_arena_t *arena,
+                 uint32_t *arena_id_out, uint32_t *flags_out);
+
+/* Asks the server to release arena_id. Returns 0, -ENOENT (no such
+ * arena in this session) or -ENOTCONN. */
+int zcfuse_unshare(zcfuse_session_t *session, uint32_t arena_id);
+
+/* Version of zcfuse_session_stats_t filled in by this library. */
+#define ZCFUSE_SESSION_STATS_VERSION 1
+
+/* The server's control-plane counters, as a session sees them. Set
+ * struct_size to sizeof(zcfuse_session_stats_t) before the call. */
+typedef struct zcfuse_session_stats {
+    uint32_t struct_size;      /* in */
+    uint32_t version;          /* out: ZCFUSE_SESSION_STATS_VERSION */
+    uint64_t session_id;       /* this session's id on the server */
+    uint64_t sessions;         /* sessions the server holds */
+    uint64_t arenas;           /* arenas shared with the server, all sessions */
+    uint64_t registered_bytes; /* of those, bytes in io_uring fixed buffers */
+    uint64_t attached_files;   /* files attached for zero-copy I/O */
+} zcfuse_session_stats_t;
+
+/* Fills *stats. Returns 0, -EINVAL (NULL, or struct_size too small) or
+ * -ENOTCONN (the server is gone). */
+int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stats);
+
+/*
+ * Says goodbye and frees the session; the server releases every arena it
+ * shared. Returns 0, or -ENOTCONN when the server was already gone (the
+ * session is freed either way). session may be NULL.
+ */
+int zcfuse_close(zcfuse_session_t *session);
+
+/* ------------------------------------------------------------------ */
 /* Server                                                              */
 /* ------------------------------------------------------------------ */
 

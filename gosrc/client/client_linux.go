@@ -131,7 +131,7 @@ func (s *Session) Close() error {
 		return nil
 	}
 	s.closed = true
-	if cerr := unix.Close(s.fd); err == nil || errors.Is(err, unix.ENOTCONN) {
+	if cerr := unix.Close(s.fd); err == nil {
 		err = cerr
 	}
 	return err

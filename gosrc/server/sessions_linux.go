@@ -236,6 +236,9 @@ func (ss *session) handle(m wire.Msg, fds []int) (reply wire.Msg, bye bool) {
 	case *wire.Detach:
 		return wire.ErrorFrom(fmt.Errorf("file %d is not attached: %w", m.FileID, unix.ENOENT)), false
 	case *wire.Bye:
+		// Release before answering: once Close returns, the client may
+		// count on the server holding nothing of this session.
+		ss.releaseAll()
 		return &wire.Ok{}, true
 	}
 	return wire.ErrorFrom(fmt.Errorf("%v is not a request: %w", m.Type(), unix.EBADMSG)), false
@@ -297,14 +300,19 @@ func (ss *session) release(id uint32) error {
 	return errors.Join(err, sa.a.Close())
 }
 
-// end frees everything the session held.
-func (ss *session) end() {
+// releaseAll drops the session's arenas and its place in the live table.
+func (ss *session) releaseAll() {
 	for id := range ss.arenas {
 		ss.release(id)
 	}
 	ss.s.mu.Lock()
-	delete(ss.s.live, ss.id) // before the close: close() must not shut a reused fd
+	delete(ss.s.live, ss.id)
 	ss.s.mu.Unlock()
+}
+
+// end frees everything the session held and closes its socket.
+func (ss *session) end() {
+	ss.releaseAll() // before the close: sessions.close() must not shut a reused fd
 	unix.Close(ss.fd)
 }
 

@@ -49,6 +49,16 @@ _Static_assert(sizeof(((zcfuse_server_stats_t *)0)->ring_requests) == 64 * 8, "r
 _Static_assert(sizeof(((zcfuse_server_stats_t *)0)->fallback_reason) == 256, "fallback_reason");
 _Static_assert(sizeof(zcfuse_server_stats_t) == 1328, "zcfuse_server_stats_t size");
 
+_Static_assert(sizeof(zcfuse_session_stats_t) == 48, "zcfuse_session_stats_t size");
+_Static_assert(offsetof(zcfuse_session_stats_t, version) == 4, "session_stats.version");
+_Static_assert(offsetof(zcfuse_session_stats_t, session_id) == 8, "session_stats.session_id");
+_Static_assert(offsetof(zcfuse_session_stats_t, registered_bytes) == 32, "session_stats.registered_bytes");
+_Static_assert(offsetof(zcfuse_session_stats_t, attached_files) == 40, "session_stats.attached_files");
+_Static_assert(ZCFUSE_SESSION_STATS_VERSION == 1, "session stats version");
+_Static_assert(ZCFUSE_SHARED_REGISTERED == 1, "SHARED_REGISTERED");
+_Static_assert(ZCFUSE_ARENA_HUGE == 1, "ARENA_HUGE");
+_Static_assert(ZCFUSE_ARENA_MAX_SIZE == (size_t)1 << 30, "ARENA_MAX_SIZE");
+
 _Static_assert(ZCFUSE_TRANSPORT_AUTO == 0, "AUTO");
 _Static_assert(ZCFUSE_TRANSPORT_URING == 1, "URING");
 _Static_assert(ZCFUSE_TRANSPORT_CLASSIC == 2, "CLASSIC");
