@@ -12,14 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ControlXattr names the server's control socket on the mount root.
-const ControlXattr = "user.zcfuse.control"
-
 // ControlSocketEnv overrides the discovery through the mount.
 const ControlSocketEnv = "ZCFUSE_CONTROL_SOCKET"
-
-// ProtocolVersion is the protocol this client asks for.
-const ProtocolVersion = 1
 
 // Session is one connection to a zcfuse server.
 type Session struct {
@@ -35,9 +29,9 @@ func SocketPath(mountpoint string) (string, error) {
 		return p, nil
 	}
 	buf := make([]byte, 4096)
-	n, err := unix.Getxattr(mountpoint, ControlXattr, buf)
+	n, err := unix.Getxattr(mountpoint, wire.ControlXattr, buf)
 	if err != nil {
-		return "", fmt.Errorf("%s: no zcfuse server answers there (getxattr %s): %w", mountpoint, ControlXattr, err)
+		return "", fmt.Errorf("%s: no zcfuse server answers there (getxattr %s): %w", mountpoint, wire.ControlXattr, err)
 	}
 	return string(buf[:n]), nil
 }
@@ -57,7 +51,7 @@ func Connect(mountpoint string) (*Session, error) {
 		return nil, fmt.Errorf("connect %s: %w", path, err)
 	}
 	s := &Session{fd: fd}
-	reply, err := s.call(&wire.Hello{Version: ProtocolVersion, PID: uint32(os.Getpid())})
+	reply, err := s.call(&wire.Hello{Version: wire.ProtocolVersion, PID: uint32(os.Getpid())})
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("hello: %w", err)

@@ -16,13 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ControlXattr is the extended attribute on the mount root that names the
-// server's control socket; a client finds the server from the mountpoint
-// alone. Like StatsXattr it never reaches the backing directory.
-const ControlXattr = "user.zcfuse.control"
-
-// ProtocolVersion is the back-channel protocol this server speaks.
-const ProtocolVersion = 1
+// ControlXattr names the control socket on the mount root (wire.ControlXattr).
+const ControlXattr = wire.ControlXattr
 
 // Limits bound what clients may hold on a server.
 type Limits struct {
@@ -193,7 +188,7 @@ func (ss *session) serve() {
 		return
 	}
 	l := ss.s.limits
-	if err := wire.Send(ss.fd, &wire.HelloReply{Version: min(hello.Version, ProtocolVersion), SessionID: ss.id, Token: ss.token,
+	if err := wire.Send(ss.fd, &wire.HelloReply{Version: min(hello.Version, wire.ProtocolVersion), SessionID: ss.id, Token: ss.token,
 		MaxArenas: uint32(l.ArenasPerSession), MaxArenaSize: arena.MaxSize, MaxArenaBytes: l.ArenaBytes}); err != nil {
 		return
 	}

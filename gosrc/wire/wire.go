@@ -444,3 +444,13 @@ func Decode(b []byte, nfds int) (Msg, error) {
 	}
 	return s.decode(body)
 }
+
+// ProtocolVersion is the back-channel protocol of this package, negotiated
+// in Hello.Version.
+const ProtocolVersion = 1
+
+// ControlXattr is the extended attribute on a zcfuse mount root that
+// names the server's control socket, so a client finds the server from
+// the mountpoint alone. The server answers it itself: it never reaches
+// the backing directory and is not listed.
+const ControlXattr = "user.zcfuse.control"
