@@ -424,6 +424,32 @@ func (s *server) signal(sig os.Signal) {
 	_ = s.cmd.Process.Signal(sig)
 }
 
+// pause sends SIGSTOP and waits until every thread of the server is
+// stopped: the signal is delivered asynchronously, and a thread still
+// running could answer one more request.
+func (s *server) pause() {
+	s.signal(syscall.SIGSTOP)
+	dir := fmt.Sprintf("/proc/%d/task", s.cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		stopped := 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+			// The state follows the command name in parentheses.
+			if i := strings.LastIndexByte(string(b), ')'); err == nil && i > 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+				stopped++
+			}
+		}
+		if stopped == len(tasks) {
+			return
+		}
+	}
+	s.t.Fatalf("server %d: not every thread stopped within 5s of SIGSTOP", s.cmd.Process.Pid)
+}
+
 // waitExit waits at most d for the process to end.
 func (s *server) waitExit(d time.Duration) bool {
 	select {

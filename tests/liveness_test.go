@@ -181,7 +181,7 @@ func TestBlockedHandler(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(s.Mnt, "sub")); err != nil {
 			t.Fatalf("stat of the nested mount through the outer mount: %v", err)
 		}
-		inner.signal(syscall.SIGSTOP)
+		inner.pause()
 
 		blockedPath := filepath.Join(s.Mnt, "sub", "blocked")
 		blocked := onCPU(0, func() error {
