@@ -34,8 +34,6 @@ type Notifier struct {
 	devFd   int
 	started bool
 	done    chan struct{}
-	written uint64
-	failed  uint64
 }
 
 var _ fs.ServerCallbacks = (*Notifier)(nil)
@@ -70,16 +68,10 @@ func (n *Notifier) run() {
 		fd := n.devFd
 		n.mu.Unlock()
 		for _, m := range msgs {
-			// ENOENT: the kernel no longer knows the inode; nothing to do.
-			if _, err := unix.Write(fd, m); err != nil && err != unix.ENOENT {
-				n.mu.Lock()
-				n.failed++
-				n.mu.Unlock()
-			} else {
-				n.mu.Lock()
-				n.written++
-				n.mu.Unlock()
-			}
+			// A notification is advice to the kernel's caches: ENOENT (the
+			// kernel no longer knows the inode) and ENODEV (unmounted) need
+			// nothing, and no caller waits for the outcome.
+			unix.Write(fd, m)
 		}
 	}
 }
