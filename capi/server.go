@@ -100,6 +100,11 @@ func zcfusego_server_stats(h C.uintptr_t, out *C.zcfuse_server_stats_t) C.int {
 		out.ring_requests[i] = C.uint64_t(st.RingOps[i])
 		out.dev_requests[i] = C.uint64_t(st.DevOps[i])
 	}
+	out.sessions = C.uint64_t(st.Sessions)
+	out.arenas = C.uint64_t(st.Arenas)
+	out.registered_bytes = C.uint64_t(st.RegisteredBytes)
+	out.fixed_slots_used = C.uint64_t(st.FixedSlotsUsed)
+	out.attached_files = C.uint64_t(st.AttachedFiles)
 	reason := unsafe.Slice((*byte)(unsafe.Pointer(&out.fallback_reason[0])), len(out.fallback_reason))
 	n := copy(reason[:len(reason)-1], st.FallbackReason)
 	reason[n] = 0

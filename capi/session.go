@@ -43,6 +43,21 @@ func zcfusego_unshare(h C.uintptr_t, id C.uint32_t) C.int {
 	return errnoOf(sessionOf(h).Unshare(uint32(id)))
 }
 
+//export zcfusego_attach
+func zcfusego_attach(h C.uintptr_t, fd C.int, id *C.uint32_t) C.int {
+	fileID, err := sessionOf(h).Attach(int(fd))
+	if err != nil {
+		return errnoOf(err)
+	}
+	*id = C.uint32_t(fileID)
+	return 0
+}
+
+//export zcfusego_detach
+func zcfusego_detach(h C.uintptr_t, id C.uint32_t) C.int {
+	return errnoOf(sessionOf(h).Detach(uint32(id)))
+}
+
 //export zcfusego_session_stats
 func zcfusego_session_stats(h C.uintptr_t, out *C.zcfuse_session_stats_t) C.int {
 	s := sessionOf(h)

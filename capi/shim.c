@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,9 @@
 #include "_cgo_export.h"
 
 static __thread char last_error[512];
+
+/* zcfuse_server_stats_t as version 1 had it: up to fallback_reason. */
+#define SERVER_STATS_V1_SIZE offsetof(zcfuse_server_stats_t, sessions)
 
 /*
  * The Go runtime does not survive fork(): only the forking thread exists
@@ -174,6 +178,22 @@ int zcfuse_unshare(zcfuse_session_t *session, uint32_t arena_id)
     return zcfusego_unshare(session->handle, arena_id);
 }
 
+int zcfuse_attach(zcfuse_session_t *session, int fd, uint32_t *file_id_out)
+{
+    NO_GO_IN_CHILD("zcfuse_attach");
+    if (!session || !file_id_out)
+        return fail(-EINVAL, "zcfuse_attach: session and file_id_out must not be NULL");
+    return zcfusego_attach(session->handle, fd, file_id_out);
+}
+
+int zcfuse_detach(zcfuse_session_t *session, uint32_t file_id)
+{
+    NO_GO_IN_CHILD("zcfuse_detach");
+    if (!session)
+        return fail(-EINVAL, "zcfuse_detach: session must not be NULL");
+    return zcfusego_detach(session->handle, file_id);
+}
+
 int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stats)
 {
     NO_GO_IN_CHILD("zcfuse_session_stats");
@@ -243,9 +263,21 @@ int zcfuse_server_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats)
 {
     NO_GO_IN_CHILD("zcfuse_server_stats");
     NEED_SRV("zcfuse_server_stats");
-    if (!stats || stats->struct_size < sizeof *stats)
+    if (!stats || stats->struct_size < SERVER_STATS_V1_SIZE)
         return fail(-EINVAL, "zcfuse_server_stats: stats NULL or stats->struct_size too small");
-    return zcfusego_server_stats(srv->handle, stats);
+    /* Fill the whole struct here, hand the caller what its version holds. */
+    zcfuse_server_stats_t full;
+    memset(&full, 0, sizeof full);
+    full.struct_size = sizeof full;
+    int rc = zcfusego_server_stats(srv->handle, &full);
+    if (rc)
+        return rc;
+    uint32_t size = stats->struct_size;
+    if (size < sizeof full)
+        full.version = 1;
+    memcpy(stats, &full, size < sizeof full ? size : sizeof full);
+    stats->struct_size = size;
+    return 0;
 }
 
 void zcfuse_server_destroy(zcfuse_server_t *srv)

@@ -137,7 +137,8 @@ void zcfuse_arena_close(zcfuse_arena_t *arena);
 
 /*
  * A session is a client's connection to the zcfuse server behind a
- * mountpoint, over which it shares arenas. A session is used by one
+ * mountpoint, over which it shares arenas and to which it attaches files
+ * opened through the mount. A session is used by one
  * thread at a time (like an io_uring); open one per thread.
  */
 typedef struct zcfuse_session zcfuse_session_t;
@@ -173,6 +174,31 @@ int zcfuse_share(zcfuse_session_t *session, const zcfuse_arena_t *arena,
 /* Asks the server to release arena_id. Returns 0, -ENOENT (no such
  * arena in this session) or -ENOTCONN. */
 int zcfuse_unshare(zcfuse_session_t *session, uint32_t arena_id);
+
+/*
+ * Attaches fd, a regular file opened through this session's mount, to the
+ * session for zero-copy I/O, and sets *file_id_out to its id in the
+ * session. The attach travels as an ioctl on fd itself, so the server
+ * learns the file, and the caller's uid and gid, from the kernel; the
+ * session's secret token proves the session. A file opened O_RDONLY
+ * attaches read-only, O_WRONLY write-only. Attaching the same open file
+ * twice gives the same id. Returns 0, or:
+ *   -EXDEV   fd is not a file on this session's mount;
+ *   -EINVAL  fd is not a regular file, or a NULL argument;
+ *   -EBADF   fd is not open;
+ *   -EPERM   the server knows no such session (closed, or not this
+ *            process's: the token is not its own);
+ *   -EACCES  the caller's uid or gid is not the session's;
+ *   -EMFILE  the session's attached-file limit (1024 by default);
+ *   -ENOTCONN / -ESHUTDOWN the server is gone or stopping.
+ * The attachment ends with zcfuse_detach(), zcfuse_close(), or when the
+ * kernel releases the open file (the last close() of fd and its dups).
+ */
+int zcfuse_attach(zcfuse_session_t *session, int fd, uint32_t *file_id_out);
+
+/* Ends the attachment file_id. Returns 0, -ENOENT (not attached: maybe
+ * the kernel released the file already), -EINVAL or -ENOTCONN. */
+int zcfuse_detach(zcfuse_session_t *session, uint32_t file_id);
 
 /* Version of zcfuse_session_stats_t filled in by this library. */
 #define ZCFUSE_SESSION_STATS_VERSION 1
@@ -309,8 +335,10 @@ int zcfuse_server_run(zcfuse_server_t *srv);
  */
 int zcfuse_server_stop(zcfuse_server_t *srv);
 
-/* Version of zcfuse_server_stats_t filled in by this library. */
-#define ZCFUSE_SERVER_STATS_VERSION 1
+/* Version of zcfuse_server_stats_t filled in by this library: 2 added the
+ * control-plane counters after fallback_reason. A caller built against
+ * version 1 (struct_size 1328) gets version 1 and nothing past it. */
+#define ZCFUSE_SERVER_STATS_VERSION 2
 
 /* Number of per-opcode counters; FUSE opcodes are below 64. */
 #define ZCFUSE_STATS_OPCODES 64
@@ -347,12 +375,21 @@ typedef struct zcfuse_server_stats {
     uint64_t dev_requests[ZCFUSE_STATS_OPCODES];
     /* Why AUTO fell back to /dev/fuse; "" when it did not. */
     char fallback_reason[256];
+    /* Version 2: client sessions, the arenas they share, how many of
+     * those bytes sit in io_uring fixed buffers and how many slots of the
+     * fixed-buffer table they use, and the files attached to sessions. */
+    uint64_t sessions;
+    uint64_t arenas;
+    uint64_t registered_bytes;
+    uint64_t fixed_slots_used;
+    uint64_t attached_files;
 } zcfuse_server_stats_t;
 
 /*
- * Fills *stats with a snapshot of srv's counters. Returns 0, or -EINVAL
- * when an argument is NULL or stats->struct_size is smaller than version
- * 1 of the struct. Cheap: safe to call often, from any thread.
+ * Fills *stats with a snapshot of srv's counters, up to stats->struct_size
+ * bytes (version 1 of the struct ends at fallback_reason). Returns 0, or
+ * -EINVAL when an argument is NULL or stats->struct_size is smaller than
+ * version 1 of the struct. Cheap: safe to call often, from any thread.
  */
 int zcfuse_server_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats);
 

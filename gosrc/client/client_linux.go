@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
 	"github.com/zcfuse/zcfuse/gosrc/wire"
@@ -21,6 +22,7 @@ type Session struct {
 	fd     int
 	hello  wire.HelloReply
 	closed bool
+	dev    uint64 // st_dev of the mount: attach takes only its files
 }
 
 // SocketPath returns the control socket of the server behind mountpoint.
@@ -38,6 +40,10 @@ func SocketPath(mountpoint string) (string, error) {
 
 // Connect opens a session with the server behind mountpoint.
 func Connect(mountpoint string) (*Session, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", mountpoint, err)
+	}
 	path, err := SocketPath(mountpoint)
 	if err != nil {
 		return nil, err
@@ -50,7 +56,7 @@ func Connect(mountpoint string) (*Session, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("connect %s: %w", path, err)
 	}
-	s := &Session{fd: fd}
+	s := &Session{fd: fd, dev: st.Dev}
 	reply, err := s.call(&wire.Hello{Version: wire.ProtocolVersion, PID: uint32(os.Getpid())})
 	if err != nil {
 		unix.Close(fd)
@@ -104,6 +110,61 @@ func (s *Session) ShareFd(fd int, size uint64) (uint32, bool, error) {
 // Unshare asks the server to release arena id.
 func (s *Session) Unshare(id uint32) error {
 	_, err := s.call(&wire.ReleaseArena{ArenaID: id})
+	return err
+}
+
+// Attach binds fd, a regular file opened through this session's mount, to
+// the session for zero-copy I/O, and returns its file id. The server
+// learns the file and the caller's uid and gid from the kernel (the
+// attach travels as an ioctl on fd) and the session from its secret
+// token. Errors: EXDEV (fd is not on this mount), EINVAL (not a regular
+// file), EPERM (the server knows no such session: closed, or the token is
+// not its own), EACCES (the caller's uid or gid is not the session's),
+// EMFILE (the session's limit), EBADF (session closed or fd not open).
+// A file id lives until Detach, the session's end, or the kernel's
+// release of the open file (the last close of fd and its duplicates).
+func (s *Session) Attach(fd int) (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("attach fd %d: %w", fd, err)
+	}
+	switch {
+	case st.Dev != s.dev:
+		return 0, fmt.Errorf("attach fd %d: not a file on this session's mount: %w", fd, unix.EXDEV)
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return 0, fmt.Errorf("attach fd %d: not a regular file: %w", fd, unix.EINVAL)
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return 0, fmt.Errorf("session closed: %w", unix.EBADF)
+	}
+	arg := wire.AttachArg{SessionID: s.hello.SessionID, Token: s.hello.Token}
+	out, err := AttachIoctl(fd, arg)
+	if err != nil {
+		return 0, fmt.Errorf("attach fd %d: %w", fd, err)
+	}
+	return out.FileID, nil
+}
+
+// AttachIoctl issues the raw attach ioctl on fd with arg and returns the
+// server's answer. Attach is what applications want; this is for tests
+// and for tools that speak the protocol themselves.
+func AttachIoctl(fd int, arg wire.AttachArg) (wire.AttachArg, error) {
+	var b [wire.AttachArgSize]byte
+	arg.Encode(b[:])
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(wire.AttachIoctl), uintptr(unsafe.Pointer(&b[0])))
+	if e != 0 {
+		return wire.AttachArg{}, e
+	}
+	return wire.DecodeAttachArg(b[:])
+}
+
+// Detach ends the attachment of file id; ENOENT when there is none (the
+// kernel may have released the file already).
+func (s *Session) Detach(id uint32) error {
+	_, err := s.call(&wire.Detach{FileID: id})
 	return err
 }
 

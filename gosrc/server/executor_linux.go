@@ -53,10 +53,28 @@ func newExecutor(slots uint32) (*executor, error) {
 	return e, nil
 }
 
+// executorUser, when set (by tests), is the uid and gid the executor's
+// thread takes before it creates its ring. io_uring charges registered
+// buffers to the ring creator's RLIMIT_MEMLOCK unless it has
+// CAP_IPC_LOCK, so this makes the thread a non-root server's executor.
+var executorUser *unix.Ucred
+
 func (e *executor) run(started chan<- error) {
 	defer close(e.done)
 	runtime.LockOSThread() // for good: the ring belongs to this thread
 	var err error
+	if u := executorUser; u != nil {
+		// Raw syscalls change this thread's credentials only (Go's
+		// Setuid would change every thread's).
+		if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.Gid), uintptr(u.Gid), uintptr(u.Gid)); errno != 0 {
+			started <- fmt.Errorf("executor setresgid %d: %w", u.Gid, errno)
+			return
+		}
+		if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.Uid), uintptr(u.Uid), uintptr(u.Uid)); errno != 0 {
+			started <- fmt.Errorf("executor setresuid %d: %w", u.Uid, errno)
+			return
+		}
+	}
 	if e.r, err = ring.New(ring.Config{Entries: 64, SingleIssuer: true}); err != nil {
 		started <- fmt.Errorf("executor ring: %w", err)
 		return

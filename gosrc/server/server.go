@@ -58,6 +58,8 @@ type Stats struct {
 	Sessions        uint64 `json:"sessions"`
 	Arenas          uint64 `json:"arenas"`
 	RegisteredBytes uint64 `json:"registered_bytes"`
+	AttachedFiles   uint64 `json:"attached_files"`
+	FixedSlotsUsed  uint64 `json:"fixed_slots_used"`
 }
 
 // Server is a mounted passthrough of a backing directory.
@@ -148,10 +150,10 @@ func (s *Server) Start() error {
 		return fmt.Errorf("backing directory: %w", err)
 	}
 	lr := &fs.LoopbackRoot{Path: s.backing, Dev: uint64(st.Dev)}
-	root := &rootNode{node: node{fs.LoopbackNode{RootData: lr}}, srv: s}
+	root := &rootNode{node: node{LoopbackNode: fs.LoopbackNode{RootData: lr}, srv: s}}
 	lr.RootNode = root
 	lr.NewNode = func(rd *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
-		return &node{fs.LoopbackNode{RootData: rd}}
+		return &node{LoopbackNode: fs.LoopbackNode{RootData: rd}, srv: s}
 	}
 	s.root = root
 	rawFS := fs.NewNodeFS(root, &fs.Options{
@@ -257,6 +259,7 @@ func (s *Server) Stats() Stats {
 	if ctl := s.ctl.Load(); ctl != nil {
 		cs := ctl.stats()
 		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes = ctl.path, cs.Sessions, cs.Arenas, cs.RegisteredBytes
+		st.AttachedFiles, st.FixedSlotsUsed = cs.AttachedFiles, uint64(ctl.exec.used())
 	}
 	return st
 }
@@ -266,9 +269,11 @@ func (s *Server) Mountpoint() string { return s.mountpoint }
 
 // node is a loopback node that tells the ring thread serving an OPEN or
 // CREATE which backing fd the new handle reads from, so READs on it can
-// take the transport's fast path (fusering.NoteOpenFd).
+// take the transport's fast path (fusering.NoteOpenFd), and whose open
+// files can be attached to client sessions (file).
 type node struct {
 	fs.LoopbackNode
+	srv *Server
 }
 
 var (
@@ -289,6 +294,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)
 	if errno == 0 {
 		noteFd(fh)
+		fh = n.wrapFile(fh, flags)
 	}
 	return fh, fuseFlags, errno
 }
@@ -298,6 +304,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	inode, fh, fuseFlags, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
 	if errno == 0 {
 		noteFd(fh)
+		fh = n.wrapFile(fh, flags)
 	}
 	return inode, fh, fuseFlags, errno
 }
@@ -305,7 +312,6 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 // rootNode is the loopback root plus the virtual stats attribute.
 type rootNode struct {
 	node
-	srv *Server
 }
 
 var (

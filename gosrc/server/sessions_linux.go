@@ -25,10 +25,11 @@ type Limits struct {
 	ArenasPerSession int    // arenas per session
 	ArenaBytes       uint64 // all arenas of one session together
 	FixedSlots       uint32 // fixed-buffer slots for the whole server
+	AttachedFiles    int    // attached files per session
 }
 
 // DefaultLimits are used for zero fields of Options.Limits.
-var DefaultLimits = Limits{Sessions: 256, ArenasPerSession: 64, ArenaBytes: 16 << 30, FixedSlots: 1024}
+var DefaultLimits = Limits{Sessions: 256, ArenasPerSession: 64, ArenaBytes: 16 << 30, FixedSlots: 1024, AttachedFiles: 1024}
 
 // sessions is the control plane: a SOCK_SEQPACKET listener whose
 // connections are client sessions holding shared arenas.
@@ -49,6 +50,12 @@ type sessions struct {
 
 	arenas     atomic.Int64
 	registered atomic.Int64 // bytes in fixed buffers
+
+	// fmu guards the attachments: session.files, session.nextFile,
+	// session.ended and file.attached, which the session's goroutine and
+	// the FUSE handlers (attach ioctl, RELEASE) both change.
+	fmu      sync.Mutex
+	attached atomic.Int64
 }
 
 // session is one client connection.
@@ -57,9 +64,14 @@ type session struct {
 	fd     int
 	id     uint64
 	token  [16]byte
+	cred   unix.Ucred // the peer, from SO_PEERCRED at connect
 	arenas map[uint32]*sharedArena
 	bytes  uint64
 	nextID uint32
+
+	files    map[uint32]*attachment // by file id; see sessions.fmu
+	nextFile uint32
+	ended    bool
 }
 
 type sharedArena struct {
@@ -82,6 +94,9 @@ func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logg
 	}
 	if limits.FixedSlots == 0 {
 		limits.FixedSlots = DefaultLimits.FixedSlots
+	}
+	if limits.AttachedFiles == 0 {
+		limits.AttachedFiles = DefaultLimits.AttachedFiles
 	}
 	mode := os.FileMode(0o700)
 	if allowOther {
@@ -152,7 +167,7 @@ func (s *sessions) admit(fd int) error {
 	if !s.allowOther && cred.Uid != s.ownerUID && cred.Uid != 0 {
 		return fmt.Errorf("uid %d may not use this mount (owner %d; mount with --allow-other to let others in): %w", cred.Uid, s.ownerUID, unix.EACCES)
 	}
-	ss := &session{s: s, fd: fd, id: s.nextID.Add(1), arenas: map[uint32]*sharedArena{}}
+	ss := &session{s: s, fd: fd, id: s.nextID.Add(1), cred: *cred, arenas: map[uint32]*sharedArena{}, files: map[uint32]*attachment{}}
 	rand.Read(ss.token[:])
 	s.mu.Lock()
 	switch {
@@ -189,7 +204,8 @@ func (ss *session) serve() {
 	}
 	l := ss.s.limits
 	if err := wire.Send(ss.fd, &wire.HelloReply{Version: min(hello.Version, wire.ProtocolVersion), SessionID: ss.id, Token: ss.token,
-		MaxArenas: uint32(l.ArenasPerSession), MaxArenaSize: arena.MaxSize, MaxArenaBytes: l.ArenaBytes}); err != nil {
+		MaxArenas: uint32(l.ArenasPerSession), MaxArenaSize: arena.MaxSize, MaxArenaBytes: l.ArenaBytes,
+		MaxAttachedFiles: uint32(l.AttachedFiles)}); err != nil {
 		return
 	}
 	for {
@@ -229,7 +245,10 @@ func (ss *session) handle(m wire.Msg, fds []int) (reply wire.Msg, bye bool) {
 		st := ss.s.stats()
 		return &st, false
 	case *wire.Detach:
-		return wire.ErrorFrom(fmt.Errorf("file %d is not attached: %w", m.FileID, unix.ENOENT)), false
+		if err := ss.s.detach(ss, m.FileID); err != nil {
+			return wire.ErrorFrom(err), false
+		}
+		return &wire.Ok{}, false
 	case *wire.Bye:
 		// Release before answering: once Close returns, the client may
 		// count on the server holding nothing of this session.
@@ -295,8 +314,10 @@ func (ss *session) release(id uint32) error {
 	return errors.Join(err, sa.a.Close())
 }
 
-// releaseAll drops the session's arenas and its place in the live table.
+// releaseAll drops the session's attachments, its arenas and its place in
+// the live table.
 func (ss *session) releaseAll() {
+	ss.s.detachAll(ss)
 	for id := range ss.arenas {
 		ss.release(id)
 	}
@@ -315,7 +336,8 @@ func (s *sessions) stats() wire.StatsReply {
 	s.mu.Lock()
 	n := len(s.live)
 	s.mu.Unlock()
-	return wire.StatsReply{Sessions: uint64(n), Arenas: uint64(s.arenas.Load()), RegisteredBytes: uint64(s.registered.Load())}
+	return wire.StatsReply{Sessions: uint64(n), Arenas: uint64(s.arenas.Load()), RegisteredBytes: uint64(s.registered.Load()),
+		AttachedFiles: uint64(s.attached.Load())}
 }
 
 // close stops accepting, ends every session, and closes the executor.

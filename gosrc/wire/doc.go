@@ -36,7 +36,8 @@
 // Every request is answered by its reply type or by Error. The layouts of
 // Hello, HelloReply and Error never change, so a client can negotiate a
 // newer protocol in Hello.Version with any server. Attaching a file is
-// not a message: it travels as a FUSE ioctl on the file's fd.
+// not a message: it travels as a FUSE ioctl on the file's fd (AttachIoctl,
+// AttachArg), so the kernel names the file and the caller's uid and gid.
 //
 // # Lifetimes
 //

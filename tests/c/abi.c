@@ -47,7 +47,13 @@ PIN(zcfuse_server_stats_t, dev_requests, 560, 560);
 PIN(zcfuse_server_stats_t, fallback_reason, 1072, 1072);
 _Static_assert(sizeof(((zcfuse_server_stats_t *)0)->ring_requests) == 64 * 8, "ring_requests");
 _Static_assert(sizeof(((zcfuse_server_stats_t *)0)->fallback_reason) == 256, "fallback_reason");
-_Static_assert(sizeof(zcfuse_server_stats_t) == 1328, "zcfuse_server_stats_t size");
+PIN(zcfuse_server_stats_t, sessions, 1328, 1328);
+PIN(zcfuse_server_stats_t, arenas, 1336, 1336);
+PIN(zcfuse_server_stats_t, registered_bytes, 1344, 1344);
+PIN(zcfuse_server_stats_t, fixed_slots_used, 1352, 1352);
+PIN(zcfuse_server_stats_t, attached_files, 1360, 1360);
+_Static_assert(sizeof(zcfuse_server_stats_t) == 1368, "zcfuse_server_stats_t size");
+#define STATS_V1_SIZE 1328
 
 _Static_assert(sizeof(zcfuse_session_stats_t) == 48, "zcfuse_session_stats_t size");
 _Static_assert(offsetof(zcfuse_session_stats_t, version) == 4, "session_stats.version");
@@ -67,7 +73,7 @@ _Static_assert(ZCFUSE_SERVER_ALLOW_OTHER == 1u, "ALLOW_OTHER");
 _Static_assert(ZCFUSE_SERVER_READ_ONLY == 2u, "READ_ONLY");
 _Static_assert(ZCFUSE_SERVER_PASSTHROUGH == 4u, "PASSTHROUGH");
 _Static_assert(ZCFUSE_SERVER_DEBUG == 8u, "DEBUG");
-_Static_assert(ZCFUSE_SERVER_STATS_VERSION == 1, "stats version");
+_Static_assert(ZCFUSE_SERVER_STATS_VERSION == 2, "stats version");
 _Static_assert(ZCFUSE_STATS_OPCODES == 64, "opcode slots");
 
 static void opts_init_fills_all(void)
@@ -115,16 +121,25 @@ static void stats_stays_inside(void)
     /* create mounts nothing, so this needs no root. */
     if (EXPECT_RC(0, zcfuse_server_create(&o, &srv))) {
         struct padded p;
-        for (int newer = 0; newer <= 1; newer++) {
+        /* A caller built against version 1, this version, a newer one. */
+        const uint32_t sizes[] = {STATS_V1_SIZE, sizeof p.st, sizeof p.st + sizeof p.tail};
+        for (int i = 0; i < 3; i++) {
             memset(&p, 0x5a, sizeof p);
-            p.st.struct_size = sizeof p.st + (newer ? sizeof p.tail : 0);
+            p.st.struct_size = sizes[i];
             EXPECT_RC(0, zcfuse_server_stats(srv, &p.st));
-            EXPECT(p.st.version == ZCFUSE_SERVER_STATS_VERSION, "version %u", p.st.version);
+            uint32_t want = i == 0 ? 1 : ZCFUSE_SERVER_STATS_VERSION;
+            EXPECT(p.st.version == want, "version %u for struct_size %u", p.st.version, sizes[i]);
+            if (i == 0)
+                EXPECT(((unsigned char *)&p.st)[STATS_V1_SIZE] == 0x5a, "version 2 fields written for a version 1 caller");
+            else
+                EXPECT(p.st.sessions == 0 && p.st.attached_files == 0, "sessions %llu before start",
+                       (unsigned long long)p.st.sessions);
             EXPECT(p.st.running == 0, "running %u before start", p.st.running);
             EXPECT(memchr(p.st.fallback_reason, 0, sizeof p.st.fallback_reason) != NULL,
                    "fallback_reason not NUL-terminated");
             EXPECT(tail_intact(&p), "bytes past sizeof(zcfuse_server_stats_t) written (struct_size %u)",
                    p.st.struct_size);
+            EXPECT(p.st.struct_size == sizes[i], "struct_size changed to %u", p.st.struct_size);
         }
         zcfuse_server_destroy(srv);
     }

@@ -177,7 +177,8 @@ func printStats(w io.Writer, st server.Stats) error {
 	}
 	fmt.Fprintf(tw, "passthrough\t%v\nread-only\t%v\n", st.Passthrough, st.ReadOnly)
 	fmt.Fprintf(tw, "bytes read\t%d\nbytes written\t%d\nerrors\t%d\nfast reads\t%d\n", st.BytesRead, st.BytesWritten, st.Errors, st.FastReads)
-	fmt.Fprintf(tw, "control socket\t%s\nsessions\t%d\narenas\t%d\nregistered bytes\t%d\n", st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes)
+	fmt.Fprintf(tw, "control socket\t%s\nsessions\t%d\narenas\t%d\nregistered bytes\t%d\nfixed slots used\t%d\nattached files\t%d\n",
+		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes, st.FixedSlotsUsed, st.AttachedFiles)
 	tw.Flush()
 	fmt.Fprintf(w, "\nrequests by opcode:\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/zcfuse/zcfuse/gosrc/wire"
+	"golang.org/x/sys/unix"
+)
+
+// file is an open file of the loopback tree. It answers the attach ioctl
+// itself (every other ioctl goes to the backing file as before) and, when
+// the kernel releases the handle, detaches it from every session.
+type file struct {
+	*fs.LoopbackFile
+	srv  *Server
+	mode uint32 // wire.AttachRead|AttachWrite, from the open flags
+
+	// attached holds the sessions this handle is attached to and the id
+	// each gave it; guarded by sessions.fmu.
+	attached map[*session]uint32
+}
+
+var (
+	_ fs.FileIoctler  = (*file)(nil)
+	_ fs.FileReleaser = (*file)(nil)
+)
+
+// wrapFile wraps a loopback handle opened with flags; other handles (none
+// today) are returned as they are and cannot be attached.
+func (n *node) wrapFile(fh fs.FileHandle, flags uint32) fs.FileHandle {
+	lf, ok := fh.(*fs.LoopbackFile)
+	if !ok {
+		return fh
+	}
+	var mode uint32
+	switch flags & syscall.O_ACCMODE {
+	case syscall.O_RDONLY:
+		mode = wire.AttachRead
+	case syscall.O_WRONLY:
+		mode = wire.AttachWrite
+	default:
+		mode = wire.AttachRead | wire.AttachWrite
+	}
+	return &file{LoopbackFile: lf, srv: n.srv, mode: mode}
+}
+
+// Ioctl answers wire.AttachIoctl; other commands go to the backing file.
+func (f *file) Ioctl(ctx context.Context, cmd uint32, arg uint64, input []byte, output []byte) (int32, syscall.Errno) {
+	if cmd != wire.AttachIoctl {
+		return f.LoopbackFile.Ioctl(ctx, cmd, arg, input, output)
+	}
+	ctl := f.srv.ctl.Load()
+	if ctl == nil {
+		return 0, syscall.ESHUTDOWN
+	}
+	caller, ok := fuse.FromContext(ctx)
+	if !ok {
+		return 0, syscall.EIO
+	}
+	a, err := wire.DecodeAttachArg(input)
+	if err != nil || len(output) != wire.AttachArgSize {
+		return 0, syscall.EINVAL
+	}
+	id, errno := ctl.attach(a, caller.Uid, caller.Gid, f)
+	if errno != 0 {
+		return 0, errno
+	}
+	a.FileID, a.Mode = id, f.mode
+	a.Token = [16]byte{} // the token never travels back
+	a.Encode(output)
+	return 0, 0
+}
+
+// Release detaches the handle from every session before the backing file
+// is closed.
+func (f *file) Release(ctx context.Context) syscall.Errno {
+	if ctl := f.srv.ctl.Load(); ctl != nil {
+		ctl.forgetFile(f)
+	}
+	return f.LoopbackFile.Release(ctx)
+}
+
+// attachment is one file attached to one session.
+type attachment struct {
+	f    *file
+	mode uint32
+}
+
+// attach binds f to the session a names, for a caller with uid and gid as
+// the kernel reports them. Errors: EPERM when no live session has that id
+// and token (another session's token included), EACCES when the caller is
+// not the session's peer, EMFILE over the session's limit.
+func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, syscall.Errno) {
+	s.mu.Lock()
+	ss := s.live[a.SessionID]
+	s.mu.Unlock()
+	if ss == nil || subtle.ConstantTimeCompare(ss.token[:], a.Token[:]) != 1 {
+		return 0, syscall.EPERM
+	}
+	if uid != ss.cred.Uid || gid != ss.cred.Gid {
+		s.logger.Printf("attach refused: caller uid %d gid %d is not session %d's peer (uid %d gid %d)", uid, gid, ss.id, ss.cred.Uid, ss.cred.Gid)
+		return 0, syscall.EACCES
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	switch {
+	case ss.ended:
+		return 0, syscall.EPERM
+	case len(ss.files) >= s.limits.AttachedFiles:
+		return 0, syscall.EMFILE
+	}
+	if id, ok := f.attached[ss]; ok {
+		return id, 0 // attached already: same handle, same id
+	}
+	if f.attached == nil {
+		f.attached = map[*session]uint32{}
+	}
+	ss.nextFile++
+	id := ss.nextFile
+	ss.files[id] = &attachment{f: f, mode: f.mode}
+	f.attached[ss] = id
+	s.attached.Add(1)
+	return id, 0
+}
+
+// detach ends attachment id of ss; ENOENT when it has none.
+func (s *sessions) detach(ss *session, id uint32) error {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	at := ss.files[id]
+	if at == nil {
+		return fmt.Errorf("file %d is not attached to this session: %w", id, unix.ENOENT)
+	}
+	s.unbindLocked(ss, id, at)
+	return nil
+}
+
+func (s *sessions) unbindLocked(ss *session, id uint32, at *attachment) {
+	delete(ss.files, id)
+	delete(at.f.attached, ss)
+	s.attached.Add(-1)
+}
+
+// detachAll ends every attachment of ss and refuses new ones.
+func (s *sessions) detachAll(ss *session) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	ss.ended = true
+	for id, at := range ss.files {
+		s.unbindLocked(ss, id, at)
+	}
+}
+
+// forgetFile detaches a released handle from every session.
+func (s *sessions) forgetFile(f *file) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for ss, id := range f.attached {
+		if at := ss.files[id]; at != nil && at.f == f {
+			s.unbindLocked(ss, id, at)
+		}
+	}
+	f.attached = nil
+}

@@ -1,0 +1,287 @@
+package server
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/zcfuse/zcfuse/gosrc/arena"
+	"github.com/zcfuse/zcfuse/gosrc/client"
+	"github.com/zcfuse/zcfuse/gosrc/fusering"
+	"github.com/zcfuse/zcfuse/gosrc/wire"
+	"golang.org/x/sys/unix"
+)
+
+func openFd(t *testing.T, path string, flags int) int {
+	t.Helper()
+	fd, err := unix.Open(path, flags|unix.O_CLOEXEC, 0o644)
+	require.NoError(t, err, "open %s", path)
+	return fd
+}
+
+func attachedFiles(srv *Server) uint64 { return srv.Stats().AttachedFiles }
+
+// Files opened through the mount attach to a session with the access
+// their open allows; detach, the kernel's RELEASE and the session's end
+// each undo it, on both transports.
+func TestAttach(t *testing.T) {
+	for _, tr := range transports(t) {
+		t.Run(string(tr), func(t *testing.T) {
+			srv, _, mnt := mount(t, tr, Options{})
+			writeFile(t, join(mnt, "f"), []byte("hello"))
+			s, err := client.Connect(mnt)
+			require.NoError(t, err)
+			defer s.Close()
+
+			rw := openFd(t, join(mnt, "f"), unix.O_RDWR)
+			defer unix.Close(rw)
+			ro := openFd(t, join(mnt, "f"), unix.O_RDONLY)
+			rwID, err := s.Attach(rw)
+			require.NoError(t, err)
+			roID, err := s.Attach(ro)
+			require.NoError(t, err)
+			require.NotEqual(t, rwID, roID)
+			again, err := s.Attach(rw)
+			require.NoError(t, err)
+			require.Equal(t, rwID, again, "one handle, one id")
+
+			// The server tells what each open allows; the token stays home.
+			arg := wire.AttachArg{SessionID: s.ID(), Token: s.Token()}
+			out, err := client.AttachIoctl(ro, arg)
+			require.NoError(t, err)
+			require.Equal(t, wire.AttachRead, out.Mode, "O_RDONLY attaches read-only")
+			require.Zero(t, out.Token)
+			out, err = client.AttachIoctl(rw, arg)
+			require.NoError(t, err)
+			require.Equal(t, wire.AttachRead|wire.AttachWrite, out.Mode)
+
+			cs, err := s.Stats()
+			require.NoError(t, err)
+			require.EqualValues(t, 2, cs.AttachedFiles)
+			require.EqualValues(t, 2, attachedFiles(srv))
+
+			require.NoError(t, s.Detach(rwID))
+			require.ErrorIs(t, s.Detach(rwID), unix.ENOENT, "detached twice")
+			require.EqualValues(t, 1, attachedFiles(srv))
+
+			// The last close of the read-only fd releases its handle.
+			require.NoError(t, unix.Close(ro))
+			require.Eventually(t, func() bool { return attachedFiles(srv) == 0 }, 5*time.Second, 5*time.Millisecond,
+				"RELEASE detaches")
+			require.ErrorIs(t, s.Detach(roID), unix.ENOENT)
+
+			// The session's end detaches what is left.
+			_, err = s.Attach(rw)
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			require.Eventually(t, func() bool { return attachedFiles(srv) == 0 }, 5*time.Second, 5*time.Millisecond)
+			_, err = s.Attach(rw)
+			require.ErrorIs(t, err, unix.EBADF, "closed session")
+		})
+	}
+}
+
+// Attach refuses what is not its own: files elsewhere, directories,
+// forged or foreign tokens, and callers who are not the session's peer,
+// even when the kernel lets them in (--allow-other).
+func TestAttachRefusals(t *testing.T) {
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{AllowOther: true, Limits: Limits{AttachedFiles: 2}})
+	writeFile(t, join(mnt, "f"), []byte("x"))
+	a, err := client.Connect(mnt)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := client.Connect(mnt)
+	require.NoError(t, err)
+	defer b.Close()
+	fd := openFd(t, join(mnt, "f"), unix.O_RDWR)
+	defer unix.Close(fd)
+
+	other := openFd(t, join(shmDir(t, "elsewhere"), "g"), unix.O_RDWR|unix.O_CREAT)
+	defer unix.Close(other)
+	_, err = a.Attach(other)
+	require.ErrorIs(t, err, unix.EXDEV, "a file of another file system")
+
+	dir := openFd(t, mnt, unix.O_RDONLY|unix.O_DIRECTORY)
+	defer unix.Close(dir)
+	_, err = a.Attach(dir)
+	require.ErrorIs(t, err, unix.EINVAL, "a directory")
+
+	_, err = client.AttachIoctl(fd, wire.AttachArg{SessionID: b.ID(), Token: a.Token()})
+	require.ErrorIs(t, err, unix.EPERM, "b's id with a's token")
+	_, err = client.AttachIoctl(fd, wire.AttachArg{SessionID: a.ID()})
+	require.ErrorIs(t, err, unix.EPERM, "no token")
+	_, err = client.AttachIoctl(fd, wire.AttachArg{SessionID: 1 << 60, Token: a.Token()})
+	require.ErrorIs(t, err, unix.EPERM, "no such session")
+
+	// Another uid on one thread of this process: the kernel admits it
+	// (allow_other) and reports its fsuid; the server must refuse.
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with its credentials
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, 65534, 65534, 65534); e != 0 {
+			errc <- e
+			return
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, 65534, 65534, 65534); e != 0 {
+			errc <- e
+			return
+		}
+		_, err := client.AttachIoctl(fd, wire.AttachArg{SessionID: a.ID(), Token: a.Token()})
+		errc <- err
+	}()
+	require.ErrorIs(t, <-errc, unix.EACCES, "uid 65534 with root's session token")
+
+	g1 := openFd(t, join(mnt, "f"), unix.O_RDONLY)
+	defer unix.Close(g1)
+	g2 := openFd(t, join(mnt, "f"), unix.O_RDONLY)
+	defer unix.Close(g2)
+	_, err = a.Attach(fd)
+	require.NoError(t, err)
+	_, err = a.Attach(g1)
+	require.NoError(t, err)
+	_, err = a.Attach(g2)
+	require.ErrorIs(t, err, unix.EMFILE, "over the session's limit of 2")
+	_, err = b.Attach(g2)
+	require.NoError(t, err, "the other session is not affected")
+	require.EqualValues(t, 3, attachedFiles(srv))
+}
+
+// resources is what a session could leak on the server side of this
+// process: fds, arena and ring mappings, goroutines, fixed-buffer slots.
+type resources struct {
+	fds, maps, goroutines, slots int
+}
+
+func measure(t *testing.T, srv *Server) resources {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	require.NoError(t, err)
+	// Arenas are memfd mappings and rings io_uring ones; the Go heap's
+	// own mappings come and go with its size, so they are not counted.
+	shared := 0
+	for _, l := range strings.Split(string(maps), "\n") {
+		if strings.Contains(l, "/memfd:") || strings.Contains(l, "io_uring") {
+			shared++
+		}
+	}
+	return resources{
+		fds:        countFds(t),
+		maps:       shared,
+		goroutines: serverGoroutines(),
+		slots:      srv.ctl.Load().exec.used(),
+	}
+}
+
+// serverGoroutines counts the goroutines running this package's code
+// (sessions, the executor): the transport's readers come and go on their
+// own and are not a session's to leak.
+func serverGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "zcfuse/gosrc/server.") && !strings.Contains(g, "zcfuse/gosrc/server.serverGoroutines") &&
+			!strings.Contains(g, "testing.tRunner") {
+			count++
+		}
+	}
+	return count
+}
+
+// settle polls until the resources are back to base (5 s bound).
+func settle(t *testing.T, srv *Server, base resources, what string) {
+	t.Helper()
+	var now resources
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runtime.GC()
+		now = measure(t, srv)
+		st := srv.Stats()
+		if now == base && st.Sessions == 0 && st.Arenas == 0 && st.AttachedFiles == 0 && st.RegisteredBytes == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: leaked: before %+v, after %+v, stats %+v", what, base, now, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// One session's whole life: connect, share an arena, attach a file, close.
+func sessionLife(mnt string, fd int) error {
+	s, err := client.Connect(mnt)
+	if err != nil {
+		return err
+	}
+	a, err := arena.Create(64<<10, arena.Options{})
+	if err != nil {
+		s.Close()
+		return err
+	}
+	defer a.Close()
+	if _, _, err := s.Share(a); err != nil {
+		s.Close()
+		return err
+	}
+	if _, err := s.Attach(fd); err != nil {
+		s.Close()
+		return err
+	}
+	return s.Close()
+}
+
+// 1000 sessions one after another and 64 at once leave no fds, mappings,
+// goroutines or fixed-buffer slots behind.
+func TestSessionsNoLeak(t *testing.T) {
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
+	writeFile(t, join(mnt, "f"), []byte("x"))
+	fd := openFd(t, join(mnt, "f"), unix.O_RDWR)
+	defer unix.Close(fd)
+	// Warm up with one round of each: the first sessions start threads
+	// (whose stacks are mappings) and pools that stay for good.
+	require.NoError(t, sessionLife(mnt, fd))
+	concurrent(t, mnt, fd)
+	time.Sleep(100 * time.Millisecond)
+	base := measure(t, srv)
+
+	start := time.Now()
+	for i := range 1000 {
+		require.NoError(t, sessionLife(mnt, fd), "session %d", i)
+	}
+	t.Logf("1000 sequential sessions in %v", time.Since(start))
+	settle(t, srv, base, "1000 sequential sessions")
+
+	start = time.Now()
+	concurrent(t, mnt, fd)
+	t.Logf("64 concurrent sessions in %v", time.Since(start))
+	settle(t, srv, base, "64 concurrent sessions")
+}
+
+func concurrent(t *testing.T, mnt string, fd int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- sessionLife(mnt, fd)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
