@@ -90,9 +90,26 @@ func TestSessionRefusals(t *testing.T) {
 	defer unix.Close(p[1])
 	_, _, err = bad.ShareFd(p[0], 4096)
 	require.ErrorIs(t, err, unix.EINVAL, "pipe")
+	var sp [2]int
+	sp, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	_, _, err = bad.ShareFd(sp[0], 4096)
+	require.ErrorIs(t, err, unix.EINVAL, "socket")
+	// A regular file: on a disk file system it is no memfd at all; on
+	// tmpfs it is shmem like a memfd but can never be sealed.
+	for dir, want := range map[string]unix.Errno{t.TempDir(): unix.EINVAL, shmDir(t, "regular"): unix.EPERM} {
+		reg, err := os.Create(join(dir, "file"))
+		require.NoError(t, err)
+		defer reg.Close()
+		require.NoError(t, reg.Truncate(4096))
+		_, _, err = bad.ShareFd(int(reg.Fd()), 4096)
+		require.ErrorIs(t, err, want, "a regular file in %s", dir)
+	}
 
 	_, _, err = bad.ShareFd(short.Fd(), arena.MaxSize*2)
-	require.Error(t, err, "over the size limit")
+	require.ErrorIs(t, err, unix.EINVAL, "over the size limit")
 
 	for i := range 2 {
 		_, _, err := bad.Share(short)
@@ -150,4 +167,69 @@ func TestSweepStaleSockets(t *testing.T) {
 	require.True(t, os.IsNotExist(err), "stale socket removed")
 	_, err = os.Stat(live)
 	require.NoError(t, err, "a live server's socket stays")
+}
+
+// Malformed messages get an Error reply with their errno; the fds that
+// came with them are closed; the session goes on, and so does another.
+func TestSessionBadMessages(t *testing.T) {
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
+	other, err := client.Connect(mnt)
+	require.NoError(t, err)
+	defer other.Close()
+
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	require.NoError(t, unix.Connect(fd, &unix.SockaddrUnix{Name: srv.Stats().ControlSocket}))
+	_, err = wire.Call(fd, &wire.Hello{Version: wire.ProtocolVersion + 7})
+	require.NoError(t, err, "a newer client is answered with the version both speak")
+
+	stats, err := wire.Encode(&wire.Stats{})
+	require.NoError(t, err)
+	share, err := wire.Encode(&wire.ShareArena{Size: 4096})
+	require.NoError(t, err)
+	with := func(b []byte, off int, v ...byte) []byte {
+		c := append([]byte(nil), b...)
+		copy(c[off:], v)
+		return c
+	}
+	a, err := arena.Create(4096, arena.Options{})
+	require.NoError(t, err)
+	defer a.Close()
+	fds := countFds(t)
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		fd   int
+		want unix.Errno
+	}{
+		{"garbage", []byte("not a zcfuse message"), -1, unix.EPROTO},
+		{"shorter than a header", stats[:7], -1, unix.EPROTO},
+		{"truncated body", share[:wire.HeaderSize+4], -1, unix.EPROTO},
+		{"length field lies", with(share, 8, 40), -1, unix.EPROTO},
+		{"oversized", append(append([]byte(nil), stats...), make([]byte, 2*wire.MaxMsgSize)...), -1, unix.EMSGSIZE},
+		{"wire version 2", with(stats, 4, 2), -1, unix.EPROTONOSUPPORT},
+		{"unknown type", with(stats, 6, 99), -1, unix.EBADMSG},
+		{"reserved op-queue type", with(stats, 6, byte(wire.TypeOpQueue)), -1, unix.EBADMSG},
+		{"fd on Stats", stats, a.Fd(), unix.EBADMSG},
+		{"ShareArena without its fd", share, -1, unix.EBADMSG},
+		{"a reply sent as a request", with(stats, 6, byte(wire.TypeOk)), -1, unix.EBADMSG},
+	} {
+		var oob []byte
+		if c.fd >= 0 {
+			oob = unix.UnixRights(c.fd)
+		}
+		require.NoError(t, unix.Sendmsg(fd, c.msg, oob, nil, 0), c.name)
+		m, _, err := wire.Recv(fd, make([]byte, wire.MaxMsgSize))
+		require.NoError(t, err, c.name)
+		e, ok := m.(*wire.Error)
+		require.True(t, ok, "%s: got %v, want an Error", c.name, m)
+		require.Equal(t, c.want, e.Errno, "%s: %s", c.name, e.Message)
+
+		_, err = wire.Call(fd, &wire.Stats{})
+		require.NoError(t, err, "%s: the session goes on", c.name)
+		_, err = other.Stats()
+		require.NoError(t, err, "%s: another session is not disturbed", c.name)
+	}
+	require.Equal(t, fds, countFds(t), "the fds that came with bad messages are closed")
 }
