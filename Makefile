@@ -60,12 +60,13 @@ install: ## install library, header, zcfuse.pc, CMake config and CLI under PREFI
 			capi/pkg/$$f > $(DESTDIR)$(PREFIX)/lib/cmake/zcfuse/$$f; done
 	if [ -x bin/zcfuse ]; then install -m 0755 bin/zcfuse $(DESTDIR)$(PREFIX)/bin/; fi
 
-deps: ## install fio, cmake and pkg-config (apt-get, root) if missing; go mod download
+deps: ## install fio, cmake, pkg-config, python3-numpy/-setuptools/-wheel (apt-get, root) if missing; go mod download
 	@missing=; for p in fio cmake pkg-config; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in python3-numpy python3-setuptools python3-wheel; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then \
-		echo "deps: fio $$(fio --version 2>/dev/null | sed 's/^fio-//'), cmake $$(cmake --version | sed -n 's/^cmake version //p'), pkg-config present"; \
+		echo "deps: fio $$(fio --version 2>/dev/null | sed 's/^fio-//'), cmake $$(cmake --version | sed -n 's/^cmake version //p'), pkg-config, python3-numpy present"; \
 	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-		echo "deps:$$missing missing and cannot be installed here (needs root and apt-get): the fio tests will skip (fail under CI); the c suite needs cmake and pkg-config"; \
+		echo "deps:$$missing missing and cannot be installed here (needs root and apt-get): the fio tests will skip (fail under CI); the c suite needs cmake and pkg-config; the python suite needs python3-numpy"; \
 	else \
 		echo "deps: apt-get install -y$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \

@@ -6,6 +6,7 @@
 #   GO            the go command (default: go from PATH, else /usr/local/go/bin/go)
 #   GOTESTFLAGS   extra flags for both go test suites (e.g. -v)
 #   CTESTFLAGS    extra flags for ctest in the c suite (e.g. -V, -R server_io)
+#   PYTHON        the python3 for the python suite (default /usr/bin/python3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,10 @@ c_tests() (
 		ctest --test-dir build/cmake --output-on-failure "${ctestflags[@]}"
 )
 suite c c_tests
+# Debian's python3 (/usr/bin), which sees the python3-numpy that make deps
+# installs; a python3 earlier on PATH (pyenv) may not.
+PYTHON=${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)}
+suite python "$PYTHON" -m unittest discover -s bindings/python/tests -t bindings/python
 suite fuzz make --no-print-directory fuzz
 
 echo

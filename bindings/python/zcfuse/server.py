@@ -1,0 +1,327 @@
+"""Servers: mount a backing directory through zcfuse, served in this process."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import enum
+import errno
+import os
+import threading
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple, Union
+
+from . import _forksafe
+from ._library import (
+    LIB,
+    NO_CACHE,
+    SERVER_ALLOW_OTHER,
+    SERVER_DEBUG,
+    SERVER_PASSTHROUGH,
+    SERVER_READ_ONLY,
+    STATS_OPCODES,
+    ServerP,
+    zcfuse_server_opts_t,
+    zcfuse_server_stats_t,
+)
+from .errors import Error, check, closed
+
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+class Transport(enum.IntEnum):
+    """How requests travel from the kernel to the server (zcfuse_transport_t)."""
+
+    AUTO = 0  #: FUSE-over-io_uring when the kernel offers it, else /dev/fuse
+    URING = 1  #: FUSE-over-io_uring or fail with EPROTONOSUPPORT
+    CLASSIC = 2  #: the classic /dev/fuse loop
+
+
+class Opcode(enum.IntEnum):
+    """FUSE opcodes (include/uapi/linux/fuse.h): indices of the stats arrays."""
+
+    LOOKUP = 1
+    FORGET = 2
+    GETATTR = 3
+    SETATTR = 4
+    READLINK = 5
+    SYMLINK = 6
+    MKNOD = 8
+    MKDIR = 9
+    UNLINK = 10
+    RMDIR = 11
+    RENAME = 12
+    LINK = 13
+    OPEN = 14
+    READ = 15
+    WRITE = 16
+    STATFS = 17
+    RELEASE = 18
+    FSYNC = 20
+    SETXATTR = 21
+    GETXATTR = 22
+    LISTXATTR = 23
+    REMOVEXATTR = 24
+    FLUSH = 25
+    INIT = 26
+    OPENDIR = 27
+    READDIR = 28
+    RELEASEDIR = 29
+    FSYNCDIR = 30
+    GETLK = 31
+    SETLK = 32
+    SETLKW = 33
+    ACCESS = 34
+    CREATE = 35
+    INTERRUPT = 36
+    BMAP = 37
+    DESTROY = 38
+    IOCTL = 39
+    POLL = 40
+    NOTIFY_REPLY = 41
+    BATCH_FORGET = 42
+    FALLOCATE = 43
+    READDIRPLUS = 44
+    RENAME2 = 45
+    LSEEK = 46
+    COPY_FILE_RANGE = 47
+    SETUPMAPPING = 48
+    REMOVEMAPPING = 49
+    SYNCFS = 50
+    TMPFILE = 51
+    STATX = 52
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """A snapshot of a server's counters (zcfuse_server_stats_t).
+
+    ``ring_requests`` and ``dev_requests`` have :data:`zcfuse.STATS_OPCODES`
+    entries indexed by FUSE opcode (:class:`Opcode`); slot 0 counts opcodes
+    >= 64. ``ring`` counts requests that came over FUSE-over-io_uring,
+    ``dev`` those read from /dev/fuse (INIT, FORGET, INTERRUPT, and every
+    request on the classic transport).
+    """
+
+    version: int
+    transport: Transport  #: URING or CLASSIC in use (AUTO before start)
+    queues: int  #: io_uring queues (0 on the classic transport)
+    queue_depth: int  #: ring threads per queue (0 on the classic transport)
+    running: bool  #: mounted and serving
+    bytes_read: int  #: payload bytes of successful READ replies
+    bytes_written: int  #: payload bytes of WRITE requests
+    errors: int  #: error replies other than ENOENT, ENODATA and ENOSYS
+    ring_requests: Tuple[int, ...]
+    dev_requests: Tuple[int, ...]
+    fallback_reason: str  #: why AUTO fell back to /dev/fuse; "" if it did not
+    # Version 2 (None from a library that fills only version 1):
+    sessions: Optional[int] = None  #: client sessions
+    arenas: Optional[int] = None  #: arenas they share
+    registered_bytes: Optional[int] = None  #: of those, bytes in io_uring fixed buffers
+    fixed_slots_used: Optional[int] = None  #: slots of the fixed-buffer table in use
+    attached_files: Optional[int] = None  #: files attached to sessions
+
+    def requests(self, opcode: int) -> int:
+        """Requests of ``opcode`` over both transports."""
+        return self.ring_requests[opcode] + self.dev_requests[opcode]
+
+    @property
+    def total_requests(self) -> int:
+        """All requests served, over both transports."""
+        return sum(self.ring_requests) + sum(self.dev_requests)
+
+
+_V2_FIELDS = ("sessions", "arenas", "registered_bytes", "fixed_slots_used", "attached_files")
+
+_live: "weakref.WeakSet[Server]" = weakref.WeakSet()
+
+
+class Server:
+    """A zcfuse passthrough server of ``backing_dir`` on ``mountpoint``.
+
+    The constructor checks the options and directories (nothing is mounted
+    yet); :meth:`start` mounts and returns once the mount answers;
+    :meth:`stop` unmounts; :meth:`close` stops and frees. As a context
+    manager it starts on entry (unless started) and closes on exit. A
+    server still open at interpreter exit is closed then (atexit).
+
+    ``transport`` is "auto", "uring", "classic" or a :class:`Transport`;
+    ``queue_depth`` 0 means the library's default (4), at most 64;
+    the timeouts are in milliseconds, 0 = default (1000),
+    :data:`zcfuse.NO_CACHE` = no caching. Methods may be called from any
+    thread (:meth:`stop` and :meth:`stats` while another sits in :meth:`run`).
+
+    Raises :class:`zcfuse.Error`: EINVAL (bad option), ENOENT/ENOTDIR (a
+    directory is missing), EBUSY (something is mounted there), ENOTCONN (a
+    dead FUSE mount there).
+    """
+
+    def __init__(
+        self,
+        backing_dir: PathLike,
+        mountpoint: PathLike,
+        *,
+        transport: Union[str, Transport] = Transport.AUTO,
+        queue_depth: int = 0,
+        allow_other: bool = False,
+        read_only: bool = False,
+        passthrough: bool = False,
+        debug: bool = False,
+        entry_timeout_ms: int = 0,
+        attr_timeout_ms: int = 0,
+    ) -> None:
+        self._handle: Optional[Any] = None
+        self._lock = threading.Lock()
+        self._started = False
+        if isinstance(transport, str):
+            try:
+                transport = Transport[transport.upper()]
+            except KeyError:
+                raise ValueError(
+                    f"transport must be 'auto', 'uring' or 'classic', not {transport!r}"
+                ) from None
+        self.backing_dir = os.fsdecode(backing_dir)
+        self.mountpoint = os.fsdecode(mountpoint)
+        self.transport = Transport(transport)
+        opts = zcfuse_server_opts_t()
+        LIB.zcfuse_server_opts_init(ctypes.byref(opts))
+        opts.transport = int(self.transport)
+        opts.backing_dir = os.fsencode(backing_dir)
+        opts.mountpoint = os.fsencode(mountpoint)
+        opts.queue_depth = queue_depth
+        opts.flags = (
+            (SERVER_ALLOW_OTHER if allow_other else 0)
+            | (SERVER_READ_ONLY if read_only else 0)
+            | (SERVER_PASSTHROUGH if passthrough else 0)
+            | (SERVER_DEBUG if debug else 0)
+        )
+        opts.entry_timeout_ms = entry_timeout_ms
+        opts.attr_timeout_ms = attr_timeout_ms
+        handle = ServerP()
+        check(LIB.zcfuse_server_create(ctypes.byref(opts), ctypes.byref(handle)), "zcfuse_server_create")
+        self._handle = handle
+        _live.add(self)
+        _forksafe.track(self)
+
+    def _live(self) -> Any:
+        if self._handle is None:
+            raise closed("zcfuse server")
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` freed the server."""
+        return self._handle is None
+
+    def start(self) -> None:
+        """Mounts and starts serving on the library's threads.
+
+        Returns once the mount is ready. A server mounts once: a second
+        start raises EALREADY. Also EPROTONOSUPPORT (transport "uring", or
+        "auto" under ZCFUSE_REQUIRE_URING=1, without FUSE-over-io_uring),
+        EPERM (may not mount), ETIMEDOUT, or an errno of mount(2).
+        """
+        h = self._live()
+        self._started = True
+        check(LIB.zcfuse_server_start(h), "zcfuse_server_start")
+
+    def run(self) -> None:
+        """Starts if needed, then blocks until the file system is unmounted.
+
+        By :meth:`stop` from another thread or ``umount`` from outside. The
+        GIL is released meanwhile, but Ctrl-C is only seen once it returns:
+        run it in a thread and call :meth:`stop` from the main thread.
+        """
+        h = self._live()
+        self._started = True
+        check(LIB.zcfuse_server_run(h), "zcfuse_server_run")
+
+    def stop(self) -> None:
+        """Unmounts and stops serving; waits for the server's threads.
+
+        Requests in flight complete or fail with ENOTCONN. Does nothing when
+        not running. Raises :class:`zcfuse.Error` when the unmount failed.
+        """
+        check(LIB.zcfuse_server_stop(self._live()), "zcfuse_server_stop")
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the counters; cheap, callable from any thread."""
+        st = zcfuse_server_stats_t()
+        st.struct_size = ctypes.sizeof(st)
+        check(LIB.zcfuse_server_stats(self._live(), ctypes.byref(st)), "zcfuse_server_stats")
+        v2 = {}
+        if st.version >= 2:
+            v2 = {name: getattr(st, name) for name in _V2_FIELDS}
+        return ServerStats(
+            version=st.version,
+            transport=Transport(st.transport),
+            queues=st.queues,
+            queue_depth=st.queue_depth,
+            running=bool(st.running),
+            bytes_read=st.bytes_read,
+            bytes_written=st.bytes_written,
+            errors=st.errors,
+            ring_requests=tuple(st.ring_requests),
+            dev_requests=tuple(st.dev_requests),
+            fallback_reason=st.fallback_reason.decode("utf-8", "replace"),
+            **v2,
+        )
+
+    def close(self) -> None:
+        """Stops the server if it runs and frees it; a second call does nothing.
+
+        When the unmount fails the error is raised and the server stays
+        open, so that close() can be tried again.
+        """
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                return
+            check(LIB.zcfuse_server_stop(handle), "zcfuse_server_stop")
+            self._handle = None
+            LIB.zcfuse_server_destroy(handle)
+
+    def __enter__(self) -> "Server":
+        if not self._started:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            self._handle = None
+            try:
+                LIB.zcfuse_server_destroy(handle)
+            except Exception:  # interpreter shutdown
+                pass
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Server cannot be pickled")
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handle is None else ("started" if self._started else "created")
+        return f"<zcfuse.Server {self.backing_dir!r} on {self.mountpoint!r} {state}>"
+
+
+@atexit.register
+def _close_all() -> None:
+    """Closes every server still open at interpreter exit."""
+    for srv in list(_live):
+        try:
+            srv.close()
+        except Error as e:
+            if e.errno == errno.ECHILD:
+                continue  # a forked child: the parent owns the server
+            warnings.warn(f"zcfuse: could not stop the server on {srv.mountpoint}: {e}")
+
+
+__all__ = ["NO_CACHE", "Opcode", "Server", "ServerStats", "Transport", "STATS_OPCODES"]
