@@ -19,6 +19,7 @@ static __thread char last_error[512];
 
 /* zcfuse_server_stats_t as version 1 had it: up to fallback_reason. */
 #define SERVER_STATS_V1_SIZE offsetof(zcfuse_server_stats_t, sessions)
+_Static_assert(SERVER_STATS_V1_SIZE == ZCFUSE_SERVER_STATS_V1_SIZE, "version 1 stats size");
 
 /*
  * The Go runtime does not survive fork(): only the forking thread exists
@@ -129,7 +130,7 @@ size_t zcfuse_arena_size(const zcfuse_arena_t *arena)
 
 int zcfuse_arena_fd(const zcfuse_arena_t *arena)
 {
-    return arena ? arena->fd : -EINVAL;
+    return arena ? arena->fd : fail(-EINVAL, "zcfuse_arena_fd: arena must not be NULL");
 }
 
 void zcfuse_arena_close(zcfuse_arena_t *arena)

@@ -186,9 +186,9 @@ int zcfuse_unshare(zcfuse_session_t *session, uint32_t arena_id);
  *   -EXDEV   fd is not a file on this session's mount;
  *   -EINVAL  fd is not a regular file, or a NULL argument;
  *   -EBADF   fd is not open;
- *   -EPERM   the server knows no such session (closed, or not this
- *            process's: the token is not its own);
- *   -EACCES  the caller's uid or gid is not the session's;
+ *   -EPERM   the server refuses: no such session (closed, or the token
+ *            is not its own), or the caller's uid or gid is not the
+ *            session's (the server's log says which);
  *   -EMFILE  the session's attached-file limit (1024 by default);
  *   -ENOTCONN / -ESHUTDOWN the server is gone or stopping.
  * The attachment ends with zcfuse_detach(), zcfuse_close(), or when the
@@ -221,8 +221,10 @@ int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stat
 
 /*
  * Says goodbye and frees the session; the server releases every arena it
- * shared. Returns 0, or -ENOTCONN when the server was already gone (the
- * session is freed either way). session may be NULL.
+ * shared and detaches every file. Returns 0, or -ENOTCONN when the server
+ * was already gone (the session is freed either way). session may be
+ * NULL. In a forked child it returns -ECHILD and frees nothing: the
+ * session belongs to the parent, whose copy of it stays valid.
  */
 int zcfuse_close(zcfuse_session_t *session);
 
@@ -339,6 +341,8 @@ int zcfuse_server_stop(zcfuse_server_t *srv);
  * control-plane counters after fallback_reason. A caller built against
  * version 1 (struct_size 1328) gets version 1 and nothing past it. */
 #define ZCFUSE_SERVER_STATS_VERSION 2
+/* sizeof(zcfuse_server_stats_t) in version 1 (up to fallback_reason). */
+#define ZCFUSE_SERVER_STATS_V1_SIZE 1328
 
 /* Number of per-opcode counters; FUSE opcodes are below 64. */
 #define ZCFUSE_STATS_OPCODES 64

@@ -118,8 +118,8 @@ func (s *Session) Unshare(id uint32) error {
 // learns the file and the caller's uid and gid from the kernel (the
 // attach travels as an ioctl on fd) and the session from its secret
 // token. Errors: EXDEV (fd is not on this mount), EINVAL (not a regular
-// file), EPERM (the server knows no such session: closed, or the token is
-// not its own), EACCES (the caller's uid or gid is not the session's),
+// file), EPERM (the server knows no such session, the token is not its
+// own, or the caller's uid or gid is not the session's),
 // EMFILE (the session's limit), EBADF (session closed or fd not open).
 // A file id lives until Detach, the session's end, or the kernel's
 // release of the open file (the last close of fd and its duplicates).

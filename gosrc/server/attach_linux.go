@@ -93,8 +93,8 @@ type attachment struct {
 
 // attach binds f to the session a names, for a caller with uid and gid as
 // the kernel reports them. Errors: EPERM when no live session has that id
-// and token (another session's token included), EACCES when the caller is
-// not the session's peer, EMFILE over the session's limit.
+// and token (another session's token included) or when the caller is not
+// the session's peer (the log says which), EMFILE over the session's limit.
 func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, syscall.Errno) {
 	s.mu.Lock()
 	ss := s.live[a.SessionID]
@@ -104,7 +104,7 @@ func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, s
 	}
 	if uid != ss.cred.Uid || gid != ss.cred.Gid {
 		s.logger.Printf("attach refused: caller uid %d gid %d is not session %d's peer (uid %d gid %d)", uid, gid, ss.id, ss.cred.Uid, ss.cred.Gid)
-		return 0, syscall.EACCES
+		return 0, syscall.EPERM
 	}
 	s.fmu.Lock()
 	defer s.fmu.Unlock()

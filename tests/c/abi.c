@@ -53,7 +53,8 @@ PIN(zcfuse_server_stats_t, registered_bytes, 1344, 1344);
 PIN(zcfuse_server_stats_t, fixed_slots_used, 1352, 1352);
 PIN(zcfuse_server_stats_t, attached_files, 1360, 1360);
 _Static_assert(sizeof(zcfuse_server_stats_t) == 1368, "zcfuse_server_stats_t size");
-#define STATS_V1_SIZE 1328
+#define STATS_V1_SIZE ZCFUSE_SERVER_STATS_V1_SIZE
+_Static_assert(ZCFUSE_SERVER_STATS_V1_SIZE == 1328, "version 1 stats size");
 
 _Static_assert(sizeof(zcfuse_session_stats_t) == 48, "zcfuse_session_stats_t size");
 _Static_assert(offsetof(zcfuse_session_stats_t, version) == 4, "session_stats.version");
