@@ -23,6 +23,8 @@ type Session struct {
 	hello  wire.HelloReply
 	closed bool
 	dev    uint64 // st_dev of the mount: attach takes only its files
+
+	ops opState // the op queue (ops_linux.go)
 }
 
 // SocketPath returns the control socket of the server behind mountpoint.
@@ -63,6 +65,10 @@ func Connect(mountpoint string) (*Session, error) {
 		return nil, fmt.Errorf("hello: %w", err)
 	}
 	s.hello = *reply.(*wire.HelloReply)
+	if err := s.openQueue(); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("op queue: %w", err)
+	}
 	return s, nil
 }
 
@@ -93,7 +99,11 @@ func (s *Session) Limits() wire.HelloReply { return s.hello }
 // Share hands the arena to the server. It returns the arena's id in the
 // session and whether the server registered it as a fixed buffer.
 func (s *Session) Share(a *arena.Arena) (id uint32, registered bool, err error) {
-	return s.ShareFd(a.Fd(), uint64(a.Size()))
+	id, registered, err = s.ShareFd(a.Fd(), uint64(a.Size()))
+	if err == nil {
+		s.noteArena(id, a.Bytes())
+	}
+	return id, registered, err
 }
 
 // ShareFd shares a memfd of size bytes that is not wrapped in an Arena;
@@ -110,6 +120,9 @@ func (s *Session) ShareFd(fd int, size uint64) (uint32, bool, error) {
 // Unshare asks the server to release arena id.
 func (s *Session) Unshare(id uint32) error {
 	_, err := s.call(&wire.ReleaseArena{ArenaID: id})
+	if err == nil {
+		s.forgetArena(id)
+	}
 	return err
 }
 
@@ -145,6 +158,7 @@ func (s *Session) Attach(fd int) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("attach fd %d: %w", fd, err)
 	}
+	s.noteFile(out.FileID, fd, &st)
 	return out.FileID, nil
 }
 
@@ -165,6 +179,9 @@ func AttachIoctl(fd int, arg wire.AttachArg) (wire.AttachArg, error) {
 // kernel may have released the file already).
 func (s *Session) Detach(id uint32) error {
 	_, err := s.call(&wire.Detach{FileID: id})
+	if err == nil {
+		s.forgetFile(id)
+	}
 	return err
 }
 
@@ -189,5 +206,6 @@ func (s *Session) Close() error {
 	if cerr := unix.Close(s.fd); err == nil {
 		err = cerr
 	}
+	s.closeQueue()
 	return err
 }

@@ -76,6 +76,9 @@ type Config struct {
 	// root; zero means 10 s.
 	ReadyTimeout time.Duration
 	Logger       *log.Logger
+	// NoFastRead turns the READ fast path off, so every READ reaches the
+	// node tree (a server whose read hook must see the data).
+	NoFastRead bool
 }
 
 // Conn is one FUSE connection: a mount, its /dev/fuse fd and the threads
@@ -156,10 +159,13 @@ func Open(cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{cfg: cfg, devFd: fd, logger: logger, nqueues: nq, done: make(chan struct{}), fastRead: !cfg.MountOptions.Debug}
+	c := &Conn{cfg: cfg, devFd: fd, logger: logger, nqueues: nq, done: make(chan struct{}), fastRead: !cfg.MountOptions.Debug && !cfg.NoFastRead}
 	c.notifier = newNotifier(fd)
 	return c, nil
 }
+
+// Invalidator is the connection's Notifier itself, for InvalidateNow.
+func (c *Conn) Invalidator() *Notifier { return c.notifier }
 
 // Notifier returns the callbacks to put in fs.Options.ServerCallbacks.
 // With Config.Passthrough it also carries the backing-file calls that

@@ -34,6 +34,9 @@ type Notifier struct {
 	devFd   int
 	started bool
 	done    chan struct{}
+	// now is held (shared) by InvalidateNow while it writes devFd, so
+	// stop can wait for those writes before the fd is closed.
+	now sync.RWMutex
 }
 
 var _ fs.ServerCallbacks = (*Notifier)(nil)
@@ -84,6 +87,8 @@ func (n *Notifier) stop() {
 	n.queue = nil
 	n.cond.Broadcast()
 	n.mu.Unlock()
+	n.now.Lock() // no InvalidateNow writes devFd any more
+	n.now.Unlock()
 	if started {
 		<-n.done
 	}
@@ -118,6 +123,40 @@ func nameBody(name string) []byte { return append([]byte(name), 0) }
 // attributes of node (length < 0: to the end; off < 0: attributes only).
 func (n *Notifier) InodeNotify(node uint64, off int64, length int64) fuse.Status {
 	return n.enqueue(notifyInvalInode, le64(node), le64(uint64(off)), le64(uint64(length)))
+}
+
+// InvalidateNow invalidates node's attributes and its cached data
+// [off, off+length) at once, from the calling thread, and returns when
+// the kernel has done it (so a reader through the mount sees what was
+// written around the kernel). It can wait on page locks held by requests
+// in flight: never call it from a thread that serves FUSE requests (a
+// ring thread or a /dev/fuse reader). ENOENT (the kernel no longer knows
+// the inode: nothing cached) is success.
+func (n *Notifier) InvalidateNow(node uint64, off, length int64) error {
+	n.now.RLock()
+	defer n.now.RUnlock()
+	n.mu.Lock()
+	fd, closed := n.devFd, n.closed
+	n.mu.Unlock()
+	if closed {
+		return syscall.ENOTCONN
+	}
+	var msg [uapi.FuseOutHeaderSize + 24]byte
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint32(msg[4:], uint32(notifyInvalInode))
+	binary.NativeEndian.PutUint64(msg[uapi.FuseOutHeaderSize:], node)
+	binary.NativeEndian.PutUint64(msg[uapi.FuseOutHeaderSize+8:], uint64(off))
+	binary.NativeEndian.PutUint64(msg[uapi.FuseOutHeaderSize+16:], uint64(length))
+	for {
+		_, err := unix.Write(fd, msg[:])
+		switch err {
+		case unix.EINTR:
+			continue
+		case nil, unix.ENOENT:
+			return nil
+		}
+		return err
+	}
 }
 
 // EntryNotify invalidates the cached lookup of name in parent.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -17,8 +18,10 @@ import (
 // the kernel releases the handle, detaches it from every session.
 type file struct {
 	*fs.LoopbackFile
-	srv  *Server
-	mode uint32 // wire.AttachRead|AttachWrite, from the open flags
+	srv    *Server
+	node   *node
+	nodeID uint64 // the FUSE node id, for cache invalidation
+	mode   uint32 // wire.AttachRead|AttachWrite, from the open flags
 
 	// attached holds the sessions this handle is attached to and the id
 	// each gave it; guarded by sessions.fmu.
@@ -30,8 +33,8 @@ var (
 	_ fs.FileReleaser = (*file)(nil)
 )
 
-// wrapFile wraps a loopback handle opened with flags; other handles (none
-// today) are returned as they are and cannot be attached.
+// wrapFile wraps a loopback handle of node n opened with flags; other
+// handles (none today) are returned as they are and cannot be attached.
 func (n *node) wrapFile(fh fs.FileHandle, flags uint32) fs.FileHandle {
 	lf, ok := fh.(*fs.LoopbackFile)
 	if !ok {
@@ -46,7 +49,11 @@ func (n *node) wrapFile(fh fs.FileHandle, flags uint32) fs.FileHandle {
 	default:
 		mode = wire.AttachRead | wire.AttachWrite
 	}
-	return &file{LoopbackFile: lf, srv: n.srv, mode: mode}
+	f := &file{LoopbackFile: lf, srv: n.srv, node: n, mode: mode}
+	if cb := n.srv.callbacks; cb != nil {
+		f.nodeID = cb.nodeID(n.EmbeddedInode())
+	}
+	return f
 }
 
 // Ioctl answers wire.AttachIoctl; other commands go to the backing file.
@@ -85,10 +92,31 @@ func (f *file) Release(ctx context.Context) syscall.Errno {
 	return f.LoopbackFile.Release(ctx)
 }
 
-// attachment is one file attached to one session.
+// attachment is one file attached to one session. It holds its own
+// duplicate of the backing fd, so ops in flight never see it closed (or
+// reused) by a RELEASE; the last reference closes it.
 type attachment struct {
 	f    *file
 	mode uint32
+	fd   int
+	refs atomic.Int32
+}
+
+func (at *attachment) put() {
+	if at.refs.Add(-1) == 0 {
+		unix.Close(at.fd)
+	}
+}
+
+// lookupFile returns attachment id of ss with a reference, or nil.
+func (s *sessions) lookupFile(ss *session, id uint32) *attachment {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	at := ss.files[id]
+	if at != nil {
+		at.refs.Add(1)
+	}
+	return at
 }
 
 // attach binds f to the session a names, for a caller with uid and gid as
@@ -117,12 +145,22 @@ func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, s
 	if id, ok := f.attached[ss]; ok {
 		return id, 0 // attached already: same handle, same id
 	}
+	bfd, ok := f.LoopbackFile.PassthroughFd()
+	if !ok {
+		return 0, syscall.EBADF
+	}
+	dup, err := unix.FcntlInt(uintptr(bfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return 0, syscall.EMFILE
+	}
 	if f.attached == nil {
 		f.attached = map[*session]uint32{}
 	}
 	ss.nextFile++
 	id := ss.nextFile
-	ss.files[id] = &attachment{f: f, mode: f.mode}
+	at := &attachment{f: f, mode: f.mode, fd: dup}
+	at.refs.Store(1)
+	ss.files[id] = at
 	f.attached[ss] = id
 	s.attached.Add(1)
 	return id, 0
@@ -144,6 +182,7 @@ func (s *sessions) unbindLocked(ss *session, id uint32, at *attachment) {
 	delete(ss.files, id)
 	delete(at.f.attached, ss)
 	s.attached.Add(-1)
+	at.put()
 }
 
 // detachAll ends every attachment of ss and refuses new ones.

@@ -7,29 +7,31 @@ import (
 	"sync"
 
 	"github.com/zcfuse/zcfuse/gosrc/ring"
+	"github.com/zcfuse/zcfuse/gosrc/uapi"
 	"golang.org/x/sys/unix"
 )
 
-// executor owns the io_uring that moves zero-copy data, and with it the
-// sparse fixed-buffer table where shared arenas are registered. A
-// SINGLE_ISSUER ring accepts submissions and registrations only from its
-// owner thread, so every change to the table runs there: callers hand it
-// a function and wake the thread through the ring's eventfd Waker.
+// executor is the data plane: one worker per CPU, each a locked OS thread
+// pinned to its CPU that owns an io_uring. A worker waits in its ring for
+// everything at once: doorbells of the client queues it serves (an
+// eventfd READ each), the I/O it started, and jobs other goroutines hand
+// it through its Waker.
+//
+// Shared arenas are registered in a sparse fixed-buffer table. A table
+// belongs to one ring and a SINGLE_ISSUER ring accepts registrations only
+// from its owner thread, so every worker keeps its own table with the same
+// slots: an arena is registered once per worker (and its pages count once
+// per ring against a non-root server's RLIMIT_MEMLOCK).
 type executor struct {
-	r     *ring.Ring
-	waker *ring.Waker
-	slots uint32
+	slots   uint32
+	workers []*worker
 
-	mu     sync.Mutex
-	free   []uint32 // free slots, lowest last
-	queue  []execJob
-	closed bool
-
-	done chan struct{}
+	mu   sync.Mutex
+	free []uint32 // free slots, lowest last
 }
 
 type execJob struct {
-	fn   func(*ring.Ring) error
+	fn   func(*worker) error
 	errc chan error
 }
 
@@ -37,127 +39,246 @@ type execJob struct {
 // (RLIMIT_MEMLOCK without CAP_IPC_LOCK): serve it without a fixed buffer.
 var errNoMemlock = errors.New("no memlock budget to register the buffer")
 
-const tagExecWake = 1
+// executorUser, when set (by tests), is the uid and gid the workers'
+// threads take before they create their rings. io_uring charges
+// registered buffers to the ring creator's RLIMIT_MEMLOCK unless it has
+// CAP_IPC_LOCK, so this makes the workers those of a non-root server.
+var executorUser *unix.Ucred
 
-// newExecutor starts the owner thread with a table of slots buffers.
-func newExecutor(slots uint32) (*executor, error) {
-	e := &executor{slots: slots, done: make(chan struct{})}
+// Completion tags: the kind in the top byte, an index below.
+const (
+	kindWake   = 1
+	kindBell   = 2
+	kindOp     = 3
+	kindCancel = 4
+	kindShift  = 56
+	tagMask    = 1<<kindShift - 1
+)
+
+func tag(kind int, idx uint64) uint64 { return uint64(kind)<<kindShift | idx&tagMask }
+
+// workerEntries is each worker ring's submission queue size.
+const workerEntries = 256
+
+// newExecutor starts n workers (n ≤ 0: one per CPU this process may run
+// on), each with a table of slots buffers.
+func newExecutor(slots uint32, n int) (*executor, error) {
+	var cpus []int
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(0, &set) == nil {
+		for c := 0; c < len(set)*64 && len(cpus) < set.Count(); c++ {
+			if set.IsSet(c) {
+				cpus = append(cpus, c)
+			}
+		}
+	}
+	if len(cpus) == 0 {
+		cpus = []int{-1}
+	}
+	if n <= 0 {
+		n = len(cpus)
+	}
+	e := &executor{slots: slots}
 	for s := slots; s > 0; s-- {
 		e.free = append(e.free, s-1)
 	}
-	started := make(chan error, 1)
-	go e.run(started)
-	if err := <-started; err != nil {
-		return nil, err
+	for i := range n {
+		w := &worker{e: e, index: i, cpu: cpus[i%len(cpus)], done: make(chan struct{}),
+			bells: map[uint64]*doorbell{}}
+		started := make(chan error, 1)
+		go w.run(started)
+		if err := <-started; err != nil {
+			e.close()
+			return nil, err
+		}
+		e.workers = append(e.workers, w)
 	}
 	return e, nil
 }
 
-// executorUser, when set (by tests), is the uid and gid the executor's
-// thread takes before it creates its ring. io_uring charges registered
-// buffers to the ring creator's RLIMIT_MEMLOCK unless it has
-// CAP_IPC_LOCK, so this makes the thread a non-root server's executor.
-var executorUser *unix.Ucred
+// worker is one data-plane thread and its ring.
+type worker struct {
+	e     *executor
+	index int
+	cpu   int // pinned to; -1: not pinned
+	r     *ring.Ring
+	waker *ring.Waker
 
-func (e *executor) run(started chan<- error) {
-	defer close(e.done)
+	mu     sync.Mutex
+	queue  []execJob
+	closed bool
+	done   chan struct{}
+
+	// Owner-thread state.
+	bells    map[uint64]*doorbell
+	nextBell uint64
+	ops      []*op
+	freeOps  []uint32
+	wakes    map[*opQueue]bool // queues that got completions this round
+	scratch  []*op
+}
+
+func (w *worker) run(started chan<- error) {
+	defer close(w.done)
 	runtime.LockOSThread() // for good: the ring belongs to this thread
-	var err error
+	if err := w.setup(); err != nil {
+		if w.r != nil {
+			w.r.Close()
+		}
+		if w.waker != nil {
+			w.waker.Close()
+			w.waker = nil
+		}
+		started <- err
+		return
+	}
+	defer w.r.Close()
+	started <- nil
+	w.loop()
+}
+
+func (w *worker) setup() error {
 	if u := executorUser; u != nil {
-		// Raw syscalls change this thread's credentials only (Go's
+		// Raw system calls change this thread's credentials only (Go's
 		// Setuid would change every thread's).
 		if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.Gid), uintptr(u.Gid), uintptr(u.Gid)); errno != 0 {
-			started <- fmt.Errorf("executor setresgid %d: %w", u.Gid, errno)
-			return
+			return fmt.Errorf("executor setresgid %d: %w", u.Gid, errno)
 		}
 		if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.Uid), uintptr(u.Uid), uintptr(u.Uid)); errno != 0 {
-			started <- fmt.Errorf("executor setresuid %d: %w", u.Uid, errno)
-			return
+			return fmt.Errorf("executor setresuid %d: %w", u.Uid, errno)
 		}
 	}
-	if e.r, err = ring.New(ring.Config{Entries: 64, SingleIssuer: true}); err != nil {
-		started <- fmt.Errorf("executor ring: %w", err)
-		return
+	if w.cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(w.cpu)
+		_ = unix.SchedSetaffinity(0, &set) // advice: an offline CPU just leaves it unpinned
 	}
-	defer e.r.Close()
-	if err = e.r.RegisterBuffersSparse(e.slots); err == nil {
-		e.waker, err = ring.NewWaker(tagExecWake)
+	var err error
+	if w.r, err = ring.New(ring.Config{Entries: workerEntries, SingleIssuer: true}); err != nil {
+		return fmt.Errorf("executor ring: %w", err)
 	}
-	if err == nil {
-		err = e.waker.Arm(e.r)
+	if err := w.r.RegisterBuffersSparse(w.e.slots); err != nil {
+		return fmt.Errorf("executor: %w", err)
 	}
-	if err != nil {
-		if e.waker != nil {
-			e.waker.Close()
-		}
-		started <- fmt.Errorf("executor: %w", err)
-		return
+	if w.waker, err = ring.NewWaker(tag(kindWake, 0)); err != nil {
+		return fmt.Errorf("executor: %w", err)
 	}
-	// The waker outlives this thread: close() closes it once no caller
-	// can wake it any more.
-	started <- nil
+	return w.waker.Arm(w.r)
+}
+
+// loop serves completions until the worker is closed.
+func (w *worker) loop() {
 	for {
-		cqe, err := e.r.WaitCQE(-1)
+		cqe, err := w.r.WaitCQE(-1)
 		if err != nil {
-			e.fail(fmt.Errorf("executor wait: %w", err))
+			w.fail(fmt.Errorf("executor wait: %w", err))
 			return
 		}
-		tag := cqe.UserData
-		e.r.CQESeen()
-		if tag != tagExecWake {
-			continue // data operations arrive with the zero-copy ops
+		for ; cqe != nil; cqe = w.r.PeekCQE() {
+			ud, res := cqe.UserData, cqe.Res
+			w.r.CQESeen()
+			switch ud >> kindShift {
+			case kindWake:
+				if !w.runQueued() {
+					w.shutdown()
+					return
+				}
+				if err := w.waker.Arm(w.r); err != nil {
+					w.fail(err)
+					return
+				}
+			case kindBell:
+				w.rang(ud&tagMask, res)
+			case kindOp:
+				w.completed(uint32(ud&tagMask), res)
+			}
 		}
-		if !e.runQueued() {
+		w.notifyClients()
+		if _, err := w.r.Submit(); err != nil {
+			w.fail(fmt.Errorf("executor submit: %w", err))
 			return
 		}
-		if err := e.waker.Arm(e.r); err != nil {
-			e.fail(err)
-			return
+	}
+}
+
+// sqe returns a submission entry, submitting what is prepared when the
+// queue is full.
+func (w *worker) sqe() *uapi.SQE {
+	for {
+		if s := w.r.GetSQE(); s != nil {
+			return s
+		}
+		if _, err := w.r.Submit(); err != nil {
+			return nil
 		}
 	}
 }
 
 // runQueued runs the queued jobs on the owner thread; false once closed.
-func (e *executor) runQueued() bool {
-	e.mu.Lock()
-	jobs, closed := e.queue, e.closed
-	e.queue = nil
-	e.mu.Unlock()
+func (w *worker) runQueued() bool {
+	w.mu.Lock()
+	jobs, closed := w.queue, w.closed
+	w.queue = nil
+	w.mu.Unlock()
 	for _, j := range jobs {
-		j.errc <- j.fn(e.r)
+		j.errc <- j.fn(w)
 	}
 	return !closed
 }
 
+// shutdown cancels what is in flight and waits for it, so no kernel write
+// lands in memory that is about to be freed.
+func (w *worker) shutdown() {
+	for id, b := range w.bells {
+		w.cancelBell(id, b)
+	}
+	for len(w.bells) > 0 || w.busyOps() > 0 {
+		cqe, err := w.r.WaitCQE(-1)
+		if err != nil {
+			return
+		}
+		ud, res := cqe.UserData, cqe.Res
+		w.r.CQESeen()
+		switch ud >> kindShift {
+		case kindBell:
+			w.rang(ud&tagMask, res)
+		case kindOp:
+			w.completed(uint32(ud&tagMask), res)
+		}
+		w.r.Submit()
+	}
+	w.notifyClients()
+}
+
 // fail answers every queued and later job with err.
-func (e *executor) fail(err error) {
-	e.mu.Lock()
-	jobs := e.queue
-	e.queue, e.closed = nil, true
-	e.mu.Unlock()
+func (w *worker) fail(err error) {
+	w.mu.Lock()
+	jobs := w.queue
+	w.queue, w.closed = nil, true
+	w.mu.Unlock()
 	for _, j := range jobs {
 		j.errc <- err
 	}
 }
 
 // do runs fn on the owner thread and returns its error.
-func (e *executor) do(fn func(*ring.Ring) error) error {
+func (w *worker) do(fn func(*worker) error) error {
 	errc := make(chan error, 1)
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
 		return fmt.Errorf("executor closed: %w", unix.ESHUTDOWN)
 	}
-	e.queue = append(e.queue, execJob{fn, errc})
-	err := e.waker.Wake() // under mu: close() closes the waker under it too
-	e.mu.Unlock()
+	w.queue = append(w.queue, execJob{fn, errc})
+	err := w.waker.Wake() // under mu: close() closes the waker under it too
+	w.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	select {
 	case err := <-errc:
 		return err
-	case <-e.done:
+	case <-w.done:
 		select {
 		case err := <-errc:
 			return err
@@ -167,9 +288,9 @@ func (e *executor) do(fn func(*ring.Ring) error) error {
 	}
 }
 
-// register puts buf (mmap'd memory, at most 1 GiB) into a free slot. It
-// returns errNoMemlock (wrapped) when the kernel refuses to pin the
-// pages, and ENOSPC when the table is full.
+// register puts buf (mmap'd memory, at most 1 GiB) into a free slot of
+// every worker's table. It returns errNoMemlock (wrapped) when the kernel
+// refuses to pin the pages, and ENOSPC when the table is full.
 func (e *executor) register(buf []byte) (uint32, error) {
 	e.mu.Lock()
 	if len(e.free) == 0 {
@@ -179,22 +300,31 @@ func (e *executor) register(buf []byte) (uint32, error) {
 	slot := e.free[len(e.free)-1]
 	e.free = e.free[:len(e.free)-1]
 	e.mu.Unlock()
-	err := e.do(func(r *ring.Ring) error { return r.UpdateBuffers(slot, [][]byte{buf}) })
-	if err != nil {
-		e.release(slot)
-		if errors.Is(err, unix.ENOMEM) {
-			return 0, fmt.Errorf("%w: %w", errNoMemlock, err)
+	for i, w := range e.workers {
+		err := w.do(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{buf}) })
+		if err != nil {
+			for _, done := range e.workers[:i] {
+				done.do(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{nil}) })
+			}
+			e.release(slot)
+			if errors.Is(err, unix.ENOMEM) {
+				return 0, fmt.Errorf("%w: %w", errNoMemlock, err)
+			}
+			return 0, err
 		}
-		return 0, err
 	}
 	return slot, nil
 }
 
-// unregister empties slot; the kernel unpins the pages once no I/O uses them.
+// unregister empties slot in every table; the kernel unpins the pages
+// once no I/O uses them.
 func (e *executor) unregister(slot uint32) error {
-	err := e.do(func(r *ring.Ring) error { return r.UpdateBuffers(slot, [][]byte{nil}) })
+	var errs []error
+	for _, w := range e.workers {
+		errs = append(errs, w.do(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{nil}) }))
+	}
 	e.release(slot)
-	return err
+	return errors.Join(errs...)
 }
 
 func (e *executor) release(slot uint32) {
@@ -210,19 +340,23 @@ func (e *executor) used() int {
 	return int(e.slots) - len(e.free)
 }
 
-// close stops the owner thread; the ring's close unpins every buffer.
+// close stops every worker; closing a ring unpins its buffers.
 func (e *executor) close() {
-	e.mu.Lock()
-	e.closed = true
-	if e.waker != nil {
-		e.waker.Wake()
+	for _, w := range e.workers {
+		w.mu.Lock()
+		w.closed = true
+		if w.waker != nil {
+			w.waker.Wake()
+		}
+		w.mu.Unlock()
 	}
-	e.mu.Unlock()
-	<-e.done
-	e.mu.Lock()
-	if e.waker != nil {
-		e.waker.Close()
-		e.waker = nil
+	for _, w := range e.workers {
+		<-w.done
+		w.mu.Lock()
+		if w.waker != nil {
+			w.waker.Close()
+			w.waker = nil
+		}
+		w.mu.Unlock()
 	}
-	e.mu.Unlock()
 }

@@ -16,7 +16,7 @@ import (
 // says ENOSPC. The registration time of each size is logged (it pins
 // every page).
 func TestExecutorRegistersArenas(t *testing.T) {
-	e, err := newExecutor(4)
+	e, err := newExecutor(4, 0)
 	require.NoError(t, err)
 	defer e.close()
 	var slots []uint32
@@ -50,7 +50,7 @@ func TestExecutorRegistersArenas(t *testing.T) {
 // for it concurrently; close wakes the thread and refuses later jobs.
 func TestExecutorConcurrentAndClose(t *testing.T) {
 	fds := countFds(t)
-	e, err := newExecutor(64)
+	e, err := newExecutor(64, 0)
 	require.NoError(t, err)
 	a, err := arena.Create(1<<20, arena.Options{})
 	require.NoError(t, err)

@@ -42,6 +42,8 @@ type Options struct {
 	ControlDir string
 	// Limits bound what clients may hold; zero fields take DefaultLimits.
 	Limits Limits
+	// Hooks see the data of every write and read, on every path.
+	Hooks *Hooks
 }
 
 // Stats is what the server reports about itself.
@@ -60,6 +62,19 @@ type Stats struct {
 	RegisteredBytes uint64 `json:"registered_bytes"`
 	AttachedFiles   uint64 `json:"attached_files"`
 	FixedSlotsUsed  uint64 `json:"fixed_slots_used"`
+	// The ring path (zero-copy ops from sessions' op queues; not to be
+	// confused with the FUSE ring transport): ops, those that failed, the
+	// bytes they moved between arenas and backing files, bytes the server
+	// copied in user space (CopyForHooks), and the most ops one session
+	// had in flight.
+	ZCOps          uint64 `json:"zc_ops"`
+	ZCErrors       uint64 `json:"zc_errors"`
+	ZCReadBytes    uint64 `json:"zc_read_bytes"`
+	ZCWriteBytes   uint64 `json:"zc_write_bytes"`
+	ZeroCopyBytes  uint64 `json:"zero_copy_bytes"`
+	CopiedBytes    uint64 `json:"copied_bytes"`
+	QueueHighWater uint64 `json:"queue_high_water"`
+	Workers        int    `json:"workers"`
 }
 
 // Server is a mounted passthrough of a backing directory.
@@ -73,6 +88,8 @@ type Server struct {
 	conn    atomic.Pointer[fusering.Conn] // set once serving
 	ctl     atomic.Pointer[sessions]      // the control plane, once serving
 	root    *rootNode
+	// callbacks is the node tree's notifier; set before any node exists.
+	callbacks *callbacks
 }
 
 // ErrStarted is returned by a second Start: a Server mounts once.
@@ -134,6 +151,7 @@ func (s *Server) Start() error {
 		ReadOnly:    s.opts.ReadOnly,
 		Passthrough: s.opts.Passthrough,
 		Logger:      s.opts.Logger,
+		NoFastRead:  s.opts.Hooks != nil && s.opts.Hooks.OnRead != nil,
 		MountOptions: fuse.MountOptions{
 			Debug:         s.opts.Debug,
 			EnableLocks:   true,
@@ -156,10 +174,12 @@ func (s *Server) Start() error {
 		return &node{LoopbackNode: fs.LoopbackNode{RootData: rd}, srv: s}
 	}
 	s.root = root
+	cb, sc := serverCallbacks(conn)
+	s.callbacks = cb
 	rawFS := fs.NewNodeFS(root, &fs.Options{
 		EntryTimeout:    timeout(s.opts.EntryTimeout),
 		AttrTimeout:     timeout(s.opts.AttrTimeout),
-		ServerCallbacks: conn.Notifier(),
+		ServerCallbacks: sc,
 		Logger:          s.opts.Logger,
 	})
 	dir := s.opts.ControlDir
@@ -169,7 +189,7 @@ func (s *Server) Start() error {
 			dir = "/run/zcfuse"
 		}
 	}
-	ctl, err := listenSessions(dir, s.opts.AllowOther, s.opts.Limits, conn.Logger())
+	ctl, err := listenSessions(dir, s.opts.AllowOther, s.opts.Limits, conn.Logger(), s.callbacks, s.opts.Hooks)
 	if err != nil {
 		conn.Stop()
 		return err
@@ -234,12 +254,14 @@ func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.started = true // a stopped server does not start again
+	// Sessions first: their workers write cache invalidations to the
+	// connection, which must outlive them.
+	if ctl := s.ctl.Swap(nil); ctl != nil {
+		ctl.close()
+	}
 	var err error
 	if c := s.conn.Load(); c != nil {
 		err = c.Stop()
-	}
-	if ctl := s.ctl.Swap(nil); ctl != nil {
-		ctl.close()
 	}
 	return err
 }
@@ -260,6 +282,11 @@ func (s *Server) Stats() Stats {
 		cs := ctl.stats()
 		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes = ctl.path, cs.Sessions, cs.Arenas, cs.RegisteredBytes
 		st.AttachedFiles, st.FixedSlotsUsed = cs.AttachedFiles, uint64(ctl.exec.used())
+		d := &ctl.data
+		st.ZCOps, st.ZCErrors = d.ops.Load(), d.errors.Load()
+		st.ZCReadBytes, st.ZCWriteBytes = d.readBytes.Load(), d.writeBytes.Load()
+		st.ZeroCopyBytes, st.CopiedBytes, st.QueueHighWater = d.zeroCopyBytes.Load(), d.copiedBytes.Load(), d.highWater.Load()
+		st.Workers = len(ctl.exec.workers)
 	}
 	return st
 }
@@ -304,7 +331,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	inode, fh, fuseFlags, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
 	if errno == 0 {
 		noteFd(fh)
-		fh = n.wrapFile(fh, flags)
+		if child, ok := inode.Operations().(*node); ok {
+			fh = child.wrapFile(fh, flags)
+		}
 	}
 	return inode, fh, fuseFlags, errno
 }

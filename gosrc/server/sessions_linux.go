@@ -41,6 +41,9 @@ type sessions struct {
 	limits     Limits
 	exec       *executor
 	logger     *log.Logger
+	hooks      *Hooks
+	cb         *callbacks // nil: no cache invalidation (tests without a mount)
+	data       dataStats
 
 	nextID atomic.Uint64
 	mu     sync.Mutex
@@ -60,11 +63,14 @@ type sessions struct {
 
 // session is one client connection.
 type session struct {
-	s      *sessions
-	fd     int
-	id     uint64
-	token  [16]byte
-	cred   unix.Ucred // the peer, from SO_PEERCRED at connect
+	s     *sessions
+	fd    int
+	id    uint64
+	token [16]byte
+	cred  unix.Ucred // the peer, from SO_PEERCRED at connect
+	queue *opQueue
+	// arenas is changed by the session's goroutine and read by workers.
+	amu    sync.RWMutex
 	arenas map[uint32]*sharedArena
 	bytes  uint64
 	nextID uint32
@@ -74,15 +80,50 @@ type session struct {
 	ended    bool
 }
 
+// sharedArena is an arena a session shared. Ops in flight hold
+// references: the arena is unregistered and unmapped when the last one
+// goes, so no I/O and no hook ever sees it unmapped.
 type sharedArena struct {
+	s          *sessions
 	a          *arena.Arena
 	slot       uint32
 	registered bool
+	refs       atomic.Int32
+}
+
+func (sa *sharedArena) put() {
+	if sa.refs.Add(-1) == 0 {
+		go sa.free() // maybe on a worker thread, which must not wait for workers
+	}
+}
+
+// free unregisters and unmaps the arena.
+func (sa *sharedArena) free() error {
+	var err error
+	if sa.registered {
+		err = sa.s.exec.unregister(sa.slot)
+		sa.s.registered.Add(-sa.a.Size())
+	}
+	sa.s.arenas.Add(-1)
+	return errors.Join(err, sa.a.Close())
+}
+
+// lookupArena returns arena id of ss with a reference, or nil.
+func (ss *session) lookupArena(id uint32) *sharedArena {
+	ss.amu.RLock()
+	defer ss.amu.RUnlock()
+	sa := ss.arenas[id]
+	if sa != nil {
+		sa.refs.Add(1)
+	}
+	return sa
 }
 
 // listenSessions creates the control socket in dir (mode 0700 directory,
 // socket 0600, or 0666 with allowOther; SO_PEERCRED decides in any case).
-func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logger) (*sessions, error) {
+// cb (may be nil) invalidates the kernel's caches after ring writes;
+// hooks (may be nil) see the bytes of ring ops.
+func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logger, cb *callbacks, hooks *Hooks) (*sessions, error) {
 	if limits.Sessions == 0 {
 		limits.Sessions = DefaultLimits.Sessions
 	}
@@ -109,12 +150,12 @@ func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logg
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	path := filepath.Join(dir, fmt.Sprintf("zcfuse-%d-%x.sock", os.Getpid(), nonce))
-	exec, err := newExecutor(limits.FixedSlots)
+	exec, err := newExecutor(limits.FixedSlots, 0)
 	if err != nil {
 		return nil, err
 	}
 	s := &sessions{path: path, ownerUID: uint32(os.Geteuid()), allowOther: allowOther, limits: limits,
-		exec: exec, logger: logger, live: map[uint64]*session{}}
+		exec: exec, logger: logger, cb: cb, hooks: hooks, live: map[uint64]*session{}}
 	if s.lfd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err != nil {
 		exec.close()
 		return nil, fmt.Errorf("control socket: %w", err)
@@ -208,6 +249,19 @@ func (ss *session) serve() {
 		MaxAttachedFiles: uint32(l.AttachedFiles)}); err != nil {
 		return
 	}
+	q, qfds, err := ss.openQueue()
+	if err != nil {
+		wire.Send(ss.fd, wire.ErrorFrom(err))
+		return
+	}
+	ss.queue = q
+	err = q.send(ss.fd, qfds)
+	for _, fd := range qfds {
+		unix.Close(fd)
+	}
+	if err != nil {
+		return
+	}
 	for {
 		m, fds, err := wire.Recv(ss.fd, buf)
 		if err != nil {
@@ -272,6 +326,8 @@ func (ss *session) share(fd int, m *wire.ShareArena) (*wire.ShareArenaReply, err
 	if err != nil {
 		return nil, err
 	}
+	sa := &sharedArena{s: ss.s, a: a}
+	sa.refs.Store(1)
 	// Fault the pages in here, on this session's goroutine: registration
 	// on the executor thread then only pins them (19 ms for a warm GiB,
 	// seconds for a cold one), and no hook can ever fault on them.
@@ -279,7 +335,6 @@ func (ss *session) share(fd int, m *wire.ShareArena) (*wire.ShareArenaReply, err
 		a.Close()
 		return nil, fmt.Errorf("populate arena: %w", err)
 	}
-	sa := &sharedArena{a: a}
 	slot, err := ss.s.exec.register(a.Bytes())
 	switch {
 	case err == nil:
@@ -292,31 +347,38 @@ func (ss *session) share(fd int, m *wire.ShareArena) (*wire.ShareArenaReply, err
 		return nil, err
 	}
 	ss.nextID++
+	ss.amu.Lock()
 	ss.arenas[ss.nextID] = sa
+	ss.amu.Unlock()
 	ss.bytes += m.Size
 	ss.s.arenas.Add(1)
 	return &wire.ShareArenaReply{ArenaID: ss.nextID, Registered: sa.registered}, nil
 }
 
+// release forgets arena id; it is freed at once unless ops in flight
+// still use it (then the last of them frees it).
 func (ss *session) release(id uint32) error {
+	ss.amu.Lock()
 	sa, ok := ss.arenas[id]
+	delete(ss.arenas, id)
+	ss.amu.Unlock()
 	if !ok {
 		return fmt.Errorf("no arena %d in this session: %w", id, unix.ENOENT)
 	}
-	delete(ss.arenas, id)
 	ss.bytes -= uint64(sa.a.Size())
-	ss.s.arenas.Add(-1)
-	var err error
-	if sa.registered {
-		err = ss.s.exec.unregister(sa.slot)
-		ss.s.registered.Add(-sa.a.Size())
+	if sa.refs.Add(-1) == 0 {
+		return sa.free()
 	}
-	return errors.Join(err, sa.a.Close())
+	return nil
 }
 
 // releaseAll drops the session's attachments, its arenas and its place in
 // the live table.
 func (ss *session) releaseAll() {
+	if ss.queue != nil {
+		ss.queue.close() // waits for the ops in flight
+		ss.queue = nil
+	}
 	ss.s.detachAll(ss)
 	for id := range ss.arenas {
 		ss.release(id)

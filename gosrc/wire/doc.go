@@ -31,7 +31,8 @@
 //	 9    Bye                   0        0   Ok
 //	10    Ok                    0        0
 //	11    Error             4-260        0   (errno int32, then the message)
-//	12    OpQueue (reserved for the server's op-queue memfd; not decoded yet)
+//	12    OpQueue               8        2   (server → client after HelloReply)
+//	13    Doorbell              4        1   (server → client, one per CPU)
 //
 // Every request is answered by its reply type or by Error. The layouts of
 // Hello, HelloReply and Error never change, so a client can negotiate a

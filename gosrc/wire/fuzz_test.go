@@ -84,7 +84,7 @@ func seeds() map[string]struct {
 	add("broken-reserved", mod(14, 1), 0)
 	add("broken-length", mod(8, 200), 0)
 	add("broken-unknown-type", mod(6, 77), 0)
-	add("broken-reserved-type", mod(6, byte(TypeOpQueue)), 1)
+	add("broken-opqueue-in-hello-body", mod(6, byte(TypeOpQueue)), 2)
 	add("broken-oversized", frame(TypeError, make([]byte, MaxBody+1)), 0)
 	add("broken-error-string-too-long", frame(TypeError, append([]byte{5, 0, 0, 0}, bytes.Repeat([]byte("y"), MaxErrorMessage+1)...)), 0)
 	add("broken-error-errno-0", frame(TypeError, []byte{0, 0, 0, 0, 'h', 'i'}), 0)

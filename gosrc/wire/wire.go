@@ -37,10 +37,10 @@ const (
 	TypeBye             Type = 9
 	TypeOk              Type = 10
 	TypeError           Type = 11
-	// TypeOpQueue is reserved for the server-created op-queue memfd (one
-	// fd) of the next protocol step. It is not implemented: Decode rejects
-	// it like an unknown type.
-	TypeOpQueue Type = 12
+	// The server sends OpQueue and then one Doorbell per server CPU right
+	// after HelloReply, unasked: they carry the session's op queue.
+	TypeOpQueue  Type = 12
+	TypeDoorbell Type = 13
 )
 
 // spec is what a type's body and ancillary data must look like.
@@ -65,6 +65,8 @@ var specs = [...]spec{
 	TypeBye:             {name: "Bye", size: 0, reply: TypeOk, decode: func([]byte) (Msg, error) { return &Bye{}, nil }},
 	TypeOk:              {name: "Ok", size: 0, decode: func([]byte) (Msg, error) { return &Ok{}, nil }},
 	TypeError:           {name: "Error", size: 4, strMax: MaxErrorMessage, decode: decodeError},
+	TypeOpQueue:         {name: "OpQueue", size: 8, fds: 2, decode: decodeOpQueue},
+	TypeDoorbell:        {name: "Doorbell", size: 4, fds: 1, decode: decodeDoorbell},
 }
 
 func (t Type) spec() (spec, bool) {
@@ -79,14 +81,12 @@ func (t Type) String() string {
 	if s, ok := t.spec(); ok {
 		return s.name
 	}
-	if t == TypeOpQueue {
-		return "OpQueue(reserved)"
-	}
 	return fmt.Sprintf("Type(%d)", uint16(t))
 }
 
-// FDs returns how many fds a message of type t carries: 1 for ShareArena,
-// 0 for every other known type, -1 for an unknown type.
+// FDs returns how many fds a message of type t carries: 1 for ShareArena
+// and Doorbell, 2 for OpQueue, 0 for every other known type, -1 for an
+// unknown type.
 func (t Type) FDs() int {
 	if s, ok := t.spec(); ok {
 		return s.fds
@@ -161,6 +161,19 @@ type StatsReply struct {
 	RegisteredBytes uint64
 	AttachedFiles   uint64
 }
+
+// OpQueue hands the client its op queue (package opq): the fds are the
+// queue memfd, sealed by the server, of opq.Size(Entries) bytes, and the
+// completion eventfd the server writes when the client asked for a wake.
+// Doorbells Doorbell messages follow.
+type OpQueue struct {
+	Entries   uint32
+	Doorbells uint32
+}
+
+// Doorbell hands the client the eventfd (the message's fd) that wakes the
+// server thread serving CPU Index (mod the number of doorbells).
+type Doorbell struct{ Index uint32 }
 
 // Bye ends the session cleanly; answered by Ok, after which the server
 // closes the connection.
@@ -326,6 +339,25 @@ func decodeStatsReply(b []byte) (Msg, error) {
 }
 
 func (*Bye) appendBody(b []byte) ([]byte, error) { return b, nil }
+
+func (*OpQueue) Type() Type  { return TypeOpQueue }
+func (*Doorbell) Type() Type { return TypeDoorbell }
+
+func (m *OpQueue) appendBody(b []byte) ([]byte, error) {
+	return le.AppendUint32(le.AppendUint32(b, m.Entries), m.Doorbells), nil
+}
+
+func decodeOpQueue(b []byte) (Msg, error) {
+	m := &OpQueue{Entries: le.Uint32(b), Doorbells: le.Uint32(b[4:])}
+	if m.Entries == 0 || m.Entries&(m.Entries-1) != 0 || m.Doorbells == 0 || m.Doorbells > 64 {
+		return nil, errorf(syscall.EBADMSG, "OpQueue of %d entries and %d doorbells", m.Entries, m.Doorbells)
+	}
+	return m, nil
+}
+
+func (m *Doorbell) appendBody(b []byte) ([]byte, error) { return le.AppendUint32(b, m.Index), nil }
+
+func decodeDoorbell(b []byte) (Msg, error) { return &Doorbell{Index: le.Uint32(b)}, nil }
 
 func (*Ok) appendBody(b []byte) ([]byte, error) { return b, nil }
 

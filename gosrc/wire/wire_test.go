@@ -33,6 +33,8 @@ func samples() []Msg {
 		&Error{Errno: syscall.ENOSPC, Message: "arena limit reached (64)"},
 		&Error{Errno: syscall.EINVAL},
 		&Error{Errno: MaxErrno, Message: strings.Repeat("é", MaxErrorMessage/2)},
+		&OpQueue{Entries: 256, Doorbells: 2},
+		&Doorbell{Index: 1},
 	}
 }
 
@@ -87,7 +89,9 @@ func TestTypes(t *testing.T) {
 	require.Equal(t, 1, TypeShareArena.FDs())
 	require.Equal(t, 0, TypeHello.FDs())
 	require.Equal(t, -1, Type(0).FDs())
-	require.Equal(t, -1, TypeOpQueue.FDs())
+	require.Equal(t, 2, TypeOpQueue.FDs())
+	require.Equal(t, 1, TypeDoorbell.FDs())
+	require.Equal(t, Type(0), TypeOpQueue.Reply(), "sent by the server, unasked")
 	require.Equal(t, TypeHelloReply, TypeHello.Reply())
 	require.Equal(t, TypeShareArenaReply, TypeShareArena.Reply())
 	require.Equal(t, TypeOk, TypeReleaseArena.Reply())
@@ -98,7 +102,7 @@ func TestTypes(t *testing.T) {
 	require.Equal(t, Type(0), Type(999).Reply())
 	require.Equal(t, "ShareArena", TypeShareArena.String())
 	require.Equal(t, "Type(999)", Type(999).String())
-	require.Equal(t, "OpQueue(reserved)", TypeOpQueue.String())
+	require.Equal(t, "OpQueue", TypeOpQueue.String())
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -135,7 +139,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"oversized message", frame(TypeError, make([]byte, MaxBody+1)), 0, syscall.EMSGSIZE},
 		{"type 0", frame(0, nil), 0, syscall.EBADMSG},
 		{"unknown type", frame(999, nil), 0, syscall.EBADMSG},
-		{"reserved type", frame(TypeOpQueue, nil), 1, syscall.EBADMSG},
+		{"OpQueue without body", frame(TypeOpQueue, nil), 2, syscall.EBADMSG},
+		{"OpQueue with one fd", frame(TypeOpQueue, []byte{8, 0, 0, 0, 1, 0, 0, 0}), 1, syscall.EBADMSG},
+		{"OpQueue depth not a power of two", frame(TypeOpQueue, []byte{6, 0, 0, 0, 1, 0, 0, 0}), 2, syscall.EBADMSG},
+		{"OpQueue without doorbells", frame(TypeOpQueue, []byte{8, 0, 0, 0, 0, 0, 0, 0}), 2, syscall.EBADMSG},
+		{"Doorbell without its fd", frame(TypeDoorbell, []byte{0, 0, 0, 0}), 0, syscall.EBADMSG},
 		{"body too short", frame(TypeHello, make([]byte, 9)), 0, syscall.EBADMSG},
 		{"body too long", frame(TypeHello, make([]byte, 11)), 0, syscall.EBADMSG},
 		{"empty type with body", frame(TypeBye, []byte{0}), 0, syscall.EBADMSG},

@@ -1,0 +1,567 @@
+package client
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/zcfuse/zcfuse/gosrc/opq"
+	"github.com/zcfuse/zcfuse/gosrc/wire"
+	"golang.org/x/sys/unix"
+)
+
+// Op flags.
+const (
+	// RequireZC makes an op whose buffer lies outside every shared arena
+	// fail with EFAULT instead of taking the copying posix path.
+	RequireZC uint32 = 1 << 0
+	// Datasync makes an fsync an fdatasync.
+	Datasync uint32 = 1 << 1
+)
+
+// Opcodes.
+const (
+	OpRead  = opq.OpRead
+	OpWrite = opq.OpWrite
+	OpFsync = opq.OpFsync
+)
+
+// Op is one operation for Submit.
+type Op struct {
+	Opcode   uint8  // OpRead, OpWrite or OpFsync
+	Flags    uint32 // RequireZC, Datasync (fsync)
+	File     uint32 // an id from Attach
+	Buf      []byte // read into / write from; inside a shared arena for zero copy
+	Off      int64  // file offset
+	UserData uint64 // returned in the completion
+}
+
+// Completion is an op's result: bytes moved (0 for fsync), or -errno.
+type Completion struct {
+	UserData uint64
+	Res      int64
+}
+
+// Mode is how a session waits.
+type Mode int
+
+const (
+	// ModeSleep: the client rings a doorbell for every batch and sleeps
+	// on the completion eventfd; an idle session costs no CPU.
+	ModeSleep Mode = iota
+	// ModePoll: client and server spin for a while before they sleep,
+	// and the client's ops go to the server thread of the next CPU, so
+	// the two spinning threads do not share one.
+	ModePoll
+)
+
+// MaxChunk is the most bytes Pread and Pwrite put in one descriptor;
+// larger calls are split.
+const MaxChunk = 16 << 20
+
+type arenaRef struct {
+	id         uint32
+	base, size uintptr
+}
+
+type fileRef struct {
+	fd       int
+	dev, ino uint64
+}
+
+// opState is a session's op queue, client side. Like the session, it is
+// used by one goroutine at a time.
+type opState struct {
+	q        *opq.Queue
+	mem      []byte
+	evfd     int
+	bells    []int
+	sqTail   uint32
+	cqHead   uint32
+	inflight int // ring ops submitted and not yet reaped
+	ready    []Completion
+	arenas   []arenaRef
+	files    map[uint32]fileRef
+	mode     Mode
+	spin     time.Duration
+	dead     bool
+	nextSync uint64
+}
+
+const syncTag = 1 << 63 // user data of Pread/Pwrite/Fsync's own ops
+
+// openQueue receives the queue the server sends after HelloReply.
+func (s *Session) openQueue() error {
+	buf := make([]byte, wire.MaxMsgSize)
+	m, fds, err := wire.Recv(s.fd, buf)
+	if err != nil {
+		return err
+	}
+	if e, ok := m.(*wire.Error); ok {
+		return e
+	}
+	oq, ok := m.(*wire.OpQueue)
+	if !ok {
+		return fmt.Errorf("got %v, want OpQueue: %w", m.Type(), unix.EPROTO)
+	}
+	o := &s.ops
+	o.evfd = fds[1]
+	o.files = map[uint32]fileRef{}
+	size := opq.Size(oq.Entries)
+	o.mem, err = unix.Mmap(fds[0], 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	unix.Close(fds[0])
+	if err != nil {
+		s.closeQueue()
+		return fmt.Errorf("map op queue: %w", err)
+	}
+	if o.q, ok = opq.Open(o.mem); !ok || o.q.Entries() != oq.Entries {
+		s.closeQueue()
+		return fmt.Errorf("op queue header: %w", unix.EPROTO)
+	}
+	for range oq.Doorbells {
+		m, fds, err := wire.Recv(s.fd, buf)
+		if err != nil {
+			s.closeQueue()
+			return err
+		}
+		if _, ok := m.(*wire.Doorbell); !ok {
+			s.closeQueue()
+			return fmt.Errorf("got %v, want Doorbell: %w", m.Type(), unix.EPROTO)
+		}
+		o.bells = append(o.bells, fds[0])
+	}
+	return nil
+}
+
+func (s *Session) closeQueue() {
+	o := &s.ops
+	if o.mem != nil {
+		unix.Munmap(o.mem)
+		o.mem, o.q = nil, nil
+	}
+	if o.evfd > 0 {
+		unix.Close(o.evfd)
+		o.evfd = -1
+	}
+	for _, fd := range o.bells {
+		unix.Close(fd)
+	}
+	o.bells = nil
+}
+
+func (s *Session) noteArena(id uint32, mem []byte) {
+	if len(mem) == 0 {
+		return
+	}
+	s.ops.arenas = append(s.ops.arenas, arenaRef{id: id, base: uintptr(unsafe.Pointer(&mem[0])), size: uintptr(len(mem))})
+}
+
+func (s *Session) forgetArena(id uint32) {
+	a := s.ops.arenas
+	for i := range a {
+		if a[i].id == id {
+			s.ops.arenas = append(a[:i], a[i+1:]...)
+			return
+		}
+	}
+}
+
+func (s *Session) noteFile(id uint32, fd int, st *unix.Stat_t) {
+	if s.ops.files != nil {
+		s.ops.files[id] = fileRef{fd: fd, dev: st.Dev, ino: st.Ino}
+	}
+}
+
+func (s *Session) forgetFile(id uint32) { delete(s.ops.files, id) }
+
+// SetMode chooses how the session waits; spin bounds a poll-mode spin
+// (0: 50 µs).
+func (s *Session) SetMode(m Mode, spin time.Duration) {
+	if spin <= 0 {
+		spin = 50 * time.Microsecond
+	}
+	s.ops.mode, s.ops.spin = m, spin
+	if s.ops.q != nil {
+		s.ops.q.Mode().Store(uint32(m))
+		s.ops.q.Spin().Store(uint32(spin / time.Microsecond))
+	}
+}
+
+// Fd is the completion eventfd: it turns readable when the server posts
+// completions, for epoll, asyncio or tokio. Reap them with Wait.
+func (s *Session) Fd() int { return s.ops.evfd }
+
+// locate finds b among the shared arenas: the arena and offset, or
+// (nil, EFAULT) when b straddles an arena's end, or (nil, 0) when it
+// lies outside every arena.
+func (o *opState) locate(b []byte) (*arenaRef, uint64, unix.Errno) {
+	if len(b) == 0 {
+		return nil, 0, 0
+	}
+	p := uintptr(unsafe.Pointer(&b[0]))
+	end := p + uintptr(len(b))
+	for i := range o.arenas {
+		a := &o.arenas[i]
+		aend := a.base + a.size
+		switch {
+		case p >= a.base && p < aend:
+			if end > aend || end < p {
+				return nil, 0, unix.EFAULT
+			}
+			return a, uint64(p - a.base), 0
+		case p < a.base && end > a.base:
+			return nil, 0, unix.EFAULT // starts before, ends inside
+		}
+	}
+	return nil, 0, 0
+}
+
+// Submit queues ops and returns how many it took: all of them, or fewer
+// when the queue is full (Wait, then submit the rest). An op that cannot
+// start (bad buffer, unknown file, the copying path's result) is taken
+// and completes at once. Errors: EBADF (session closed), ENOTCONN
+// (server gone), EAGAIN (queue full, nothing taken).
+func (s *Session) Submit(ops []Op) (int, error) {
+	o := &s.ops
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	taken, queued := 0, 0
+	for i := range ops {
+		op := &ops[i]
+		if o.inflight+queued >= int(o.q.Entries()) {
+			break
+		}
+		e, res, local := o.prepare(op)
+		if local {
+			o.ready = append(o.ready, Completion{op.UserData, res})
+			taken++
+			continue
+		}
+		o.q.WriteSQE(o.sqTail, &e)
+		o.sqTail++
+		queued++
+		taken++
+	}
+	if queued > 0 {
+		o.q.SQTail().Store(o.sqTail)
+		o.inflight += queued
+		o.ring()
+	}
+	if taken == 0 && len(ops) > 0 {
+		return 0, fmt.Errorf("op queue full (%d in flight): %w", o.inflight, unix.EAGAIN)
+	}
+	return taken, nil
+}
+
+func (s *Session) usable() error {
+	switch {
+	case s.ops.q == nil:
+		return fmt.Errorf("session closed: %w", unix.EBADF)
+	case s.ops.dead:
+		return fmt.Errorf("server gone: %w", unix.ENOTCONN)
+	}
+	return nil
+}
+
+// prepare turns op into a descriptor, or into a local result (local
+// true): an error, or what the copying path did.
+func (o *opState) prepare(op *Op) (e opq.SQE, res int64, local bool) {
+	e = opq.SQE{Opcode: op.Opcode, FileID: op.File, FileOff: uint64(op.Off), UserData: op.UserData}
+	switch op.Opcode {
+	case opq.OpFsync:
+		if op.Flags&Datasync != 0 {
+			e.OpFlags = opq.FsyncDatasync
+		}
+		return e, 0, false
+	case opq.OpRead, opq.OpWrite:
+	default:
+		return e, -int64(unix.EINVAL), true
+	}
+	if op.Off < 0 {
+		return e, -int64(unix.EINVAL), true
+	}
+	a, off, errno := o.locate(op.Buf)
+	switch {
+	case errno != 0:
+		return e, -int64(errno), true
+	case a != nil:
+		e.ArenaID, e.ArenaOff, e.Len = a.id, off, uint64(len(op.Buf))
+		return e, 0, false
+	case len(op.Buf) == 0:
+		return e, 0, false // the server checks the file and answers 0
+	case op.Flags&RequireZC != 0:
+		return e, -int64(unix.EFAULT), true
+	}
+	return e, o.copyPath(op), true
+}
+
+// copyPath does a read or write outside every arena as plain pread or
+// pwrite on the attached fd: through the mount, the posix path.
+func (o *opState) copyPath(op *Op) int64 {
+	f, ok := o.files[op.File]
+	if !ok {
+		return -int64(unix.EBADF)
+	}
+	var st unix.Stat_t
+	if unix.Fstat(f.fd, &st) != nil || st.Dev != f.dev || st.Ino != f.ino {
+		return -int64(unix.EBADF) // closed, or the number now names another file
+	}
+	var n int
+	var err error
+	for done := 0; done < len(op.Buf); done += n {
+		if op.Opcode == opq.OpWrite {
+			n, err = unix.Pwrite(f.fd, op.Buf[done:], op.Off+int64(done))
+		} else {
+			n, err = unix.Pread(f.fd, op.Buf[done:], op.Off+int64(done))
+		}
+		if err == unix.EINTR {
+			n = 0
+			continue
+		}
+		if err != nil || n == 0 {
+			if done > 0 {
+				return int64(done)
+			}
+			if err != nil {
+				return -int64(err.(unix.Errno))
+			}
+			return 0
+		}
+	}
+	return int64(len(op.Buf))
+}
+
+// ring wakes the server thread for this CPU (the next one in poll mode)
+// unless a server thread is polling the queue already.
+func (o *opState) ring() {
+	if o.q.NeedWake().Load() == 0 {
+		return
+	}
+	var cpu, node uint32
+	unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), uintptr(unsafe.Pointer(&node)), 0)
+	if o.mode == ModePoll {
+		cpu++
+	}
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(o.bells[int(cpu)%len(o.bells)], one[:])
+}
+
+// harvest moves completions from the shared queue into out; it returns
+// how many.
+func (o *opState) harvest(out []Completion) int {
+	n := 0
+	tail := o.q.CQTail().Load()
+	for n < len(out) && o.cqHead != tail {
+		c := o.q.ReadCQE(o.cqHead)
+		o.cqHead++
+		o.inflight--
+		out[n] = Completion{c.UserData, c.Res}
+		n++
+	}
+	if n > 0 {
+		o.q.CQHead().Store(o.cqHead)
+	}
+	return n
+}
+
+// Wait fills cqes with at least min completions (fewer when fewer are
+// pending), waiting up to timeout (negative: no limit). It returns how
+// many it filled: ETIME when the time ran out first, ENOTCONN when the
+// server went away (noticed at once: the wait watches the session's
+// socket too), EBADF on a closed session.
+func (s *Session) Wait(cqes []Completion, min int, timeout time.Duration) (int, error) {
+	if s.ops.q == nil {
+		return 0, fmt.Errorf("session closed: %w", unix.EBADF)
+	}
+	n := 0
+	for n < len(cqes) && len(s.ops.ready) > 0 {
+		cqes[n] = s.ops.ready[0]
+		s.ops.ready = s.ops.ready[1:]
+		n++
+	}
+	m, err := s.waitQueue(cqes[n:], min-n, timeout)
+	return n + m, err
+}
+
+// waitQueue is Wait on the shared completion queue alone.
+func (s *Session) waitQueue(cqes []Completion, min int, timeout time.Duration) (int, error) {
+	o := &s.ops
+	min = max(0, minInt(minInt(min, o.inflight), len(cqes)))
+	deadline := time.Now().Add(timeout)
+	n := o.harvest(cqes)
+	for n < min {
+		if o.dead {
+			return n, fmt.Errorf("server gone: %w", unix.ENOTCONN)
+		}
+		if o.mode == ModePoll {
+			o.q.CQWake().Store(0)
+			spinEnd := time.Now().Add(o.spin)
+			for n < min && time.Now().Before(spinEnd) {
+				n += o.harvest(cqes[n:])
+			}
+			o.q.CQWake().Store(1)
+			if n >= min {
+				break
+			}
+		}
+		n += o.harvest(cqes[n:]) // after CQWake is set: nothing slips between
+		if n >= min {
+			break
+		}
+		ms := -1
+		if timeout >= 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return n, fmt.Errorf("wait: %w", unix.ETIME)
+			}
+			ms = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		pfd := []unix.PollFd{{Fd: int32(o.evfd), Events: unix.POLLIN}, {Fd: int32(s.fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+		if _, err := unix.Poll(pfd, ms); err != nil && err != unix.EINTR {
+			return n, fmt.Errorf("wait: %w", err)
+		}
+		if pfd[1].Revents != 0 {
+			o.dead = true // the server sends nothing unasked after setup: this is its end
+		}
+		if pfd[0].Revents&unix.POLLIN != 0 {
+			var b [8]byte
+			unix.Read(o.evfd, b[:])
+		}
+		n += o.harvest(cqes[n:])
+	}
+	return n, nil
+}
+
+func minInt(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// Pwrite writes buf to file at off and returns the bytes written. buf
+// inside one shared arena moves zero-copy (split into MaxChunk pieces);
+// outside every arena it is written through the mount, unless flags has
+// RequireZC (then EFAULT); straddling an arena's end is EFAULT.
+func (s *Session) Pwrite(file uint32, buf []byte, off int64, flags uint32) (int, error) {
+	return s.rw(OpWrite, file, buf, off, flags)
+}
+
+// Pread reads into buf from file at off; see Pwrite. Fewer bytes than
+// asked means the end of the file.
+func (s *Session) Pread(file uint32, buf []byte, off int64, flags uint32) (int, error) {
+	return s.rw(OpRead, file, buf, off, flags)
+}
+
+// Fsync flushes file to stable storage (fdatasync with Datasync).
+func (s *Session) Fsync(file uint32, flags uint32) error {
+	res, err := s.sync1([]Op{{Opcode: OpFsync, File: file, Flags: flags & Datasync}})
+	if err != nil {
+		return err
+	}
+	if res[0] < 0 {
+		return unix.Errno(-res[0])
+	}
+	return nil
+}
+
+func (s *Session) rw(opcode uint8, file uint32, buf []byte, off int64, flags uint32) (int, error) {
+	var ops []Op
+	for done := 0; done < len(buf) || len(ops) == 0; {
+		n := minInt(len(buf)-done, MaxChunk)
+		ops = append(ops, Op{Opcode: opcode, Flags: flags & RequireZC, File: file, Buf: buf[done : done+n], Off: off + int64(done)})
+		done += n
+		if n == 0 {
+			break
+		}
+	}
+	res, err := s.sync1(ops)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for i, r := range res {
+		if r < 0 {
+			if total > 0 {
+				return total, nil
+			}
+			return 0, unix.Errno(-r)
+		}
+		total += int(r)
+		if int(r) < len(ops[i].Buf) {
+			break // end of file
+		}
+	}
+	return total, nil
+}
+
+// sync1 runs ops and waits for exactly their completions, keeping any
+// other op's completion for a later Wait.
+func (s *Session) sync1(ops []Op) ([]int64, error) {
+	o := &s.ops
+	base := o.nextSync
+	o.nextSync += uint64(len(ops))
+	for i := range ops {
+		ops[i].UserData = syncTag | (base + uint64(i))
+	}
+	mine := func(c Completion) (int, bool) {
+		i := c.UserData&^syncTag - base
+		return int(i), c.UserData&syncTag != 0 && i < uint64(len(ops))
+	}
+	res := make([]int64, len(ops))
+	got, sent := 0, 0
+	var buf [64]Completion
+	for got < len(ops) {
+		if sent < len(ops) {
+			n, err := s.Submit(ops[sent:])
+			if err != nil && !isErrno(err, unix.EAGAIN) {
+				return nil, err
+			}
+			sent += n
+		}
+		// Local results (the copying path, refusals) wait in ready.
+		keep := o.ready[:0]
+		for _, c := range o.ready {
+			if i, ok := mine(c); ok {
+				res[i] = c.Res
+				got++
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		o.ready = keep
+		if got == len(ops) {
+			break
+		}
+		n, err := s.waitQueue(buf[:], 1, -1)
+		for _, c := range buf[:n] {
+			if i, ok := mine(c); ok {
+				res[i] = c.Res
+				got++
+			} else {
+				o.ready = append(o.ready, c) // another op's: for a later Wait
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func isErrno(err error, e unix.Errno) bool {
+	for err != nil {
+		if x, ok := err.(unix.Errno); ok {
+			return x == e
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
