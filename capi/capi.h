@@ -3,6 +3,7 @@
 #define ZCFUSE_CAPI_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include "zcfuse.h"
 
 /* A server handle as C sees it: a runtime/cgo.Handle of a Go *server.Server. */
@@ -23,6 +24,13 @@ struct zcfuse_arena {
 struct zcfuse_session {
     uintptr_t handle;
 };
+
+/* Calls a server hook (cgo cannot call C function pointers itself). */
+static inline void zcfusei_call_hook(zcfuse_hook_fn fn, void *ctx, const zcfuse_hook_info_t *info,
+                                     const void *data, size_t len)
+{
+    fn(ctx, info, data, len);
+}
 
 /* Records msg as this thread's last error (zcfuse_last_error). */
 __attribute__((visibility("hidden"))) void zcfusei_set_error(const char *msg);

@@ -22,7 +22,8 @@ var transports = map[C.uint32_t]fusering.Transport{
 	C.ZCFUSE_TRANSPORT_CLASSIC: fusering.TransportClassic,
 }
 
-const knownFlags = C.ZCFUSE_SERVER_ALLOW_OTHER | C.ZCFUSE_SERVER_READ_ONLY | C.ZCFUSE_SERVER_PASSTHROUGH | C.ZCFUSE_SERVER_DEBUG
+const knownFlags = C.ZCFUSE_SERVER_ALLOW_OTHER | C.ZCFUSE_SERVER_READ_ONLY | C.ZCFUSE_SERVER_PASSTHROUGH |
+	C.ZCFUSE_SERVER_DEBUG | C.ZCFUSE_SERVER_HOOK_COPY
 
 func millis(ms C.uint32_t) time.Duration {
 	if ms == C.UINT32_MAX {
@@ -51,6 +52,7 @@ func zcfusego_server_create(o *C.zcfuse_server_opts_t, out *C.uintptr_t) C.int {
 		Debug:        o.flags&C.ZCFUSE_SERVER_DEBUG != 0,
 		EntryTimeout: millis(o.entry_timeout_ms),
 		AttrTimeout:  millis(o.attr_timeout_ms),
+		Hooks:        hooksOf(o),
 	})
 	if err != nil {
 		return errnoOf(err)
@@ -105,8 +107,46 @@ func zcfusego_server_stats(h C.uintptr_t, out *C.zcfuse_server_stats_t) C.int {
 	out.registered_bytes = C.uint64_t(st.RegisteredBytes)
 	out.fixed_slots_used = C.uint64_t(st.FixedSlotsUsed)
 	out.attached_files = C.uint64_t(st.AttachedFiles)
+	out.zc_ops = C.uint64_t(st.ZCOps)
+	out.zc_errors = C.uint64_t(st.ZCErrors)
+	out.zc_read_bytes = C.uint64_t(st.ZCReadBytes)
+	out.zc_write_bytes = C.uint64_t(st.ZCWriteBytes)
+	out.zero_copy_bytes = C.uint64_t(st.ZeroCopyBytes)
+	out.copied_bytes = C.uint64_t(st.CopiedBytes)
+	out.queue_high_water = C.uint64_t(st.QueueHighWater)
+	out.workers = C.uint64_t(st.Workers)
 	reason := unsafe.Slice((*byte)(unsafe.Pointer(&out.fallback_reason[0])), len(out.fallback_reason))
 	n := copy(reason[:len(reason)-1], st.FallbackReason)
 	reason[n] = 0
 	return 0
+}
+
+// hooksOf wraps the C hooks of o, if any, for the Go server.
+func hooksOf(o *C.zcfuse_server_opts_t) *server.Hooks {
+	if o.on_write == nil && o.on_read == nil {
+		return nil
+	}
+	h := &server.Hooks{CopyForHooks: o.flags&C.ZCFUSE_SERVER_HOOK_COPY != 0}
+	ctx := o.hook_ctx
+	wrap := func(fn C.zcfuse_hook_fn) func(server.HookInfo, []byte) {
+		if fn == nil {
+			return nil
+		}
+		return func(info server.HookInfo, data []byte) {
+			path := C.CString(info.Path)
+			defer C.free(unsafe.Pointer(path))
+			ci := C.zcfuse_hook_info_t{struct_size: C.uint32_t(unsafe.Sizeof(C.zcfuse_hook_info_t{})),
+				session_id: C.uint64_t(info.Session), ino: C.uint64_t(info.Ino), off: C.int64_t(info.Off), path: path}
+			if info.Ring {
+				ci.flags = C.ZCFUSE_HOOK_RING
+			}
+			var p unsafe.Pointer
+			if len(data) > 0 {
+				p = unsafe.Pointer(&data[0])
+			}
+			C.zcfusei_call_hook(fn, ctx, &ci, p, C.size_t(len(data)))
+		}
+	}
+	h.OnWrite, h.OnRead = wrap(o.on_write), wrap(o.on_read)
+	return h
 }

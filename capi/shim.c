@@ -19,6 +19,7 @@ static __thread char last_error[512];
 
 /* zcfuse_server_stats_t as version 1 had it: up to fallback_reason. */
 #define SERVER_STATS_V1_SIZE offsetof(zcfuse_server_stats_t, sessions)
+_Static_assert(offsetof(zcfuse_server_opts_t, on_write) == ZCFUSE_SERVER_OPTS_V1_SIZE, "version 1 opts size");
 _Static_assert(SERVER_STATS_V1_SIZE == ZCFUSE_SERVER_STATS_V1_SIZE, "version 1 stats size");
 
 /*
@@ -195,6 +196,66 @@ int zcfuse_detach(zcfuse_session_t *session, uint32_t file_id)
     return zcfusego_detach(session->handle, file_id);
 }
 
+int64_t zcfuse_pwrite(zcfuse_session_t *session, uint32_t file_id, const void *buf, size_t len, int64_t off,
+                      uint32_t flags)
+{
+    NO_GO_IN_CHILD("zcfuse_pwrite");
+    if (!session || (!buf && len))
+        return fail(-EINVAL, "zcfuse_pwrite: session NULL, or buf NULL with len > 0");
+    return zcfusego_pwrite(session->handle, file_id, (void *)buf, len, off, flags);
+}
+
+int64_t zcfuse_pread(zcfuse_session_t *session, uint32_t file_id, void *buf, size_t len, int64_t off,
+                     uint32_t flags)
+{
+    NO_GO_IN_CHILD("zcfuse_pread");
+    if (!session || (!buf && len))
+        return fail(-EINVAL, "zcfuse_pread: session NULL, or buf NULL with len > 0");
+    return zcfusego_pread(session->handle, file_id, buf, len, off, flags);
+}
+
+int zcfuse_fsync(zcfuse_session_t *session, uint32_t file_id, uint32_t flags)
+{
+    NO_GO_IN_CHILD("zcfuse_fsync");
+    if (!session)
+        return fail(-EINVAL, "zcfuse_fsync: session must not be NULL");
+    return zcfusego_fsync(session->handle, file_id, flags);
+}
+
+int zcfuse_submit(zcfuse_session_t *session, const zcfuse_op_t *ops, unsigned n)
+{
+    NO_GO_IN_CHILD("zcfuse_submit");
+    if (!session || (!ops && n))
+        return fail(-EINVAL, "zcfuse_submit: session NULL, or ops NULL with n > 0");
+    if (n == 0)
+        return 0;
+    return zcfusego_submit(session->handle, (zcfuse_op_t *)ops, n);
+}
+
+int zcfuse_wait(zcfuse_session_t *session, zcfuse_cqe_t *cqes, unsigned min, unsigned max, int timeout_ms)
+{
+    NO_GO_IN_CHILD("zcfuse_wait");
+    if (!session || (!cqes && max) || min > max)
+        return fail(-EINVAL, "zcfuse_wait: session NULL, cqes NULL with max > 0, or min > max");
+    return zcfusego_wait(session->handle, cqes, min, max, timeout_ms);
+}
+
+int zcfuse_session_fd(zcfuse_session_t *session)
+{
+    NO_GO_IN_CHILD("zcfuse_session_fd");
+    if (!session)
+        return fail(-EINVAL, "zcfuse_session_fd: session must not be NULL");
+    return zcfusego_session_fd(session->handle);
+}
+
+int zcfuse_session_set_mode(zcfuse_session_t *session, int mode, unsigned spin_us)
+{
+    NO_GO_IN_CHILD("zcfuse_session_set_mode");
+    if (!session)
+        return fail(-EINVAL, "zcfuse_session_set_mode: session must not be NULL");
+    return zcfusego_session_set_mode(session->handle, mode, spin_us);
+}
+
 int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stats)
 {
     NO_GO_IN_CHILD("zcfuse_session_stats");
@@ -219,12 +280,16 @@ int zcfuse_server_create(const zcfuse_server_opts_t *opts, zcfuse_server_t **srv
     NO_GO_IN_CHILD("zcfuse_server_create");
     if (!opts || !srv_out)
         return fail(-EINVAL, "zcfuse_server_create: opts and srv_out must not be NULL");
-    if (opts->struct_size < sizeof *opts)
+    if (opts->struct_size < ZCFUSE_SERVER_OPTS_V1_SIZE)
         return fail(-EINVAL, "zcfuse_server_create: opts->struct_size too small (call zcfuse_server_opts_init first)");
+    /* A version-1 caller's struct ends before the hooks: they stay NULL. */
+    zcfuse_server_opts_t full;
+    memset(&full, 0, sizeof full);
+    memcpy(&full, opts, opts->struct_size < sizeof full ? opts->struct_size : sizeof full);
     zcfuse_server_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return fail(-ENOMEM, "zcfuse_server_create: out of memory");
-    int rc = zcfusego_server_create((zcfuse_server_opts_t *)opts, &srv->handle);
+    int rc = zcfusego_server_create(&full, &srv->handle);
     if (rc < 0) {
         free(srv);
         return rc;

@@ -219,6 +219,108 @@ typedef struct zcfuse_session_stats {
  * -ENOTCONN (the server is gone). */
 int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stats);
 
+/* ------------------------------------------------------------------ */
+/* Zero-copy operations                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Operations on attached files travel over the session's op queue, shared
+ * memory the server created, and never through the FUSE request path: the
+ * server moves the bytes between the arena and the backing file with
+ * io_uring. A buffer that lies inside one shared arena moves with no copy;
+ * a buffer outside every arena is read or written through the mount with
+ * plain pread/pwrite on the attached fd (the posix path), unless the op
+ * carries ZCFUSE_F_REQUIRE_ZC, which makes it fail with -EFAULT instead.
+ * A buffer that straddles an arena's end is -EFAULT. Other results:
+ *   -EBADF   unknown file id, a file detached or released (its fd closed),
+ *            or a write to a file attached read-only (a read of one
+ *            attached write-only);
+ *   -EINVAL  unknown opcode or flags, a negative offset;
+ *   -ENOTCONN the server is gone; -EBADF too on a closed session.
+ * Writes through the op queue invalidate the kernel's cached pages and
+ * attributes of the file, so readers through the mount (read, stat, mmap)
+ * see the new bytes and size.
+ */
+
+/* Op flags. */
+#define ZCFUSE_F_REQUIRE_ZC (1u << 0) /* outside every arena: -EFAULT, no copy */
+#define ZCFUSE_F_DATASYNC (1u << 1)   /* fsync: fdatasync */
+
+/* Opcodes of zcfuse_op_t. */
+#define ZCFUSE_OP_READ 1
+#define ZCFUSE_OP_WRITE 2
+#define ZCFUSE_OP_FSYNC 3
+
+/* One operation for zcfuse_submit(). */
+typedef struct zcfuse_op {
+    uint8_t opcode;     /* ZCFUSE_OP_* */
+    uint8_t reserved[3];
+    uint32_t flags;     /* ZCFUSE_F_* */
+    uint32_t file_id;   /* from zcfuse_attach() */
+    uint32_t reserved2;
+    void *buf;          /* read into / write from (unused by fsync) */
+    uint64_t len;
+    int64_t off;        /* file offset */
+    uint64_t user_data; /* returned in the completion */
+} zcfuse_op_t;
+
+/* One completion: bytes moved (0 for fsync; short at end of file), or
+ * -errno. */
+typedef struct zcfuse_cqe {
+    uint64_t user_data;
+    int64_t res;
+} zcfuse_cqe_t;
+
+/*
+ * Writes len bytes from buf to file_id at off and returns the bytes
+ * written, or -errno (see above). Large writes are split into pieces of
+ * 16 MiB that travel as one batch. flags: ZCFUSE_F_REQUIRE_ZC or 0.
+ */
+int64_t zcfuse_pwrite(zcfuse_session_t *session, uint32_t file_id, const void *buf, size_t len, int64_t off,
+                      uint32_t flags);
+
+/* Reads up to len bytes of file_id at off into buf; returns the bytes
+ * read (fewer at the end of the file), or -errno. As zcfuse_pwrite(). */
+int64_t zcfuse_pread(zcfuse_session_t *session, uint32_t file_id, void *buf, size_t len, int64_t off,
+                     uint32_t flags);
+
+/* Flushes file_id to stable storage (ZCFUSE_F_DATASYNC: fdatasync).
+ * Returns 0 or -errno. */
+int zcfuse_fsync(zcfuse_session_t *session, uint32_t file_id, uint32_t flags);
+
+/*
+ * Queues n ops and returns how many it took: all of them, or fewer when
+ * the queue (256 ops in flight) is full; reap completions with
+ * zcfuse_wait() and submit the rest. An op that cannot start completes at
+ * once with its error. Returns -EAGAIN when the queue is full and nothing
+ * was taken, -ENOTCONN, -EBADF, -EINVAL (NULL ops with n > 0).
+ */
+int zcfuse_submit(zcfuse_session_t *session, const zcfuse_op_t *ops, unsigned n);
+
+/*
+ * Waits until at least min completions are ready (fewer if fewer ops are
+ * pending) or timeout_ms passes (-1: no limit, 0: do not wait), and
+ * copies up to max of them into cqes. Returns how many it copied, or
+ * -ETIME (timed out before min; nothing copied is lost: call again),
+ * -ENOTCONN (the server is gone: noticed at once), -EBADF, -EINVAL.
+ */
+int zcfuse_wait(zcfuse_session_t *session, zcfuse_cqe_t *cqes, unsigned min, unsigned max, int timeout_ms);
+
+/*
+ * A file descriptor that becomes readable when completions are ready:
+ * put it in epoll/poll/asyncio/tokio, then reap with zcfuse_wait(session,
+ * ..., 0, max, 0). Owned by the session. Returns the fd or -EBADF.
+ */
+int zcfuse_session_fd(zcfuse_session_t *session);
+
+/* How a session waits for completions (zcfuse_session_set_mode). */
+#define ZCFUSE_MODE_SLEEP 0 /* doorbells and eventfds: an idle session uses no CPU (default) */
+#define ZCFUSE_MODE_POLL 1  /* client and server spin up to spin_us before sleeping */
+
+/* Sets the session's wait mode; spin_us 0 means 50 µs. Returns 0 or
+ * -EINVAL. */
+int zcfuse_session_set_mode(zcfuse_session_t *session, int mode, unsigned spin_us);
+
 /*
  * Says goodbye and frees the session; the server releases every arena it
  * shared and detaches every file. Returns 0, or -ENOTCONN when the server
@@ -253,6 +355,34 @@ typedef enum zcfuse_transport {
 #define ZCFUSE_SERVER_PASSTHROUGH (1u << 2)
 /* Log every request to stderr. */
 #define ZCFUSE_SERVER_DEBUG (1u << 3)
+/* Hooks see a private copy of a ring write's bytes, which is what gets
+ * written: the client can no longer change them after the hook ran. Costs
+ * a copy (counted in copied_bytes). */
+#define ZCFUSE_SERVER_HOOK_COPY (1u << 4)
+
+/* Set in zcfuse_hook_info_t.flags: the data came from a session's op
+ * queue (zero-copy), not from a FUSE request. */
+#define ZCFUSE_HOOK_RING (1u << 0)
+
+/* Where the bytes a hook sees belong. */
+typedef struct zcfuse_hook_info {
+    uint32_t struct_size; /* sizeof(zcfuse_hook_info_t) */
+    uint32_t flags;       /* ZCFUSE_HOOK_RING */
+    uint64_t session_id;  /* the session of a ring op, else 0 */
+    uint64_t ino;         /* inode number in the backing directory */
+    int64_t off;          /* file offset of the first byte */
+    const char *path;     /* relative to the mount root; valid during the call */
+} zcfuse_hook_info_t;
+
+/*
+ * A hook: called for every write (before it reaches the backing file) or
+ * read (after it, with the bytes read), on every path, with the data in
+ * place: for a ring op, in the client's arena (read-only to the hook, and
+ * only as trustworthy as the client, unless ZCFUSE_SERVER_HOOK_COPY).
+ * Called on the server's threads, concurrently: it must be thread-safe
+ * and quick, and must not call back into the library for this server.
+ */
+typedef void (*zcfuse_hook_fn)(void *ctx, const zcfuse_hook_info_t *info, const void *data, size_t len);
 
 /*
  * Options for zcfuse_server_create(). Always fill with
@@ -280,7 +410,15 @@ typedef struct zcfuse_server_opts {
      * milliseconds. 0 = default (1000); UINT32_MAX = no caching. */
     uint32_t entry_timeout_ms;
     uint32_t attr_timeout_ms;
+    /* Version 2 (struct_size > ZCFUSE_SERVER_OPTS_V1_SIZE): hooks that see
+     * every byte written and read, and the ctx they get. NULL: none. */
+    zcfuse_hook_fn on_write;
+    zcfuse_hook_fn on_read;
+    void *hook_ctx;
 } zcfuse_server_opts_t;
+
+/* sizeof(zcfuse_server_opts_t) in version 1, before the hooks. */
+#define ZCFUSE_SERVER_OPTS_V1_SIZE (24 + 2 * sizeof(void *))
 
 /*
  * Fills *opts with the defaults: struct_size set, every other field 0,
@@ -387,6 +525,19 @@ typedef struct zcfuse_server_stats {
     uint64_t registered_bytes;
     uint64_t fixed_slots_used;
     uint64_t attached_files;
+    /* Version 2, the ring path (ops from sessions' op queues): ops served,
+     * those that failed, bytes read and written, bytes moved zero-copy
+     * between arenas and backing files, bytes the server copied in user
+     * space (ZCFUSE_SERVER_HOOK_COPY), the most ops one session had in
+     * flight, and the server's data-plane threads (one per CPU). */
+    uint64_t zc_ops;
+    uint64_t zc_errors;
+    uint64_t zc_read_bytes;
+    uint64_t zc_write_bytes;
+    uint64_t zero_copy_bytes;
+    uint64_t copied_bytes;
+    uint64_t queue_high_water;
+    uint64_t workers;
 } zcfuse_server_stats_t;
 
 /*

@@ -31,7 +31,11 @@ PIN(zcfuse_server_opts_t, queue_depth, 24, 16);
 PIN(zcfuse_server_opts_t, flags, 28, 20);
 PIN(zcfuse_server_opts_t, entry_timeout_ms, 32, 24);
 PIN(zcfuse_server_opts_t, attr_timeout_ms, 36, 28);
-_Static_assert(sizeof(zcfuse_server_opts_t) == (LP64 ? 40 : 32), "zcfuse_server_opts_t size");
+PIN(zcfuse_server_opts_t, on_write, 40, 32);
+PIN(zcfuse_server_opts_t, on_read, 48, 36);
+PIN(zcfuse_server_opts_t, hook_ctx, 56, 40);
+_Static_assert(sizeof(zcfuse_server_opts_t) == (LP64 ? 64 : 44), "zcfuse_server_opts_t size");
+_Static_assert(ZCFUSE_SERVER_OPTS_V1_SIZE == (LP64 ? 40 : 32), "version 1 opts size");
 
 PIN(zcfuse_server_stats_t, struct_size, 0, 0);
 PIN(zcfuse_server_stats_t, version, 4, 4);
@@ -52,7 +56,19 @@ PIN(zcfuse_server_stats_t, arenas, 1336, 1336);
 PIN(zcfuse_server_stats_t, registered_bytes, 1344, 1344);
 PIN(zcfuse_server_stats_t, fixed_slots_used, 1352, 1352);
 PIN(zcfuse_server_stats_t, attached_files, 1360, 1360);
-_Static_assert(sizeof(zcfuse_server_stats_t) == 1368, "zcfuse_server_stats_t size");
+PIN(zcfuse_server_stats_t, zc_ops, 1368, 1368);
+PIN(zcfuse_server_stats_t, zero_copy_bytes, 1400, 1400);
+PIN(zcfuse_server_stats_t, workers, 1424, 1424);
+_Static_assert(sizeof(zcfuse_server_stats_t) == 1432, "zcfuse_server_stats_t size");
+PIN(zcfuse_op_t, opcode, 0, 0);
+PIN(zcfuse_op_t, flags, 4, 4);
+PIN(zcfuse_op_t, file_id, 8, 8);
+PIN(zcfuse_op_t, buf, 16, 16);
+PIN(zcfuse_op_t, len, 24, 24);
+PIN(zcfuse_op_t, off, 32, 32);
+PIN(zcfuse_op_t, user_data, 40, 40);
+_Static_assert(sizeof(zcfuse_op_t) == 48, "zcfuse_op_t size");
+_Static_assert(sizeof(zcfuse_cqe_t) == 16, "zcfuse_cqe_t size");
 #define STATS_V1_SIZE ZCFUSE_SERVER_STATS_V1_SIZE
 _Static_assert(ZCFUSE_SERVER_STATS_V1_SIZE == 1328, "version 1 stats size");
 
