@@ -565,3 +565,37 @@ func isErrno(err error, e unix.Errno) bool {
 	}
 	return false
 }
+
+// SubmitRaw queues descriptors exactly as given, unchecked, for tests and
+// tools that speak the queue protocol themselves: the server must cope
+// with whatever a client writes. Reap the completions with Wait.
+func (s *Session) SubmitRaw(es []opq.SQE) (int, error) {
+	o := &s.ops
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range es {
+		if o.inflight+n >= int(o.q.Entries()) {
+			break
+		}
+		o.q.WriteSQE(o.sqTail, &es[i])
+		o.sqTail++
+		n++
+	}
+	o.q.SQTail().Store(o.sqTail)
+	o.inflight += n
+	o.ring()
+	return n, nil
+}
+
+// RawQueue is the session's op queue itself, for tests that play a
+// misbehaving client (scribbling over the indices); nil once closed.
+func (s *Session) RawQueue() *opq.Queue { return s.ops.q }
+
+// Ring rings the server's doorbell for this CPU.
+func (s *Session) Ring() {
+	if s.ops.q != nil {
+		s.ops.ring()
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
 	"github.com/zcfuse/zcfuse/gosrc/opq"
@@ -205,10 +206,62 @@ func (w *worker) rang(id uint64, res int32) {
 		return
 	}
 	w.drain(b.q)
+	if b.q.q.Mode().Load() == 1 {
+		w.startPolling(b.q)
+	}
 	if err := w.armBell(id, b); err != nil {
 		b.canceling = true // cannot wait for it any more: free it
 		w.rang(id, -int32(unix.ECANCELED))
 	}
+}
+
+// startPolling makes the worker spin on q (poll mode): the client then
+// publishes ops without ringing.
+func (w *worker) startPolling(q *opQueue) {
+	if w.polled == nil {
+		w.polled = map[*opQueue]time.Time{}
+	}
+	if _, ok := w.polled[q]; !ok {
+		q.refs.Add(1)
+	}
+	w.polled[q] = time.Now()
+	q.q.NeedWake().Store(0)
+}
+
+// poll drains the polled queues that have new ops and lets go of those
+// idle for longer than their spin time (from 1 µs to 1 ms, default 50).
+func (w *worker) poll() {
+	now := time.Now()
+	for q, last := range w.polled {
+		if q.q.SQTail().Load() != q.q.SQHead().Load() {
+			w.drain(q)
+			w.polled[q] = now
+			continue
+		}
+		spin := time.Duration(q.q.Spin().Load()) * time.Microsecond
+		if spin <= 0 {
+			spin = 50 * time.Microsecond
+		}
+		spin = min(spin, time.Millisecond)
+		if now.Sub(last) < spin && q.q.Mode().Load() == 1 && !q.isClosing() {
+			continue
+		}
+		q.q.NeedWake().Store(1)
+		if q.q.SQTail().Load() != q.q.SQHead().Load() && !q.isClosing() {
+			q.q.NeedWake().Store(0) // an op slipped in before the flag: go on
+			w.drain(q)
+			w.polled[q] = now
+			continue
+		}
+		delete(w.polled, q)
+		q.put()
+	}
+}
+
+func (q *opQueue) isClosing() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closing || q.broken
 }
 
 // op is one descriptor being served.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/zcfuse/zcfuse/gosrc/ring"
 	"github.com/zcfuse/zcfuse/gosrc/uapi"
@@ -116,6 +117,7 @@ type worker struct {
 	freeOps  []uint32
 	wakes    map[*opQueue]bool // queues that got completions this round
 	scratch  []*op
+	polled   map[*opQueue]time.Time // poll-mode queues and their last activity
 }
 
 func (w *worker) run(started chan<- error) {
@@ -166,13 +168,23 @@ func (w *worker) setup() error {
 	return w.waker.Arm(w.r)
 }
 
-// loop serves completions until the worker is closed.
+// loop serves completions until the worker is closed. While it polls
+// queues (poll mode) it spins instead of sleeping in the ring.
 func (w *worker) loop() {
 	for {
-		cqe, err := w.r.WaitCQE(-1)
-		if err != nil {
-			w.fail(fmt.Errorf("executor wait: %w", err))
-			return
+		var cqe *uapi.CQE
+		if len(w.polled) == 0 {
+			var err error
+			if cqe, err = w.r.WaitCQE(-1); err != nil {
+				w.fail(fmt.Errorf("executor wait: %w", err))
+				return
+			}
+		} else {
+			if w.busyOps() > 0 {
+				w.r.Submit() // reaps: with DEFER_TASKRUN completions need an enter
+			}
+			cqe = w.r.PeekCQE()
+			w.poll()
 		}
 		for ; cqe != nil; cqe = w.r.PeekCQE() {
 			ud, res := cqe.UserData, cqe.Res
@@ -229,6 +241,10 @@ func (w *worker) runQueued() bool {
 // shutdown cancels what is in flight and waits for it, so no kernel write
 // lands in memory that is about to be freed.
 func (w *worker) shutdown() {
+	for q := range w.polled {
+		delete(w.polled, q)
+		q.put()
+	}
 	for id, b := range w.bells {
 		w.cancelBell(id, b)
 	}

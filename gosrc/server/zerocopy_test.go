@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"os"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
@@ -111,4 +112,26 @@ func TestZeroCopyProofOfPath(t *testing.T) {
 // slice that runs over the end of the memory b lies in.
 func unsafeExtend(b []byte, n int) []byte {
 	return unsafe.Slice(&b[0], n)
+}
+
+// Both wait modes move the same bytes; poll mode is just another way to
+// wait.
+func TestZeroCopyModes(t *testing.T) {
+	srv, _, s, a, f, _ := zcSetup(t, fusering.TransportURing, Options{}, 1<<20)
+	mem := a.Bytes()
+	for _, mode := range []client.Mode{client.ModePoll, client.ModeSleep, client.ModePoll} {
+		s.SetMode(mode, 100*time.Microsecond)
+		for i := range 200 {
+			rand.Read(mem[:4096])
+			n, err := s.Pwrite(f, mem[:4096], int64(i)*4096, client.RequireZC)
+			require.NoError(t, err)
+			require.Equal(t, 4096, n)
+			n, err = s.Pread(f, mem[4096:8192], int64(i)*4096, client.RequireZC)
+			require.NoError(t, err)
+			require.Equal(t, 4096, n)
+			require.True(t, bytes.Equal(mem[:4096], mem[4096:8192]), "mode %d op %d", mode, i)
+		}
+		time.Sleep(5 * time.Millisecond) // the server stops polling
+	}
+	require.EqualValues(t, 3*200*2*4096, srv.Stats().ZeroCopyBytes)
 }
