@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,6 +39,17 @@ type Arena struct {
 	fd   int
 	mem  []byte
 	huge bool
+
+	mu      sync.Mutex
+	onClose []func()
+}
+
+// OnClose runs fn when the arena is closed, before it is unmapped (a
+// session forgets the arena's address range then).
+func (a *Arena) OnClose(fn func()) {
+	a.mu.Lock()
+	a.onClose = append(a.onClose, fn)
+	a.mu.Unlock()
 }
 
 // Create makes a sealed memfd of size bytes and maps it read-write.
@@ -202,6 +214,13 @@ func (a *Arena) Contains(p uintptr, n int) (off int64, ok bool) {
 
 // Close unmaps the arena and closes its fd. Safe to call twice.
 func (a *Arena) Close() error {
+	a.mu.Lock()
+	fns := a.onClose
+	a.onClose = nil
+	a.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 	var errs []error
 	if a.mem != nil {
 		errs = append(errs, unix.Munmap(a.mem))

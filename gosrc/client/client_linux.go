@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"unsafe"
 
@@ -27,20 +28,39 @@ type Session struct {
 	ops opState // the op queue (ops_linux.go)
 }
 
-// SocketPath returns the control socket of the server behind mountpoint.
-func SocketPath(mountpoint string) (string, error) {
+// SocketPath returns the control socket of the server behind path: the
+// mount's root or any file or directory inside the mount (it looks up
+// the directories, within the same file system, for the root, which is
+// the only node that answers the attribute).
+func SocketPath(path string) (string, error) {
 	if p := os.Getenv(ControlSocketEnv); p != "" {
 		return p, nil
 	}
 	buf := make([]byte, 4096)
-	n, err := unix.Getxattr(mountpoint, wire.ControlXattr, buf)
-	if err != nil {
-		return "", fmt.Errorf("%s: no zcfuse server answers there (getxattr %s): %w", mountpoint, wire.ControlXattr, err)
+	var first unix.Stat_t
+	if err := unix.Stat(path, &first); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	return string(buf[:n]), nil
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	for {
+		n, xerr := unix.Getxattr(p, wire.ControlXattr, buf)
+		if xerr == nil {
+			return string(buf[:n]), nil
+		}
+		parent := filepath.Dir(p)
+		var st unix.Stat_t
+		if parent == p || unix.Stat(parent, &st) != nil || st.Dev != first.Dev {
+			return "", fmt.Errorf("%s: no zcfuse server answers there (getxattr %s): %w", path, wire.ControlXattr, xerr)
+		}
+		p = parent
+	}
 }
 
-// Connect opens a session with the server behind mountpoint.
+// Connect opens a session with the server behind mountpoint (the mount's
+// root, or any path inside the mount).
 func Connect(mountpoint string) (*Session, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(mountpoint, &st); err != nil {
@@ -102,6 +122,9 @@ func (s *Session) Share(a *arena.Arena) (id uint32, registered bool, err error) 
 	id, registered, err = s.ShareFd(a.Fd(), uint64(a.Size()))
 	if err == nil {
 		s.noteArena(id, a.Bytes())
+		// Closed while shared, its address range must not count as this
+		// arena any more: memory mapped there later is something else.
+		a.OnClose(func() { s.forgetArena(id) })
 	}
 	return id, registered, err
 }

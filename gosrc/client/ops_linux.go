@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -81,15 +82,27 @@ type opState struct {
 	cqHead   uint32
 	inflight int // ring ops submitted and not yet reaped
 	ready    []Completion
+	amu      sync.RWMutex // arenas: an arena may be closed from any thread
 	arenas   []arenaRef
 	files    map[uint32]fileRef
 	mode     Mode
 	spin     time.Duration
 	dead     bool
 	nextSync uint64
+
+	// Every op in flight has a slot; the descriptor carries the slot's
+	// index, so the caller's user data is never interpreted. Ops of
+	// Pread/Pwrite/Fsync are marked with their sync id, and their results
+	// go to syncDone instead of to Wait.
+	slots     []slotInfo
+	freeSlots []uint32
+	syncDone  map[uint64]int64
 }
 
-const syncTag = 1 << 63 // user data of Pread/Pwrite/Fsync's own ops
+type slotInfo struct {
+	userData uint64
+	sync     uint64 // 0: an op of Submit
+}
 
 // openQueue receives the queue the server sends after HelloReply.
 func (s *Session) openQueue() error {
@@ -119,6 +132,11 @@ func (s *Session) openQueue() error {
 		s.closeQueue()
 		return fmt.Errorf("op queue header: %w", unix.EPROTO)
 	}
+	o.slots = make([]slotInfo, oq.Entries)
+	for i := oq.Entries; i > 0; i-- {
+		o.freeSlots = append(o.freeSlots, i-1)
+	}
+	o.syncDone = map[uint64]int64{}
 	for range oq.Doorbells {
 		m, fds, err := wire.Recv(s.fd, buf)
 		if err != nil {
@@ -154,14 +172,18 @@ func (s *Session) noteArena(id uint32, mem []byte) {
 	if len(mem) == 0 {
 		return
 	}
+	s.ops.amu.Lock()
 	s.ops.arenas = append(s.ops.arenas, arenaRef{id: id, base: uintptr(unsafe.Pointer(&mem[0])), size: uintptr(len(mem))})
+	s.ops.amu.Unlock()
 }
 
 func (s *Session) forgetArena(id uint32) {
+	s.ops.amu.Lock()
+	defer s.ops.amu.Unlock()
 	a := s.ops.arenas
 	for i := range a {
 		if a[i].id == id {
-			s.ops.arenas = append(a[:i], a[i+1:]...)
+			s.ops.arenas = append(a[:i:i], a[i+1:]...)
 			return
 		}
 	}
@@ -201,6 +223,8 @@ func (o *opState) locate(b []byte) (*arenaRef, uint64, unix.Errno) {
 	}
 	p := uintptr(unsafe.Pointer(&b[0]))
 	end := p + uintptr(len(b))
+	o.amu.RLock()
+	defer o.amu.RUnlock()
 	for i := range o.arenas {
 		a := &o.arenas[i]
 		aend := a.base + a.size
@@ -209,7 +233,8 @@ func (o *opState) locate(b []byte) (*arenaRef, uint64, unix.Errno) {
 			if end > aend || end < p {
 				return nil, 0, unix.EFAULT
 			}
-			return a, uint64(p - a.base), 0
+			ref := *a
+			return &ref, uint64(p - a.base), 0
 		case p < a.base && end > a.base:
 			return nil, 0, unix.EFAULT // starts before, ends inside
 		}
@@ -223,36 +248,66 @@ func (o *opState) locate(b []byte) (*arenaRef, uint64, unix.Errno) {
 // and completes at once. Errors: EBADF (session closed), ENOTCONN
 // (server gone), EAGAIN (queue full, nothing taken).
 func (s *Session) Submit(ops []Op) (int, error) {
+	return s.submit(ops, 0)
+}
+
+// submit is Submit; with syncBase ≠ 0, op i is sync op syncBase+i.
+func (s *Session) submit(ops []Op, syncBase uint64) (int, error) {
 	o := &s.ops
 	if err := s.usable(); err != nil {
 		return 0, err
 	}
-	taken, queued := 0, 0
+	taken, queued, local := 0, 0, false
 	for i := range ops {
 		op := &ops[i]
-		if o.inflight+queued >= int(o.q.Entries()) {
+		if len(o.freeSlots) == 0 {
 			break
 		}
-		e, res, local := o.prepare(op)
-		if local {
-			o.ready = append(o.ready, Completion{op.UserData, res})
-			taken++
+		var sync uint64
+		if syncBase != 0 {
+			sync = syncBase + uint64(i)
+		}
+		e, res, isLocal := o.prepare(op)
+		taken++
+		if isLocal {
+			if sync != 0 {
+				o.syncDone[sync] = res
+			} else {
+				o.ready = append(o.ready, Completion{op.UserData, res})
+				local = true
+			}
 			continue
 		}
-		o.q.WriteSQE(o.sqTail, &e)
-		o.sqTail++
+		o.queue(&e, slotInfo{op.UserData, sync})
 		queued++
-		taken++
 	}
 	if queued > 0 {
-		o.q.SQTail().Store(o.sqTail)
-		o.inflight += queued
-		o.ring()
+		o.publish(queued)
+	}
+	if local {
+		o.signal() // completions ready at once: the session fd says so too
 	}
 	if taken == 0 && len(ops) > 0 {
 		return 0, fmt.Errorf("op queue full (%d in flight): %w", o.inflight, unix.EAGAIN)
 	}
 	return taken, nil
+}
+
+// queue writes e in the next submission entry, under a slot for info.
+func (o *opState) queue(e *opq.SQE, info slotInfo) {
+	slot := o.freeSlots[len(o.freeSlots)-1]
+	o.freeSlots = o.freeSlots[:len(o.freeSlots)-1]
+	o.slots[slot] = info
+	e.UserData = uint64(slot)
+	o.q.WriteSQE(o.sqTail, e)
+	o.sqTail++
+}
+
+// publish hands the server n queued entries.
+func (o *opState) publish(n int) {
+	o.q.SQTail().Store(o.sqTail)
+	o.inflight += n
+	o.ring()
 }
 
 func (s *Session) usable() error {
@@ -349,22 +404,48 @@ func (o *opState) ring() {
 	unix.Write(o.bells[int(cpu)%len(o.bells)], one[:])
 }
 
-// harvest moves completions from the shared queue into out; it returns
-// how many.
-func (o *opState) harvest(out []Completion) int {
-	n := 0
+// signal makes the completion eventfd readable.
+func (o *opState) signal() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(o.evfd, one[:])
+}
+
+// reset empties the completion eventfd, so that it turns readable again
+// only for completions posted from now on.
+func (o *opState) reset() {
+	var b [8]byte
+	unix.Read(o.evfd, b[:])
+}
+
+// harvest moves completions from the shared queue: those of Submit into
+// out, those of sync ops into syncDone. It returns how many went to out
+// and whether any sync op finished.
+func (o *opState) harvest(out []Completion) (n int, synced bool) {
 	tail := o.q.CQTail().Load()
-	for n < len(out) && o.cqHead != tail {
+	for o.cqHead != tail {
 		c := o.q.ReadCQE(o.cqHead)
+		if c.UserData >= uint64(len(o.slots)) {
+			o.cqHead++ // not a slot of ours: the server is broken; skip it
+			continue
+		}
+		info := o.slots[c.UserData]
+		if info.sync == 0 && n == len(out) {
+			break
+		}
 		o.cqHead++
 		o.inflight--
-		out[n] = Completion{c.UserData, c.Res}
+		o.freeSlots = append(o.freeSlots, uint32(c.UserData))
+		if info.sync != 0 {
+			o.syncDone[info.sync] = c.Res
+			synced = true
+			continue
+		}
+		out[n] = Completion{info.userData, c.Res}
 		n++
 	}
-	if n > 0 {
-		o.q.CQHead().Store(o.cqHead)
-	}
-	return n
+	o.q.CQHead().Store(o.cqHead)
+	return n, synced
 }
 
 // Wait fills cqes with at least min completions (fewer when fewer are
@@ -377,62 +458,78 @@ func (s *Session) Wait(cqes []Completion, min int, timeout time.Duration) (int, 
 		return 0, fmt.Errorf("session closed: %w", unix.EBADF)
 	}
 	n := 0
+	if len(s.ops.ready) > 0 {
+		s.ops.reset() // the local completions' signal
+	}
 	for n < len(cqes) && len(s.ops.ready) > 0 {
 		cqes[n] = s.ops.ready[0]
 		s.ops.ready = s.ops.ready[1:]
 		n++
 	}
-	m, err := s.waitQueue(cqes[n:], min-n, timeout)
+	m, _, err := s.waitQueue(cqes[n:], min-n, timeout, false)
 	return n + m, err
 }
 
-// waitQueue is Wait on the shared completion queue alone.
-func (s *Session) waitQueue(cqes []Completion, min int, timeout time.Duration) (int, error) {
+// waitQueue is Wait on the shared completion queue alone. With anySync
+// it also returns as soon as a sync op finished.
+func (s *Session) waitQueue(cqes []Completion, min int, timeout time.Duration, anySync bool) (int, bool, error) {
 	o := &s.ops
 	min = max(0, minInt(minInt(min, o.inflight), len(cqes)))
 	deadline := time.Now().Add(timeout)
-	n := o.harvest(cqes)
-	for n < min {
+	n, synced := o.harvest(cqes)
+	more := func() {
+		m, sy := o.harvest(cqes[n:])
+		n += m
+		synced = synced || sy
+	}
+	done := func() bool { return n >= min || (anySync && synced) }
+	if n > 0 || synced {
+		// The server signalled these: reset the eventfd, then look again
+		// for what it posted in between, so the fd is readable only when
+		// something is left to reap.
+		o.reset()
+		more()
+	}
+	for !done() {
 		if o.dead {
-			return n, fmt.Errorf("server gone: %w", unix.ENOTCONN)
+			return n, synced, fmt.Errorf("server gone: %w", unix.ENOTCONN)
 		}
 		if o.mode == ModePoll {
 			o.q.CQWake().Store(0)
 			spinEnd := time.Now().Add(o.spin)
-			for n < min && time.Now().Before(spinEnd) {
-				n += o.harvest(cqes[n:])
+			for !done() && time.Now().Before(spinEnd) {
+				more()
 			}
 			o.q.CQWake().Store(1)
-			if n >= min {
+			if done() {
 				break
 			}
 		}
-		n += o.harvest(cqes[n:]) // after CQWake is set: nothing slips between
-		if n >= min {
+		more() // after CQWake is set: nothing slips between
+		if done() {
 			break
 		}
 		ms := -1
 		if timeout >= 0 {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return n, fmt.Errorf("wait: %w", unix.ETIME)
+				return n, synced, fmt.Errorf("wait: %w", unix.ETIME)
 			}
 			ms = int((left + time.Millisecond - 1) / time.Millisecond)
 		}
 		pfd := []unix.PollFd{{Fd: int32(o.evfd), Events: unix.POLLIN}, {Fd: int32(s.fd), Events: unix.POLLIN | unix.POLLRDHUP}}
 		if _, err := unix.Poll(pfd, ms); err != nil && err != unix.EINTR {
-			return n, fmt.Errorf("wait: %w", err)
+			return n, synced, fmt.Errorf("wait: %w", err)
 		}
 		if pfd[1].Revents != 0 {
 			o.dead = true // the server sends nothing unasked after setup: this is its end
 		}
 		if pfd[0].Revents&unix.POLLIN != 0 {
-			var b [8]byte
-			unix.Read(o.evfd, b[:])
+			o.reset()
 		}
-		n += o.harvest(cqes[n:])
+		more()
 	}
-	return n, nil
+	return n, synced, nil
 }
 
 func minInt(a, b int) int {
@@ -502,52 +599,41 @@ func (s *Session) rw(opcode uint8, file uint32, buf []byte, off int64, flags uin
 // other op's completion for a later Wait.
 func (s *Session) sync1(ops []Op) ([]int64, error) {
 	o := &s.ops
-	base := o.nextSync
+	base := o.nextSync + 1
 	o.nextSync += uint64(len(ops))
-	for i := range ops {
-		ops[i].UserData = syncTag | (base + uint64(i))
-	}
-	mine := func(c Completion) (int, bool) {
-		i := c.UserData&^syncTag - base
-		return int(i), c.UserData&syncTag != 0 && i < uint64(len(ops))
-	}
 	res := make([]int64, len(ops))
 	got, sent := 0, 0
 	var buf [64]Completion
-	for got < len(ops) {
+	collect := func() {
+		for i := range ops {
+			id := base + uint64(i)
+			if r, ok := o.syncDone[id]; ok {
+				res[i] = r
+				delete(o.syncDone, id)
+				got++
+			}
+		}
+	}
+	for {
 		if sent < len(ops) {
-			n, err := s.Submit(ops[sent:])
+			n, err := s.submit(ops[sent:], base+uint64(sent))
 			if err != nil && !isErrno(err, unix.EAGAIN) {
 				return nil, err
 			}
 			sent += n
 		}
-		// Local results (the copying path, refusals) wait in ready.
-		keep := o.ready[:0]
-		for _, c := range o.ready {
-			if i, ok := mine(c); ok {
-				res[i] = c.Res
-				got++
-			} else {
-				keep = append(keep, c)
-			}
-		}
-		o.ready = keep
+		collect()
 		if got == len(ops) {
 			break
 		}
-		n, err := s.waitQueue(buf[:], 1, -1)
-		for _, c := range buf[:n] {
-			if i, ok := mine(c); ok {
-				res[i] = c.Res
-				got++
-			} else {
-				o.ready = append(o.ready, c) // another op's: for a later Wait
-			}
-		}
+		n, _, err := s.waitQueue(buf[:], 1, -1, true)
+		o.ready = append(o.ready, buf[:n]...) // others' completions: for a later Wait
 		if err != nil {
 			return nil, err
 		}
+	}
+	if len(o.ready) > 0 {
+		o.signal() // others' completions kept for Wait: the fd must say so
 	}
 	return res, nil
 }
@@ -566,9 +652,10 @@ func isErrno(err error, e unix.Errno) bool {
 	return false
 }
 
-// SubmitRaw queues descriptors exactly as given, unchecked, for tests and
-// tools that speak the queue protocol themselves: the server must cope
-// with whatever a client writes. Reap the completions with Wait.
+// SubmitRaw queues descriptors as given, unchecked, for tests and tools
+// that speak the queue protocol themselves: the server must cope with
+// whatever a client writes. Only UserData is mapped (to a slot, and back
+// in the completion). Reap the completions with Wait.
 func (s *Session) SubmitRaw(es []opq.SQE) (int, error) {
 	o := &s.ops
 	if err := s.usable(); err != nil {
@@ -576,16 +663,14 @@ func (s *Session) SubmitRaw(es []opq.SQE) (int, error) {
 	}
 	n := 0
 	for i := range es {
-		if o.inflight+n >= int(o.q.Entries()) {
+		if len(o.freeSlots) == 0 {
 			break
 		}
-		o.q.WriteSQE(o.sqTail, &es[i])
-		o.sqTail++
+		e := es[i]
+		o.queue(&e, slotInfo{userData: es[i].UserData})
 		n++
 	}
-	o.q.SQTail().Store(o.sqTail)
-	o.inflight += n
-	o.ring()
+	o.publish(n)
 	return n, nil
 }
 

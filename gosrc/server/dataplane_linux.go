@@ -315,16 +315,22 @@ func (w *worker) drain(q *opQueue) {
 	w.scratch = ops[:0]
 }
 
-// breakLocked kills the queue of a client that broke the protocol; its
-// other calls and every other session go on.
+// breakLocked ends the session of a client that broke the queue's
+// protocol: its calls then fail with ENOTCONN instead of waiting for
+// completions that will never come; every other session goes on.
 func (q *opQueue) breakLocked(why string) {
+	if q.broken {
+		return
+	}
 	q.broken = true
-	q.ss.s.logger.Printf("session %d: op queue broken by the client: %s", q.ss.id, why)
+	q.ss.s.logger.Printf("session %d: op queue broken by the client, ending the session: %s", q.ss.id, why)
+	unix.Shutdown(q.ss.fd, unix.SHUT_RDWR) // the session's goroutine sees EOF and cleans up
 }
 
 // postLocked publishes a completion and counts the op as done.
 func (w *worker) postLocked(q *opQueue, ud uint64, res int64) {
 	q.inflight--
+	q.ss.s.data.ops.Add(1)
 	if res < 0 {
 		q.ss.s.data.errors.Add(1)
 	}
@@ -525,7 +531,6 @@ func (w *worker) finish(o *op, res int64) {
 			s.data.zeroCopyBytes.Add(uint64(res))
 		}
 	}
-	s.data.ops.Add(1)
 	if o.sa != nil {
 		o.sa.put()
 	}

@@ -87,6 +87,7 @@ type Server struct {
 	started bool
 	conn    atomic.Pointer[fusering.Conn] // set once serving
 	ctl     atomic.Pointer[sessions]      // the control plane, once serving
+	lastCtl atomic.Pointer[sessions]      // the control plane, also after Stop (its counters)
 	root    *rootNode
 	// callbacks is the node tree's notifier; set before any node exists.
 	callbacks *callbacks
@@ -195,6 +196,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.ctl.Store(ctl) // before the mount exists, so ControlXattr always answers
+	s.lastCtl.Store(ctl)
 	if err := conn.Start(rawFS); err != nil {
 		conn.Stop()
 		s.ctl.Store(nil)
@@ -278,9 +280,12 @@ func (s *Server) Stats() Stats {
 	if c := s.conn.Load(); c != nil {
 		st.Stats = c.Stats()
 	}
-	if ctl := s.ctl.Load(); ctl != nil {
+	if ctl := s.lastCtl.Load(); ctl != nil {
 		cs := ctl.stats()
-		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes = ctl.path, cs.Sessions, cs.Arenas, cs.RegisteredBytes
+		st.Sessions, st.Arenas, st.RegisteredBytes = cs.Sessions, cs.Arenas, cs.RegisteredBytes
+		if s.ctl.Load() != nil {
+			st.ControlSocket = ctl.path // while it can be reached
+		}
 		st.AttachedFiles, st.FixedSlotsUsed = cs.AttachedFiles, uint64(ctl.exec.used())
 		d := &ctl.data
 		st.ZCOps, st.ZCErrors = d.ops.Load(), d.errors.Load()
@@ -336,6 +341,32 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 	}
 	return inode, fh, fuseFlags, errno
+}
+
+var (
+	_ fs.NodeGetxattrer = (*node)(nil)
+	_ fs.NodeSetxattrer = (*node)(nil)
+)
+
+// virtualXattr reports whether attr is one of the root's own attributes.
+func virtualXattr(attr string) bool { return attr == StatsXattr || attr == ControlXattr }
+
+// Getxattr hides the root's attribute names below the root: a backing
+// file carrying user.zcfuse.control must not steer a client that looks
+// for its server from inside the mount to another socket.
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if virtualXattr(attr) {
+		return 0, syscall.ENODATA
+	}
+	return n.LoopbackNode.Getxattr(ctx, attr, dest)
+}
+
+// Setxattr refuses the root's attribute names everywhere.
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if virtualXattr(attr) {
+		return syscall.EPERM
+	}
+	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
 }
 
 // rootNode is the loopback root plus the virtual stats attribute.

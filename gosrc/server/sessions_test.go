@@ -145,6 +145,23 @@ func TestControlXattr(t *testing.T) {
 	_, err = unix.Getxattr(backing, ControlXattr, make([]byte, 256))
 	require.Error(t, err)
 	require.ErrorIs(t, unix.Setxattr(mnt, ControlXattr, []byte("/tmp/x"), 0), unix.EPERM)
+
+	// From inside the mount the client looks up to the root. A backing
+	// file carrying the attribute cannot steer it elsewhere: below the
+	// root the name is hidden and cannot be set through the mount.
+	require.NoError(t, os.MkdirAll(join(backing, "a", "b"), 0o755))
+	writeFile(t, join(backing, "a", "b", "f"), nil)
+	require.NoError(t, unix.Setxattr(join(backing, "a", "b", "f"), ControlXattr, []byte("/tmp/evil.sock"), 0))
+	require.NoError(t, unix.Setxattr(join(backing, "a"), ControlXattr, []byte("/tmp/evil.sock"), 0))
+	for _, p := range []string{join(mnt, "a", "b", "f"), join(mnt, "a", "b"), join(mnt, "a")} {
+		got, err := client.SocketPath(p)
+		require.NoError(t, err, p)
+		require.Equal(t, path, got, "from %s", p)
+	}
+	require.ErrorIs(t, unix.Setxattr(join(mnt, "a"), ControlXattr, []byte("/tmp/x"), 0), unix.EPERM)
+	s, err := client.Connect(join(mnt, "a", "b"))
+	require.NoError(t, err, "connect from a directory inside the mount")
+	require.NoError(t, s.Close())
 	t.Setenv(client.ControlSocketEnv, "/nonexistent.sock")
 	_, err = client.Connect(mnt)
 	require.ErrorIs(t, err, unix.ENOENT, "the environment overrides discovery")
