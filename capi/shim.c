@@ -76,13 +76,21 @@ const char *zcfuse_strerror(int err)
     return s ? s : "Unknown error";
 }
 
+void zcfuse_server_opts_init_size(zcfuse_server_opts_t *opts, size_t size)
+{
+    if (!opts || size < ZCFUSE_SERVER_OPTS_V1_SIZE)
+        return;
+    if (size > sizeof *opts)
+        size = sizeof *opts; /* a newer caller's extra fields: its own to fill */
+    memset(opts, 0, size);
+    opts->struct_size = (uint32_t)size;
+    opts->transport = ZCFUSE_TRANSPORT_AUTO;
+}
+
+#undef zcfuse_server_opts_init
 void zcfuse_server_opts_init(zcfuse_server_opts_t *opts)
 {
-    if (!opts)
-        return;
-    memset(opts, 0, sizeof *opts);
-    opts->struct_size = sizeof *opts;
-    opts->transport = ZCFUSE_TRANSPORT_AUTO;
+    zcfuse_server_opts_init_size(opts, ZCFUSE_SERVER_OPTS_V1_SIZE);
 }
 
 int zcfuse_arena_create(size_t size, uint32_t flags, zcfuse_arena_t **arena_out)

@@ -421,11 +421,24 @@ typedef struct zcfuse_server_opts {
 #define ZCFUSE_SERVER_OPTS_V1_SIZE (24 + 2 * sizeof(void *))
 
 /*
- * Fills *opts with the defaults: struct_size set, every other field 0,
- * which means transport auto, the default depth (4) and caches (1 s), no
- * flags and no directories. Does nothing when opts is NULL.
+ * Fills the first size bytes of *opts with the defaults: struct_size =
+ * size, every other field 0, which means transport auto, the default
+ * depth (4) and caches (1 s), no flags, no directories and no hooks. size
+ * is the caller's sizeof(zcfuse_server_opts_t): a program built against
+ * an older header passes its smaller struct and nothing past it is
+ * touched. Does nothing when opts is NULL or size is smaller than version
+ * 1 of the struct. From C, call zcfuse_server_opts_init(opts), a macro
+ * that passes the size; bindings call this function with theirs.
+ */
+void zcfuse_server_opts_init_size(zcfuse_server_opts_t *opts, size_t size);
+
+/*
+ * The same for a version-1 struct, for programs built against version 1
+ * of this header (the macro below hides it from newer ones): it fills
+ * ZCFUSE_SERVER_OPTS_V1_SIZE bytes.
  */
 void zcfuse_server_opts_init(zcfuse_server_opts_t *opts);
+#define zcfuse_server_opts_init(opts) zcfuse_server_opts_init_size((opts), sizeof *(opts))
 
 /* A server: one mount of a backing directory, served in this process. */
 typedef struct zcfuse_server zcfuse_server_t;

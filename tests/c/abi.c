@@ -108,6 +108,35 @@ static void opts_init_fills_all(void)
            o.entry_timeout_ms);
     EXPECT(o.attr_timeout_ms == 0 || o.attr_timeout_ms == 1000, "attr_timeout_ms %u",
            o.attr_timeout_ms);
+    EXPECT(o.on_write == NULL && o.on_read == NULL && o.hook_ctx == NULL, "hooks set");
+}
+
+/* A program built against version 1 of the header has a smaller struct:
+ * neither the old entry point nor the sized one may write past it. */
+static void opts_init_respects_older_callers(void)
+{
+    struct {
+        unsigned char v1[ZCFUSE_SERVER_OPTS_V1_SIZE];
+        unsigned char canary[32];
+    } old;
+    for (int sized = 0; sized <= 1; sized++) {
+        memset(&old, 0xaa, sizeof old);
+        if (sized)
+            zcfuse_server_opts_init_size((zcfuse_server_opts_t *)&old, sizeof old.v1);
+        else
+            (zcfuse_server_opts_init)((zcfuse_server_opts_t *)&old); /* the function, not the macro */
+        uint32_t size;
+        memcpy(&size, old.v1, sizeof size);
+        EXPECT(size == ZCFUSE_SERVER_OPTS_V1_SIZE, "struct_size %u for a version-1 struct", size);
+        int intact = 1;
+        for (size_t i = 0; i < sizeof old.canary; i++)
+            intact &= old.canary[i] == 0xaa;
+        EXPECT(intact, "bytes past a version-1 struct written (%s)", sized ? "init_size" : "init");
+    }
+    zcfuse_server_opts_t tiny;
+    memset(&tiny, 0x5a, sizeof tiny);
+    zcfuse_server_opts_init_size(&tiny, 8); /* smaller than any version: untouched */
+    EXPECT(tiny.struct_size == 0x5a5a5a5a, "a too-small struct was written");
 }
 
 /* A stats struct with room behind it, to see what the library touches. */
@@ -169,6 +198,7 @@ int main(void)
     printf("sizeof zcfuse_server_opts_t %zu, zcfuse_server_stats_t %zu\n",
            sizeof(zcfuse_server_opts_t), sizeof(zcfuse_server_stats_t));
     opts_init_fills_all();
+    opts_init_respects_older_callers();
     stats_stays_inside();
     return t_done(0);
 }
