@@ -60,6 +60,8 @@ suite c c_tests
 # installs; a python3 earlier on PATH (pyenv) may not.
 PYTHON=${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)}
 suite python "$PYTHON" -m unittest discover -s bindings/python/tests -t bindings/python
+# Both crates against the library make lib built (only std: no registry).
+suite rust env ZCFUSE_LIB_DIR="$PWD/build" cargo test --quiet --manifest-path bindings/rust/Cargo.toml
 suite fuzz make --no-print-directory fuzz
 
 echo

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import zlib
 from pathlib import Path
 from typing import Callable, Optional, Tuple
 
@@ -156,3 +157,30 @@ def spawn_child_stats(mountpoint: str) -> dict:
         "sessions": st.sessions,
         "arenas_after_share": after.arenas,
     }
+
+
+def spawn_child_zero_copy(mountpoint: str, name: str, size: int) -> dict:
+    """Runs in a multiprocessing 'spawn' child: connects, shares an arena of
+    its own, writes ``size`` bytes of a pattern zero-copy to ``name`` on the
+    mount and reads them back zero-copy into another part of the arena."""
+    with zcfuse.connect(mountpoint) as s, zcfuse.Arena.create(2 * size) as a:
+        s.share(a)
+        pattern = os.urandom(size)
+        with memoryview(a) as m:
+            m[:size] = pattern
+            fd = os.open(os.path.join(mountpoint, name), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fid = s.attach(fd)
+                wrote = s.pwrite(fid, m[:size], 0, require_zc=True)
+                read = s.readinto(fid, m[size:], 0, require_zc=True)
+                same = bytes(m[size : 2 * size]) == pattern
+            finally:
+                os.close(fd)
+        return {
+            "pid": os.getpid(),
+            "session_id": s.stats().session_id,
+            "wrote": wrote,
+            "read": read,
+            "same": same,
+            "crc": zlib.crc32(pattern),
+        }

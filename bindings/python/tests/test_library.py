@@ -28,13 +28,22 @@ STRUCTS = {
     "zcfuse_server_opts_t": L.zcfuse_server_opts_t,
     "zcfuse_server_stats_t": L.zcfuse_server_stats_t,
     "zcfuse_session_stats_t": L.zcfuse_session_stats_t,
+    "zcfuse_op_t": L.zcfuse_op_t,
+    "zcfuse_cqe_t": L.zcfuse_cqe_t,
+    "zcfuse_hook_info_t": L.zcfuse_hook_info_t,
 }
 OPAQUE = {
     "zcfuse_arena_t": L.zcfuse_arena,
     "zcfuse_session_t": L.zcfuse_session,
     "zcfuse_server_t": L.zcfuse_server,
 }
-SCALARS = {"int": ctypes.c_int, "uint32_t": ctypes.c_uint32, "size_t": ctypes.c_size_t}
+SCALARS = {
+    "int": ctypes.c_int,
+    "unsigned": ctypes.c_uint,
+    "uint32_t": ctypes.c_uint32,
+    "int64_t": ctypes.c_int64,
+    "size_t": ctypes.c_size_t,
+}
 #: header macro -> the binding's value
 CONSTANTS = {
     "ZCFUSE_VERSION_MAJOR": L.HEADER_VERSION[0],
@@ -53,6 +62,17 @@ CONSTANTS = {
     "ZCFUSE_SERVER_READ_ONLY": L.SERVER_READ_ONLY,
     "ZCFUSE_SERVER_PASSTHROUGH": L.SERVER_PASSTHROUGH,
     "ZCFUSE_SERVER_DEBUG": L.SERVER_DEBUG,
+    "ZCFUSE_SERVER_HOOK_COPY": L.SERVER_HOOK_COPY,
+    "ZCFUSE_HOOK_RING": L.HOOK_RING,
+    "ZCFUSE_SERVER_OPTS_V1_SIZE": L.SERVER_OPTS_V1_SIZE,
+    "ZCFUSE_SERVER_STATS_V1_SIZE": L.SERVER_STATS_V1_SIZE,
+    "ZCFUSE_F_REQUIRE_ZC": L.F_REQUIRE_ZC,
+    "ZCFUSE_F_DATASYNC": L.F_DATASYNC,
+    "ZCFUSE_OP_READ": L.OP_READ,
+    "ZCFUSE_OP_WRITE": L.OP_WRITE,
+    "ZCFUSE_OP_FSYNC": L.OP_FSYNC,
+    "ZCFUSE_MODE_SLEEP": L.MODE_SLEEP,
+    "ZCFUSE_MODE_POLL": L.MODE_POLL,
 }
 
 
@@ -174,9 +194,13 @@ class HeaderTest(unittest.TestCase):
                 self.assertEqual(int(got[f"offsetof {cname}.{f[0]}"]), off, f"offsetof {cname}.{f[0]}")
         for macro, value in CONSTANTS.items():
             self.assertEqual(int(got[f"const {macro}"]), value, macro)
-        self.assertEqual(
-            ctypes.sizeof(L.zcfuse_server_stats_t) - 5 * 8, L.SERVER_STATS_V1_SIZE, "v1 size"
-        )
+        # Version 1 of each versioned struct ends where version 2 begins.
+        self.assertEqual(L.zcfuse_server_stats_t.sessions.offset, L.SERVER_STATS_V1_SIZE, "stats v1 size")
+        self.assertEqual(L.zcfuse_server_opts_t.on_write.offset, L.SERVER_OPTS_V1_SIZE, "opts v1 size")
+
+    def test_every_header_constant_is_bound(self) -> None:
+        macros = set(re.findall(r"^#define[ \t]+(ZCFUSE_\w+)[ \t]+\S", self.text, re.M))
+        self.assertEqual(sorted(macros - set(CONSTANTS)), [], "constants of the header not bound")
 
 
 class LoaderTest(unittest.TestCase):

@@ -7,8 +7,11 @@ library. The pieces:
   buffer: ``memoryview(arena)``, ``numpy.frombuffer(arena, ...)`` without
   a copy.
 - :class:`Session` / :func:`connect` -- a client's connection to the
-  server behind a mountpoint: share arenas, attach files.
-- :class:`Server` -- run a zcfuse passthrough server in this process.
+  server behind a mountpoint: share arenas, attach files, read and write
+  them zero-copy (``pwrite``/``pread``/``readinto``, batches of
+  :class:`Op` with ``submit``/``wait``, :func:`wait_async` for asyncio).
+- :class:`Server` -- run a zcfuse passthrough server in this process,
+  optionally with ``on_write``/``on_read`` hooks that see every byte.
 - :class:`Error` -- every failing call raises it, an :class:`OSError` with
   ``errno`` set and the library's detailed message; :class:`ClosedError`
   (EBADF, also a ValueError) for use after close.
@@ -24,6 +27,8 @@ from __future__ import annotations
 from ._library import (
     ARENA_HUGE,
     ARENA_MAX_SIZE,
+    F_DATASYNC,
+    F_REQUIRE_ZC,
     HEADER_VERSION,
     LIB as _LIB,
     NO_CACHE,
@@ -34,8 +39,8 @@ from ._library import (
 )
 from .arena import Arena
 from .errors import ClosedError, Error
-from .server import Opcode, Server, ServerStats, Transport
-from .session import Session, SessionStats, SharedArena, connect
+from .server import Hook, HookInfo, Opcode, Server, ServerStats, Transport
+from .session import Completion, Op, Session, SessionStats, SharedArena, connect, wait_async
 
 __version__ = "0.1.0"
 
@@ -63,15 +68,37 @@ def has_attach() -> bool:
     return _LIB.has("zcfuse_attach") and _LIB.has("zcfuse_detach")
 
 
+def has_ops() -> bool:
+    """Whether the loaded library has the zero-copy operations (zcfuse_pwrite ...)."""
+    return all(
+        _LIB.has(n)
+        for n in (
+            "zcfuse_pwrite",
+            "zcfuse_pread",
+            "zcfuse_fsync",
+            "zcfuse_submit",
+            "zcfuse_wait",
+            "zcfuse_session_fd",
+            "zcfuse_session_set_mode",
+        )
+    )
+
+
 __all__ = [
     "ARENA_HUGE",
     "ARENA_MAX_SIZE",
     "Arena",
     "ClosedError",
+    "Completion",
     "Error",
+    "F_DATASYNC",
+    "F_REQUIRE_ZC",
     "HEADER_VERSION",
+    "Hook",
+    "HookInfo",
     "LibraryNotFoundError",
     "NO_CACHE",
+    "Op",
     "Opcode",
     "SERVER_STATS_VERSION",
     "SESSION_STATS_VERSION",
@@ -84,8 +111,10 @@ __all__ = [
     "Transport",
     "connect",
     "has_attach",
+    "has_ops",
     "last_error",
     "library_path",
     "strerror",
     "version",
+    "wait_async",
 ]

@@ -27,12 +27,16 @@ import ctypes.util
 import os
 import threading
 from ctypes import (
+    CFUNCTYPE,
     POINTER,
     Structure,
     c_char,
     c_char_p,
     c_int,
+    c_int64,
     c_size_t,
+    c_uint,
+    c_uint8,
     c_uint32,
     c_uint64,
     c_void_p,
@@ -61,6 +65,19 @@ SERVER_ALLOW_OTHER = 1 << 0
 SERVER_READ_ONLY = 1 << 1
 SERVER_PASSTHROUGH = 1 << 2
 SERVER_DEBUG = 1 << 3
+SERVER_HOOK_COPY = 1 << 4
+#: Set in zcfuse_hook_info_t.flags: the data came from a session's op queue.
+HOOK_RING = 1 << 0
+#: sizeof(zcfuse_server_opts_t) in version 1, before the hooks.
+SERVER_OPTS_V1_SIZE = 24 + 2 * ctypes.sizeof(c_void_p)
+# Zero-copy operations: op flags, opcodes, wait modes.
+F_REQUIRE_ZC = 1 << 0
+F_DATASYNC = 1 << 1
+OP_READ = 1
+OP_WRITE = 2
+OP_FSYNC = 3
+MODE_SLEEP = 0
+MODE_POLL = 1
 #: entry_timeout_ms / attr_timeout_ms value meaning "no caching".
 NO_CACHE = 0xFFFFFFFF
 
@@ -100,6 +117,46 @@ class zcfuse_session_stats_t(Structure):
     ]
 
 
+class zcfuse_op_t(Structure):
+    """``zcfuse_op_t``: one operation for zcfuse_submit()."""
+
+    _fields_ = [
+        ("opcode", c_uint8),
+        ("reserved", c_uint8 * 3),
+        ("flags", c_uint32),
+        ("file_id", c_uint32),
+        ("reserved2", c_uint32),
+        ("buf", c_void_p),
+        ("len", c_uint64),
+        ("off", c_int64),
+        ("user_data", c_uint64),
+    ]
+
+
+class zcfuse_cqe_t(Structure):
+    """``zcfuse_cqe_t``: one completion (bytes moved, or -errno)."""
+
+    _fields_ = [("user_data", c_uint64), ("res", c_int64)]
+
+
+class zcfuse_hook_info_t(Structure):
+    """``zcfuse_hook_info_t``: where the bytes a hook sees belong."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("flags", c_uint32),
+        ("session_id", c_uint64),
+        ("ino", c_uint64),
+        ("off", c_int64),
+        ("path", c_char_p),
+    ]
+
+
+#: ``zcfuse_hook_fn``: void (*)(void *ctx, const zcfuse_hook_info_t *info,
+#: const void *data, size_t len).
+zcfuse_hook_fn = CFUNCTYPE(None, c_void_p, POINTER(zcfuse_hook_info_t), c_void_p, c_size_t)
+
+
 class zcfuse_server_opts_t(Structure):
     """``zcfuse_server_opts_t``: fill with zcfuse_server_opts_init() first."""
 
@@ -112,6 +169,10 @@ class zcfuse_server_opts_t(Structure):
         ("flags", c_uint32),
         ("entry_timeout_ms", c_uint32),
         ("attr_timeout_ms", c_uint32),
+        # version 2
+        ("on_write", zcfuse_hook_fn),
+        ("on_read", zcfuse_hook_fn),
+        ("hook_ctx", c_void_p),
     ]
 
 
@@ -137,6 +198,14 @@ class zcfuse_server_stats_t(Structure):
         ("registered_bytes", c_uint64),
         ("fixed_slots_used", c_uint64),
         ("attached_files", c_uint64),
+        ("zc_ops", c_uint64),
+        ("zc_errors", c_uint64),
+        ("zc_read_bytes", c_uint64),
+        ("zc_write_bytes", c_uint64),
+        ("zero_copy_bytes", c_uint64),
+        ("copied_bytes", c_uint64),
+        ("queue_high_water", c_uint64),
+        ("workers", c_uint64),
     ]
 
 
@@ -159,9 +228,18 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "zcfuse_attach": (c_int, [SessionP, c_int, POINTER(c_uint32)]),
     "zcfuse_detach": (c_int, [SessionP, c_uint32]),
     "zcfuse_session_stats": (c_int, [SessionP, POINTER(zcfuse_session_stats_t)]),
+    # zero-copy operations
+    "zcfuse_pwrite": (c_int64, [SessionP, c_uint32, c_void_p, c_size_t, c_int64, c_uint32]),
+    "zcfuse_pread": (c_int64, [SessionP, c_uint32, c_void_p, c_size_t, c_int64, c_uint32]),
+    "zcfuse_fsync": (c_int, [SessionP, c_uint32, c_uint32]),
+    "zcfuse_submit": (c_int, [SessionP, POINTER(zcfuse_op_t), c_uint]),
+    "zcfuse_wait": (c_int, [SessionP, POINTER(zcfuse_cqe_t), c_uint, c_uint, c_int]),
+    "zcfuse_session_fd": (c_int, [SessionP]),
+    "zcfuse_session_set_mode": (c_int, [SessionP, c_int, c_uint]),
     "zcfuse_close": (c_int, [SessionP]),
     # server
     "zcfuse_server_opts_init": (None, [POINTER(zcfuse_server_opts_t)]),
+    "zcfuse_server_opts_init_size": (None, [POINTER(zcfuse_server_opts_t), c_size_t]),
     "zcfuse_server_create": (c_int, [POINTER(zcfuse_server_opts_t), POINTER(ServerP)]),
     "zcfuse_server_start": (c_int, [ServerP]),
     "zcfuse_server_run": (c_int, [ServerP]),
@@ -172,7 +250,19 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
 
 #: Functions a library may lack (newer than some builds): bound on first
 #: use, and a call raises ENOSYS when the loaded library does not have them.
-OPTIONAL = frozenset({"zcfuse_attach", "zcfuse_detach"})
+OPTIONAL = frozenset(
+    {
+        "zcfuse_attach",
+        "zcfuse_detach",
+        "zcfuse_pwrite",
+        "zcfuse_pread",
+        "zcfuse_fsync",
+        "zcfuse_submit",
+        "zcfuse_wait",
+        "zcfuse_session_fd",
+        "zcfuse_session_set_mode",
+    }
+)
 
 # ---------------------------------------------------------------------------
 # Loading

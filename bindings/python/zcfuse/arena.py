@@ -9,7 +9,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from . import _forksafe
+from . import _buffers, _forksafe
 from ._library import ARENA_HUGE, LIB, ArenaP
 from .errors import check, closed, error
 
@@ -39,6 +39,8 @@ class Arena(mmap.mmap):
     _handle: Optional[Any]
     _size: int
     _lock: threading.Lock
+    _py_address: int  # where this mmap maps the arena
+    _c_base: int  # where the library maps it (zcfuse_arena_base)
 
     def __new__(cls, *args: object, **kwargs: object) -> "Arena":
         raise TypeError("use Arena.create(size) or Arena.import_fd(fd, size)")
@@ -58,6 +60,9 @@ class Arena(mmap.mmap):
         self._handle = handle
         self._size = size
         self._lock = threading.Lock()
+        self._py_address = _buffers.python_address(self)
+        self._c_base = int(LIB.zcfuse_arena_base(handle) or 0)
+        _buffers.register(self, self._py_address)
         _forksafe.track(self)
         return self
 
@@ -115,7 +120,9 @@ class Arena(mmap.mmap):
     def address(self) -> int:
         """Where the library maps the arena (``zcfuse_arena_base``).
 
-        The same pages as this buffer, at another virtual address.
+        The same pages as this buffer, at another virtual address. The
+        session's zero-copy calls translate buffers of the arena to this
+        mapping themselves: pass the Python buffer, not this address.
         """
         return int(LIB.zcfuse_arena_base(self._live()) or 0)
 
@@ -137,8 +144,11 @@ class Arena(mmap.mmap):
         with self._lock:
             if self._handle is None:
                 return
-            super().close()  # BufferError while exported: nothing changed
+            with _buffers.registry_lock():  # no translation into it from here on
+                super().close()  # BufferError while exported: nothing changed
+                _buffers._arenas.pop(self._py_address, None)
             handle, self._handle = self._handle, None
+            self._c_base = 0
             LIB.zcfuse_arena_close(handle)
 
     def resize(self, newsize: int) -> None:

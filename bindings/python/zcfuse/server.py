@@ -11,18 +11,21 @@ import threading
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 from . import _forksafe
 from ._library import (
+    HOOK_RING,
     LIB,
     NO_CACHE,
     SERVER_ALLOW_OTHER,
     SERVER_DEBUG,
+    SERVER_HOOK_COPY,
     SERVER_PASSTHROUGH,
     SERVER_READ_ONLY,
     STATS_OPCODES,
     ServerP,
+    zcfuse_hook_fn,
     zcfuse_server_opts_t,
     zcfuse_server_stats_t,
 )
@@ -122,6 +125,15 @@ class ServerStats:
     registered_bytes: Optional[int] = None  #: of those, bytes in io_uring fixed buffers
     fixed_slots_used: Optional[int] = None  #: slots of the fixed-buffer table in use
     attached_files: Optional[int] = None  #: files attached to sessions
+    # The ring path (ops from sessions' op queues), also version 2:
+    zc_ops: Optional[int] = None  #: ops served
+    zc_errors: Optional[int] = None  #: of those, failed
+    zc_read_bytes: Optional[int] = None  #: bytes read by ring ops
+    zc_write_bytes: Optional[int] = None  #: bytes written by ring ops
+    zero_copy_bytes: Optional[int] = None  #: bytes moved between arenas and files with no copy
+    copied_bytes: Optional[int] = None  #: bytes the server copied in user space (hook_copy)
+    queue_high_water: Optional[int] = None  #: most ops one session had in flight
+    workers: Optional[int] = None  #: data-plane threads (one per CPU)
 
     def requests(self, opcode: int) -> int:
         """Requests of ``opcode`` over both transports."""
@@ -133,7 +145,70 @@ class ServerStats:
         return sum(self.ring_requests) + sum(self.dev_requests)
 
 
-_V2_FIELDS = ("sessions", "arenas", "registered_bytes", "fixed_slots_used", "attached_files")
+_V2_FIELDS = (
+    "sessions",
+    "arenas",
+    "registered_bytes",
+    "fixed_slots_used",
+    "attached_files",
+    "zc_ops",
+    "zc_errors",
+    "zc_read_bytes",
+    "zc_write_bytes",
+    "zero_copy_bytes",
+    "copied_bytes",
+    "queue_high_water",
+    "workers",
+)
+
+
+@dataclass(frozen=True)
+class HookInfo:
+    """Where the bytes a hook sees belong (zcfuse_hook_info_t)."""
+
+    path: str  #: the file, relative to the mount root
+    offset: int  #: file offset of the first byte
+    ino: int  #: inode number in the backing directory
+    ring: bool  #: the data came from a session's op queue, not a FUSE request
+    session_id: int  #: the session of a ring op, else 0
+
+
+#: A hook: ``hook(info, data)``; ``data`` is a read-only memoryview.
+Hook = Callable[[HookInfo, memoryview], None]
+
+
+def _wrap_hook(hook: Hook) -> Any:
+    """A zcfuse_hook_fn calling ``hook`` with a HookInfo and a memoryview.
+
+    The memoryview views the library's memory and is released when the
+    hook returns. An exception is reported through sys.unraisablehook
+    (by ctypes) and does not stop the I/O.
+    """
+
+    def call(ctx: Any, info_p: Any, data: Optional[int], length: int) -> None:
+        ci = info_p.contents
+        info = HookInfo(
+            path=os.fsdecode(ci.path or b""),
+            offset=ci.off,
+            ino=ci.ino,
+            ring=bool(ci.flags & HOOK_RING),
+            session_id=ci.session_id,
+        )
+        if length and data:
+            raw = memoryview((ctypes.c_char * length).from_address(data)).cast("B")
+            view = raw.toreadonly()
+        else:
+            raw = view = memoryview(b"")
+        try:
+            hook(info, view)
+        finally:
+            try:
+                view.release()
+                raw.release()
+            except BufferError:  # the hook kept an export of it: its problem
+                pass
+
+    return zcfuse_hook_fn(call)
 
 _live: "weakref.WeakSet[Server]" = weakref.WeakSet()
 
@@ -153,6 +228,21 @@ class Server:
     :data:`zcfuse.NO_CACHE` = no caching. Methods may be called from any
     thread (:meth:`stop` and :meth:`stats` while another sits in :meth:`run`).
 
+    ``on_write`` / ``on_read`` are hooks ``hook(info, data)`` that see
+    every byte written (before it reaches the backing file) and read
+    (after), on every path: FUSE requests and sessions' zero-copy ops.
+    ``info`` is a :class:`HookInfo`; ``data`` a read-only
+    :class:`memoryview` of the bytes in place (for a ring op, in the
+    client's arena), valid only during the call: copy what you keep
+    (``bytes(data)``). Hooks run on the server's threads, concurrently,
+    holding the GIL: keep them quick, and never let this process touch
+    the mount from code that holds the GIL (an mmap of a file on it, an
+    import from it) or the hook waits forever. An exception in a hook is
+    reported through :func:`sys.unraisablehook`; the I/O goes on.
+    ``hook_copy`` makes hooks see, and the server write, a private copy
+    of a ring write (counted in ``copied_bytes``), so a client cannot
+    change the bytes after the hook checked them.
+
     Raises :class:`zcfuse.Error`: EINVAL (bad option), ENOENT/ENOTDIR (a
     directory is missing), EBUSY (something is mounted there), ENOTCONN (a
     dead FUSE mount there).
@@ -171,8 +261,13 @@ class Server:
         debug: bool = False,
         entry_timeout_ms: int = 0,
         attr_timeout_ms: int = 0,
+        on_write: Optional[Hook] = None,
+        on_read: Optional[Hook] = None,
+        hook_copy: bool = False,
     ) -> None:
         self._handle: Optional[Any] = None
+        # The C callbacks must outlive the C server: freed with it.
+        self._hooks: Tuple[Any, ...] = ()
         self._lock = threading.Lock()
         self._started = False
         if isinstance(transport, str):
@@ -186,7 +281,8 @@ class Server:
         self.mountpoint = os.fsdecode(mountpoint)
         self.transport = Transport(transport)
         opts = zcfuse_server_opts_t()
-        LIB.zcfuse_server_opts_init(ctypes.byref(opts))
+        # The sized init: the plain one fills a version-1 struct (no hooks).
+        LIB.zcfuse_server_opts_init_size(ctypes.byref(opts), ctypes.sizeof(opts))
         opts.transport = int(self.transport)
         opts.backing_dir = os.fsencode(backing_dir)
         opts.mountpoint = os.fsencode(mountpoint)
@@ -196,9 +292,19 @@ class Server:
             | (SERVER_READ_ONLY if read_only else 0)
             | (SERVER_PASSTHROUGH if passthrough else 0)
             | (SERVER_DEBUG if debug else 0)
+            | (SERVER_HOOK_COPY if hook_copy else 0)
         )
         opts.entry_timeout_ms = entry_timeout_ms
         opts.attr_timeout_ms = attr_timeout_ms
+        hooks = []
+        for name, hook in (("on_write", on_write), ("on_read", on_read)):
+            if hook is not None:
+                if not callable(hook):
+                    raise TypeError(f"{name} must be callable, not {type(hook).__name__}")
+                fn = _wrap_hook(hook)
+                setattr(opts, name, fn)
+                hooks.append(fn)
+        self._hooks = tuple(hooks)
         handle = ServerP()
         check(LIB.zcfuse_server_create(ctypes.byref(opts), ctypes.byref(handle)), "zcfuse_server_create")
         self._handle = handle
@@ -282,6 +388,7 @@ class Server:
             check(LIB.zcfuse_server_stop(handle), "zcfuse_server_stop")
             self._handle = None
             LIB.zcfuse_server_destroy(handle)
+            self._hooks = ()
 
     def __enter__(self) -> "Server":
         if not self._started:
@@ -324,4 +431,13 @@ def _close_all() -> None:
             warnings.warn(f"zcfuse: could not stop the server on {srv.mountpoint}: {e}")
 
 
-__all__ = ["NO_CACHE", "Opcode", "Server", "ServerStats", "Transport", "STATS_OPCODES"]
+__all__ = [
+    "NO_CACHE",
+    "Hook",
+    "HookInfo",
+    "Opcode",
+    "Server",
+    "ServerStats",
+    "Transport",
+    "STATS_OPCODES",
+]

@@ -7,10 +7,25 @@ import errno
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional, Protocol, Union
+from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 from . import _forksafe
-from ._library import LIB, SHARED_REGISTERED, SessionP, zcfuse_session_stats_t
+from ._buffers import Pinned, pin
+from ._library import (
+    F_DATASYNC,
+    F_REQUIRE_ZC,
+    LIB,
+    MODE_POLL,
+    MODE_SLEEP,
+    OP_FSYNC,
+    OP_READ,
+    OP_WRITE,
+    SHARED_REGISTERED,
+    SessionP,
+    zcfuse_cqe_t,
+    zcfuse_op_t,
+    zcfuse_session_stats_t,
+)
 from .arena import Arena
 from .errors import check, closed, error
 
@@ -40,12 +55,53 @@ class SharedArena(NamedTuple):
     registered: bool  #: the server registered it as an io_uring fixed buffer
 
 
+@dataclass
+class Op:
+    """One operation for :meth:`Session.submit` (``zcfuse_op_t``).
+
+    ``opcode`` is :attr:`READ`, :attr:`WRITE` or :attr:`FSYNC`;
+    ``buffer`` any contiguous buffer (writable for a read; None for
+    fsync): a slice of a shared :class:`zcfuse.Arena` moves with no copy;
+    ``flags`` are :data:`zcfuse.F_REQUIRE_ZC` / :data:`zcfuse.F_DATASYNC`.
+    ``user_data`` comes back in the :class:`Completion`.
+    """
+
+    READ: ClassVar[int] = OP_READ
+    WRITE: ClassVar[int] = OP_WRITE
+    FSYNC: ClassVar[int] = OP_FSYNC
+
+    opcode: int
+    file_id: int
+    buffer: Any = None
+    offset: int = 0
+    user_data: int = 0
+    flags: int = 0
+
+
+class Completion(NamedTuple):
+    """One completion from :meth:`Session.wait`.
+
+    ``res`` is the bytes moved (0 for fsync; short at the end of a file)
+    or a negative errno, as in C.
+    """
+
+    user_data: int
+    res: int
+
+
+_MODES = {"sleep": MODE_SLEEP, "poll": MODE_POLL}
+
+
 class Session:
     """A connection to the zcfuse server behind a mountpoint.
 
     Open one with :meth:`connect` (or :func:`zcfuse.connect`); share
     arenas with :meth:`share`; attach files opened through the mount with
-    :meth:`attach`; :meth:`close` it or use ``with``. A session is used by
+    :meth:`attach`; read and write attached files with :meth:`pwrite`,
+    :meth:`pread`, :meth:`readinto`, :meth:`fsync`, or in batches with
+    :meth:`submit` and :meth:`wait` (:meth:`fileno` for event loops,
+    :func:`zcfuse.wait_async` for asyncio); :meth:`close` it or use
+    ``with``. A session is used by
     one thread at a time (open one per thread); the calls are serialised
     so that :meth:`close` never frees the handle under another call. After
     close every method raises :class:`zcfuse.ClosedError` (EBADF).
@@ -61,6 +117,10 @@ class Session:
         self._handle: Optional[Any] = handle
         self._lock = threading.Lock()
         self.mountpoint = mountpoint
+        # Buffers of submitted ops, by user_data: [ops in flight, exports],
+        # released when the last op with that user_data completes.
+        self._pinned: Dict[int, Tuple[int, List[Pinned]]] = {}
+        self._inflight = 0
         _forksafe.track(self)
 
     @classmethod
@@ -152,6 +212,186 @@ class Session:
             attached_files=st.attached_files,
         )
 
+    # -- zero-copy operations ---------------------------------------------
+
+    def pwrite(self, file_id: int, data: Any, offset: int, require_zc: bool = False) -> int:
+        """Writes the buffer ``data`` to ``file_id`` at ``offset``; returns bytes written.
+
+        ``data`` is any contiguous buffer: a shared :class:`Arena`, a slice
+        of ``memoryview(arena)``, a numpy array on an arena (written as its
+        raw bytes) travel by reference, with no copy. Any other buffer is
+        written through the mount with plain pwrite (the posix path),
+        unless ``require_zc``: then it raises EFAULT instead. Raises
+        :class:`zcfuse.Error`: EFAULT (straddles an arena's end), EBADF
+        (unknown file id, detached or closed file, attached read-only),
+        EINVAL (negative offset), ENOTCONN (server gone), EBADF
+        (:class:`zcfuse.ClosedError`) once the session is closed.
+        """
+        flags = F_REQUIRE_ZC if require_zc else 0
+        with self._lock:
+            handle = self._live()
+            with pin(data, writable=False) as p:
+                rc = _optional("zcfuse_pwrite")(handle, file_id, p.address, p.nbytes, offset, flags)
+                return check(rc, "zcfuse_pwrite")
+
+    def readinto(self, file_id: int, buffer: Any, offset: int, require_zc: bool = False) -> int:
+        """Reads ``file_id`` at ``offset`` into the writable ``buffer``; returns bytes read.
+
+        Fewer bytes than the buffer holds means the end of the file. As
+        :meth:`pwrite`: a buffer in a shared arena is filled with no copy,
+        another through the mount (or EFAULT with ``require_zc``); a file
+        attached write-only is EBADF.
+        """
+        flags = F_REQUIRE_ZC if require_zc else 0
+        with self._lock:
+            handle = self._live()
+            with pin(buffer, writable=True) as p:
+                rc = _optional("zcfuse_pread")(handle, file_id, p.address, p.nbytes, offset, flags)
+                return check(rc, "zcfuse_pread")
+
+    def pread(
+        self, file_id: int, size_or_buffer: Any, offset: int, require_zc: bool = False
+    ) -> Union[bytes, memoryview]:
+        """Reads ``file_id`` at ``offset``.
+
+        Given a size, returns up to that many bytes as new ``bytes`` (read
+        through a private buffer: the posix path; EFAULT with
+        ``require_zc``). Given a writable buffer, fills it as
+        :meth:`readinto` does and returns a byte-wise ``memoryview`` of
+        the part read, without a copy (release it before closing an
+        arena it views).
+        """
+        if isinstance(size_or_buffer, int):
+            buf = bytearray(size_or_buffer)
+            n = self.readinto(file_id, buf, offset, require_zc)
+            return bytes(memoryview(buf)[:n])
+        n = self.readinto(file_id, size_or_buffer, offset, require_zc)
+        with memoryview(size_or_buffer) as m:
+            return m.cast("B")[:n]
+
+    def fsync(self, file_id: int, datasync: bool = False) -> None:
+        """Flushes ``file_id`` to stable storage (fdatasync with ``datasync``)."""
+        flags = F_DATASYNC if datasync else 0
+        with self._lock:
+            check(_optional("zcfuse_fsync")(self._live(), file_id, flags), "zcfuse_fsync")
+
+    def submit(self, ops: Sequence[Op]) -> int:
+        """Queues ``ops``; returns how many were taken (fewer when the queue is full).
+
+        Each op's buffer stays exported (pinned: an arena cannot be
+        closed, a bytearray not resized) until :meth:`wait` returns the
+        last completion carrying its ``user_data``; give ops in flight
+        distinct ``user_data``. Submit the rest after reaping. An op that
+        cannot start (bad buffer, unknown file, a copying posix-path op)
+        completes at once. Raises :class:`zcfuse.Error`: EAGAIN (queue
+        full, nothing taken; 256 ops in flight at most), ENOTCONN,
+        EBADF; and TypeError/BufferError for a bad buffer (nothing queued).
+        """
+        n = len(ops)
+        arr = (zcfuse_op_t * max(n, 1))()
+        pins: List[Optional[Pinned]] = []
+        try:
+            for i, op in enumerate(ops):
+                c = arr[i]
+                c.opcode = op.opcode
+                c.flags = op.flags
+                c.file_id = op.file_id
+                c.off = op.offset
+                c.user_data = op.user_data
+                p = None
+                if op.buffer is not None:
+                    p = pin(op.buffer, writable=op.opcode == OP_READ)
+                    c.buf, c.len = p.address, p.nbytes
+                pins.append(p)
+            with self._lock:
+                handle = self._live()
+                taken = check(_optional("zcfuse_submit")(handle, arr, n), "zcfuse_submit")
+                self._inflight += taken
+                for op, p in zip(ops[:taken], pins[:taken]):
+                    count, held = self._pinned.get(op.user_data, (0, []))
+                    if p is not None:
+                        held.append(p)
+                    self._pinned[op.user_data] = (count + 1, held)
+                del pins[:taken]
+            return taken
+        finally:
+            for p in pins:  # not taken: nothing refers to them
+                if p is not None:
+                    p.release()
+
+    def wait(self, min: int = 1, max: int = 64, timeout: Optional[float] = None) -> List[Completion]:
+        """Waits for at least ``min`` completions and returns up to ``max``.
+
+        Fewer than ``min`` when fewer ops are in flight. ``timeout`` in
+        seconds (None: no limit, 0: do not wait); when it passes first,
+        returns ``[]`` (nothing is lost: call again). The buffers of the
+        completed ops are released. Raises :class:`zcfuse.Error`:
+        ENOTCONN (server gone), EBADF.
+        """
+        if max < 1:
+            raise ValueError("max must be at least 1")
+        ms = -1 if timeout is None else int(timeout * 1000 + 0.999)
+        cqes = (zcfuse_cqe_t * max)()
+        with self._lock:
+            rc = _optional("zcfuse_wait")(self._live(), cqes, min, max, ms)
+            if rc == -errno.ETIME:
+                return []
+            n = check(rc, "zcfuse_wait")
+            out = [Completion(cqes[i].user_data, cqes[i].res) for i in range(n)]
+            self._inflight -= n
+            for c in out:
+                count, held = self._pinned.pop(c.user_data, (1, []))
+                if count > 1:
+                    self._pinned[c.user_data] = (count - 1, held)
+                else:
+                    for p in held:
+                        p.release()
+        return out
+
+    @property
+    def in_flight(self) -> int:
+        """Ops taken by :meth:`submit` and not yet returned by :meth:`wait`."""
+        return self._inflight
+
+    def fileno(self) -> int:
+        """An fd that turns readable when completions are ready (owned by the session).
+
+        For select/epoll/asyncio; reap with ``wait(0, max, timeout=0)``.
+        Ops that completed at once in :meth:`submit` (posix path, errors)
+        do not make it readable: call ``wait(0, ..., timeout=0)`` first.
+        """
+        with self._lock:
+            return check(_optional("zcfuse_session_fd")(self._live()), "zcfuse_session_fd")
+
+    def set_mode(self, mode: Union[str, int], spin_us: int = 0) -> None:
+        """How the session waits: "sleep" (doorbells, the default) or "poll".
+
+        In "poll" mode client and server spin up to ``spin_us``
+        microseconds (0: 50) before sleeping.
+        """
+        code = _MODES.get(mode, None) if isinstance(mode, str) else mode
+        if code is None:
+            raise ValueError(f"mode must be 'sleep' or 'poll', not {mode!r}")
+        with self._lock:
+            rc = _optional("zcfuse_session_set_mode")(self._live(), code, spin_us)
+            check(rc, "zcfuse_session_set_mode")
+
+    def _drain(self) -> None:
+        """Resets the completion fd (an eventfd) after it turned readable."""
+        try:
+            os.read(self.fileno(), 8)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _release_all(self) -> None:
+        for _, held in self._pinned.values():
+            for p in held:
+                p.release()
+        self._pinned.clear()
+        self._inflight = 0
+
+    # -- lifetime -----------------------------------------------------------
+
     def close(self) -> None:
         """Says goodbye; the server releases every arena this session shared.
 
@@ -167,6 +407,7 @@ class Session:
             if rc == -errno.ECHILD:
                 check(rc, "zcfuse_close")  # not freed: the parent owns it
             self._handle = None
+            self._release_all()
             if rc != -errno.ENOTCONN:
                 check(rc, "zcfuse_close")
 
@@ -208,3 +449,31 @@ def _optional(name: str) -> Any:
 def connect(mountpoint: PathLike) -> Session:
     """Connects to the zcfuse server behind ``mountpoint``; see :meth:`Session.connect`."""
     return Session.connect(mountpoint)
+
+
+async def wait_async(session: Session, min: int = 1, max: int = 64) -> List[Completion]:
+    """asyncio's :meth:`Session.wait`: at least ``min`` completions, up to ``max``.
+
+    Waits for :meth:`Session.fileno` with ``loop.add_reader`` and reaps
+    with ``wait(0, ..., timeout=0)``, so the event loop never blocks.
+    Returns fewer than ``min`` when no more ops are in flight. Only one
+    coroutine may wait on a session at a time.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    got: List[Completion] = []
+    while True:
+        got += session.wait(0, max - len(got), timeout=0)
+        if len(got) >= min or len(got) >= max or session.in_flight == 0:
+            return got
+        fd = session.fileno()
+        ready = loop.create_future()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+        # zcfuse_wait(..., min 0, ...) leaves the eventfd set; reset it
+        # before reaping, or it would stay readable and the loop spin.
+        session._drain()
