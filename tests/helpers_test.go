@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if mnt := os.Getenv(clientEnv); mnt != "" {
+		return inflightClient(mnt) // this binary re-executed as a client
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "tests: these tests mount file systems and need root (mount(2) on /dev/fuse)")
 		if os.Getenv("CI") != "" {
@@ -575,6 +578,14 @@ type Stats struct {
 	BytesRead    uint64 `json:"bytes_read"`
 	BytesWritten uint64 `json:"bytes_written"`
 	Errors       uint64 `json:"errors"`
+	PID          int    `json:"pid"`
+	// The control plane and the ring path.
+	Sessions       uint64 `json:"sessions"`
+	Arenas         uint64 `json:"arenas"`
+	AttachedFiles  uint64 `json:"attached_files"`
+	FixedSlotsUsed uint64 `json:"fixed_slots_used"`
+	ZCOps          uint64 `json:"zc_ops"`
+	ZeroCopyBytes  uint64 `json:"zero_copy_bytes"`
 }
 
 func (s *server) stats() Stats {
