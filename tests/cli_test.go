@@ -121,6 +121,11 @@ func TestStatsHuman(t *testing.T) {
 	if !strings.Contains(r.stdout, "classic") {
 		t.Errorf("human stats do not name the transport:\n%s", r.stdout)
 	}
+	for _, field := range []string{"sessions", "arenas", "registered bytes", "attached files", "zero-copy bytes", "copied bytes"} {
+		if !strings.Contains(r.stdout, field) {
+			t.Errorf("human stats lack %q:\n%s", field, r.stdout)
+		}
+	}
 
 	plain := scratchDir(t)
 	r = runZcfuse(t, 10*time.Second, nil, "stats", "--json", plain)

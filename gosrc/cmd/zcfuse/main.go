@@ -179,6 +179,8 @@ func printStats(w io.Writer, st server.Stats) error {
 	fmt.Fprintf(tw, "bytes read\t%d\nbytes written\t%d\nerrors\t%d\nfast reads\t%d\n", st.BytesRead, st.BytesWritten, st.Errors, st.FastReads)
 	fmt.Fprintf(tw, "control socket\t%s\nsessions\t%d\narenas\t%d\nregistered bytes\t%d\nfixed slots used\t%d\nattached files\t%d\n",
 		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes, st.FixedSlotsUsed, st.AttachedFiles)
+	fmt.Fprintf(tw, "ring path ops\t%d (%d failed)\nring path bytes read\t%d\nring path bytes written\t%d\nzero-copy bytes\t%d\ncopied bytes\t%d\nqueue high-water mark\t%d\ndata-plane workers\t%d\n",
+		st.ZCOps, st.ZCErrors, st.ZCReadBytes, st.ZCWriteBytes, st.ZeroCopyBytes, st.CopiedBytes, st.QueueHighWater, st.Workers)
 	tw.Flush()
 	fmt.Fprintf(w, "\nrequests by opcode:\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
