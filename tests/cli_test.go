@@ -244,3 +244,37 @@ func TestStderrClosed(t *testing.T) {
 		t.Errorf("%s still mounted after the server exited (stat: %v)", s.Mnt, err)
 	}
 }
+
+// TestCp: zcfuse cp copies within a mount over the ring path: the copy is
+// exact, the server counts twice its size as zero-copied (read and
+// write), and no FUSE READ or WRITE request carries the data.
+func TestCp(t *testing.T) {
+	requireUring(t)
+	s := startMount(t, mountOpts{transport: "uring"})
+	data := make([]byte, 37<<20+123)
+	for i := range data {
+		data[i] = byte(i*7 + i>>12)
+	}
+	writeFile(t, s.Backing+"/src", data, 0o644)
+	before := s.stats()
+	r := runZcfuse(t, 60*time.Second, nil, "cp", "--chunk", "4", s.Mnt+"/src", s.Mnt+"/sub-dst")
+	if r.code != 0 {
+		t.Fatalf("zcfuse cp: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Logf("%s", r.stdout)
+	got, err := os.ReadFile(s.Backing + "/sub-dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("the copy differs from the source (%d bytes, want %d)", len(got), len(data))
+	}
+	after := s.stats()
+	if d := after.ZeroCopyBytes - before.ZeroCopyBytes; d != 2*uint64(len(data)) {
+		t.Errorf("zero-copy bytes grew by %d, want %d", d, 2*len(data))
+	}
+	d := diffStats(before, after)
+	if n := d.ring["READ"] + d.ring["WRITE"] + d.dev["READ"] + d.dev["WRITE"]; n != 0 {
+		t.Errorf("%d FUSE READ/WRITE requests during a zero-copy copy", n)
+	}
+}

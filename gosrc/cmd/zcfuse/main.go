@@ -30,6 +30,7 @@ const usage = `usage:
   zcfuse mount [--transport auto|uring|classic] [--queue-depth N] [--allow-other]
                [--read-only] [--passthrough] [-d] BACKING_DIR MOUNTPOINT
   zcfuse stats [--json] MOUNTPOINT
+  zcfuse cp [--chunk MiB] [--depth N] SRC DST   (zero-copy copy within a mount)
   zcfuse bench [--smoke] [--reps N] [--runtime DUR] [--targets LIST] [--rows LIST]
                [--json FILE] [--plot FILE.png] ...   (zcfuse bench --help)
 `
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdStats(args[1:], stdout)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
+	case "cp":
+		return cmdCp(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
