@@ -111,7 +111,7 @@ echo "READ and WRITE requests), then by zcfuse cp (a zero-copy client: the serve
 echo "moves the bytes between the backing files and the client's shared arena"
 echo "with io_uring; no FUSE request carries them)."
 head -c $((256 << 20)) /dev/urandom >"$BACKING/random.bin"
-echo "\$ time cp $MNT/random.bin $MNT/copy-posix.bin"
+echo "\$ cp $MNT/random.bin $MNT/copy-posix.bin"
 start=$(date +%s%N)
 cp "$MNT/random.bin" "$MNT/copy-posix.bin"
 end=$(date +%s%N)
