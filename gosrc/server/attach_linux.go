@@ -96,16 +96,30 @@ func (f *file) Release(ctx context.Context) syscall.Errno {
 // duplicate of the backing fd, so ops in flight never see it closed (or
 // reused) by a RELEASE; the last reference closes it.
 type attachment struct {
-	f    *file
-	mode uint32
-	fd   int
-	refs atomic.Int32
+	f     *file
+	mode  uint32
+	fd    int
+	slot  uint32 // in the workers' registered-file tables, when fixed
+	fixed bool
+	exec  *executor
+	refs  atomic.Int32
 }
 
+// put drops a reference; the last one unregisters and closes the file.
+// It may run on a worker thread, which must not wait for the workers: the
+// unregistration then runs on a goroutine of its own.
 func (at *attachment) put() {
-	if at.refs.Add(-1) == 0 {
-		unix.Close(at.fd)
+	if at.refs.Add(-1) != 0 {
+		return
 	}
+	if !at.fixed {
+		unix.Close(at.fd)
+		return
+	}
+	go func() {
+		at.exec.unregisterFile(at.slot)
+		unix.Close(at.fd)
+	}()
 }
 
 // lookupFile returns attachment id of ss with a reference, or nil.
@@ -135,16 +149,14 @@ func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, s
 		return 0, syscall.EPERM
 	}
 	s.fmu.Lock()
-	defer s.fmu.Unlock()
-	switch {
-	case ss.ended:
-		return 0, syscall.EPERM
-	case len(ss.files) >= s.limits.AttachedFiles:
-		return 0, syscall.EMFILE
-	}
 	if id, ok := f.attached[ss]; ok {
+		s.fmu.Unlock()
 		return id, 0 // attached already: same handle, same id
 	}
+	s.fmu.Unlock()
+	// The backing fd, duplicated and registered with the workers before
+	// fmu is taken: the workers take fmu themselves, and registering waits
+	// for them.
 	bfd, ok := f.LoopbackFile.PassthroughFd()
 	if !ok {
 		return 0, syscall.EBADF
@@ -153,13 +165,33 @@ func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, s
 	if err != nil {
 		return 0, syscall.EMFILE
 	}
+	at := &attachment{f: f, mode: f.mode, fd: dup, exec: s.exec}
+	at.refs.Store(1)
+	if slot, err := s.exec.registerFile(dup); err == nil {
+		at.slot, at.fixed = slot, true
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	var refuse syscall.Errno
+	switch {
+	case ss.ended:
+		refuse = syscall.EPERM
+	case len(ss.files) >= s.limits.AttachedFiles:
+		refuse = syscall.EMFILE
+	}
+	if id, ok := f.attached[ss]; ok && refuse == 0 {
+		at.put() // another thread attached it meanwhile
+		return id, 0
+	}
+	if refuse != 0 {
+		at.put()
+		return 0, refuse
+	}
 	if f.attached == nil {
 		f.attached = map[*session]uint32{}
 	}
 	ss.nextFile++
 	id := ss.nextFile
-	at := &attachment{f: f, mode: f.mode, fd: dup}
-	at.refs.Store(1)
 	ss.files[id] = at
 	f.attached[ss] = id
 	s.attached.Add(1)

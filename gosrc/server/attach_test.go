@@ -63,6 +63,7 @@ func TestAttach(t *testing.T) {
 			require.NoError(t, err)
 			require.EqualValues(t, 2, cs.AttachedFiles)
 			require.EqualValues(t, 2, attachedFiles(srv))
+			require.EqualValues(t, 2, srv.Stats().RegisteredFiles, "both in the workers' file tables")
 
 			require.NoError(t, s.Detach(rwID))
 			require.ErrorIs(t, s.Detach(rwID), unix.ENOENT, "detached twice")
@@ -81,6 +82,8 @@ func TestAttach(t *testing.T) {
 			require.Eventually(t, func() bool { return attachedFiles(srv) == 0 }, 5*time.Second, 5*time.Millisecond)
 			_, err = s.Attach(rw)
 			require.ErrorIs(t, err, unix.EBADF, "closed session")
+			require.Eventually(t, func() bool { return srv.Stats().RegisteredFiles == 0 }, 5*time.Second, 5*time.Millisecond,
+				"file slots back")
 		})
 	}
 }
@@ -151,9 +154,10 @@ func TestAttachRefusals(t *testing.T) {
 }
 
 // resources is what a session could leak on the server side of this
-// process: fds, arena and ring mappings, goroutines, fixed-buffer slots.
+// process: fds, arena and ring mappings, goroutines, fixed-buffer and
+// registered-file slots.
 type resources struct {
-	fds, maps, goroutines, slots int
+	fds, maps, goroutines, slots, fileSlots int
 }
 
 func measure(t *testing.T, srv *Server) resources {
@@ -173,6 +177,7 @@ func measure(t *testing.T, srv *Server) resources {
 		maps:       shared,
 		goroutines: serverGoroutines(),
 		slots:      srv.ctl.Load().exec.used(),
+		fileSlots:  srv.ctl.Load().exec.files.used(),
 	}
 }
 

@@ -457,6 +457,10 @@ func (w *worker) submitOp(o *op) {
 	o.q.refs.Add(1)
 	ud := tag(kindOp, uint64(idx))
 	fd := o.at.fd
+	if o.at.fixed {
+		fd = int(o.at.slot)
+		defer ring.UseFixedFile(sqe) // after the prep, which sets the flags
+	}
 	if o.e.Opcode == opq.OpFsync {
 		ring.PrepFsync(sqe, fd, o.e.OpFlags, ud)
 		return

@@ -23,12 +23,55 @@ import (
 // from its owner thread, so every worker keeps its own table with the same
 // slots: an arena is registered once per worker (and its pages count once
 // per ring against a non-root server's RLIMIT_MEMLOCK).
+//
+// Attached files are registered the same way, in a sparse file table of
+// FileSlots entries per worker, so an op costs the kernel no fd lookup;
+// when the table is full a file is served by its fd.
 type executor struct {
 	slots   uint32
 	workers []*worker
+	bufs    slotPool
+	files   slotPool
+}
 
+// FileSlots is the size of each worker's registered-file table.
+const FileSlots = 4096
+
+// slotPool hands out the slots of a sparse table.
+type slotPool struct {
 	mu   sync.Mutex
-	free []uint32 // free slots, lowest last
+	n    uint32
+	free []uint32 // lowest last
+}
+
+func (p *slotPool) init(n uint32) {
+	p.n = n
+	for s := n; s > 0; s-- {
+		p.free = append(p.free, s-1)
+	}
+}
+
+func (p *slotPool) get() (uint32, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 {
+		return 0, false
+	}
+	s := p.free[len(p.free)-1]
+	p.free = p.free[:len(p.free)-1]
+	return s, true
+}
+
+func (p *slotPool) put(s uint32) {
+	p.mu.Lock()
+	p.free = append(p.free, s)
+	p.mu.Unlock()
+}
+
+func (p *slotPool) used() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return int(p.n) - len(p.free)
 }
 
 type execJob struct {
@@ -80,9 +123,8 @@ func newExecutor(slots uint32, n int) (*executor, error) {
 		n = len(cpus)
 	}
 	e := &executor{slots: slots}
-	for s := slots; s > 0; s-- {
-		e.free = append(e.free, s-1)
-	}
+	e.bufs.init(slots)
+	e.files.init(FileSlots)
 	for i := range n {
 		w := &worker{e: e, index: i, cpu: cpus[i%len(cpus)], done: make(chan struct{}),
 			bells: map[uint64]*doorbell{}}
@@ -160,6 +202,9 @@ func (w *worker) setup() error {
 		return fmt.Errorf("executor ring: %w", err)
 	}
 	if err := w.r.RegisterBuffersSparse(w.e.slots); err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	if err := w.r.RegisterFilesSparse(FileSlots); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
 	if w.waker, err = ring.NewWaker(tag(kindWake, 0)); err != nil {
@@ -308,26 +353,18 @@ func (w *worker) do(fn func(*worker) error) error {
 // every worker's table. It returns errNoMemlock (wrapped) when the kernel
 // refuses to pin the pages, and ENOSPC when the table is full.
 func (e *executor) register(buf []byte) (uint32, error) {
-	e.mu.Lock()
-	if len(e.free) == 0 {
-		e.mu.Unlock()
+	slot, ok := e.bufs.get()
+	if !ok {
 		return 0, fmt.Errorf("all %d fixed-buffer slots in use: %w", e.slots, unix.ENOSPC)
 	}
-	slot := e.free[len(e.free)-1]
-	e.free = e.free[:len(e.free)-1]
-	e.mu.Unlock()
-	for i, w := range e.workers {
-		err := w.do(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{buf}) })
-		if err != nil {
-			for _, done := range e.workers[:i] {
-				done.do(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{nil}) })
-			}
-			e.release(slot)
-			if errors.Is(err, unix.ENOMEM) {
-				return 0, fmt.Errorf("%w: %w", errNoMemlock, err)
-			}
-			return 0, err
+	err := e.everywhere(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{buf}) },
+		func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{nil}) })
+	if err != nil {
+		e.bufs.put(slot)
+		if errors.Is(err, unix.ENOMEM) {
+			return 0, fmt.Errorf("%w: %w", errNoMemlock, err)
 		}
+		return 0, err
 	}
 	return slot, nil
 }
@@ -335,26 +372,56 @@ func (e *executor) register(buf []byte) (uint32, error) {
 // unregister empties slot in every table; the kernel unpins the pages
 // once no I/O uses them.
 func (e *executor) unregister(slot uint32) error {
-	var errs []error
-	for _, w := range e.workers {
-		errs = append(errs, w.do(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{nil}) }))
+	err := e.everywhere(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{nil}) }, nil)
+	e.bufs.put(slot)
+	return err
+}
+
+// registerFile puts fd in a free slot of every worker's file table (each
+// ring holds its own reference); ENOSPC when the table is full.
+func (e *executor) registerFile(fd int) (uint32, error) {
+	slot, ok := e.files.get()
+	if !ok {
+		return 0, fmt.Errorf("all %d registered-file slots in use: %w", FileSlots, unix.ENOSPC)
 	}
-	e.release(slot)
+	err := e.everywhere(func(w *worker) error { return w.r.UpdateFiles(slot, []int32{int32(fd)}) },
+		func(w *worker) error { return w.r.UpdateFiles(slot, []int32{-1}) })
+	if err != nil {
+		e.files.put(slot)
+		return 0, err
+	}
+	return slot, nil
+}
+
+// unregisterFile empties a file slot; ops in flight keep their reference.
+func (e *executor) unregisterFile(slot uint32) error {
+	err := e.everywhere(func(w *worker) error { return w.r.UpdateFiles(slot, []int32{-1}) }, nil)
+	e.files.put(slot)
+	return err
+}
+
+// everywhere runs fn on every worker; when one fails, undo runs on those
+// that had succeeded (if undo is not nil) and the error is returned. Never
+// call it from a worker thread: it waits for every worker.
+func (e *executor) everywhere(fn, undo func(*worker) error) error {
+	var errs []error
+	for i, w := range e.workers {
+		if err := w.do(fn); err != nil {
+			if undo == nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, done := range e.workers[:i] {
+				done.do(undo)
+			}
+			return err
+		}
+	}
 	return errors.Join(errs...)
 }
 
-func (e *executor) release(slot uint32) {
-	e.mu.Lock()
-	e.free = append(e.free, slot)
-	e.mu.Unlock()
-}
-
-// used is the number of occupied slots.
-func (e *executor) used() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return int(e.slots) - len(e.free)
-}
+// used is the number of occupied fixed-buffer slots.
+func (e *executor) used() int { return e.bufs.used() }
 
 // close stops every worker; closing a ring unpins its buffers.
 func (e *executor) close() {

@@ -62,6 +62,9 @@ type Stats struct {
 	RegisteredBytes uint64 `json:"registered_bytes"`
 	AttachedFiles   uint64 `json:"attached_files"`
 	FixedSlotsUsed  uint64 `json:"fixed_slots_used"`
+	// RegisteredFiles are attached files in the workers' registered-file
+	// tables (the rest are served by their fds).
+	RegisteredFiles uint64 `json:"registered_files"`
 	// The ring path (zero-copy ops from sessions' op queues; not to be
 	// confused with the FUSE ring transport): ops, those that failed, the
 	// bytes they moved between arenas and backing files, bytes the server
@@ -287,6 +290,7 @@ func (s *Server) Stats() Stats {
 			st.ControlSocket = ctl.path // while it can be reached
 		}
 		st.AttachedFiles, st.FixedSlotsUsed = cs.AttachedFiles, uint64(ctl.exec.used())
+		st.RegisteredFiles = uint64(ctl.exec.files.used())
 		d := &ctl.data
 		st.ZCOps, st.ZCErrors = d.ops.Load(), d.errors.Load()
 		st.ZCReadBytes, st.ZCWriteBytes = d.readBytes.Load(), d.writeBytes.Load()
