@@ -62,6 +62,9 @@ PYTHON=${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command 
 suite python "$PYTHON" -m unittest discover -s bindings/python/tests -t bindings/python
 # Both crates against the library make lib built (only std: no registry).
 suite rust env ZCFUSE_LIB_DIR="$PWD/build" cargo test --quiet --manifest-path bindings/rust/Cargo.toml
+# The README's client blocks (C via pkg-config, Python, Rust), pasted into
+# a fresh clone.
+suite readme scripts/readme-test.sh
 suite fuzz make --no-print-directory fuzz
 
 echo
