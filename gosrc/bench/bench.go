@@ -102,6 +102,20 @@ type Config struct {
 	CommandLine []string
 	// Progress receives a line per fio run and notes; default io.Discard.
 	Progress io.Writer
+	// ZCRuntime and ZCRamp are the measured time and the unrecorded
+	// warm-up of each zero-copy run (negative ramp: none); defaults 2 s
+	// and 0.5 s.
+	ZCRuntime time.Duration
+	ZCRamp    time.Duration
+	// Spin is how long a ring-poll client and server spin before they
+	// sleep; default 100 µs.
+	Spin time.Duration
+	// ZCPin is how a pinned zero-copy client is pinned to CPU: "thread"
+	// (default: sched_setaffinity on the thread that does the I/O, as
+	// fio's single thread is pinned; the Go runtime's own threads stay
+	// free) or "process" (the whole child, Go runtime included, as
+	// taskset would).
+	ZCPin string
 }
 
 func (c *Config) setDefaults() {
@@ -128,7 +142,27 @@ func (c *Config) setDefaults() {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.ZCRuntime <= 0 {
+		c.ZCRuntime = 2 * time.Second
+	}
+	if c.ZCRamp == 0 {
+		c.ZCRamp = 500 * time.Millisecond
+	} else if c.ZCRamp < 0 {
+		c.ZCRamp = 0
+	}
+	if c.Spin <= 0 {
+		c.Spin = 100 * time.Microsecond
+	}
+	if c.ZCPin == "" {
+		c.ZCPin = PinThread
+	}
 }
+
+// ZC pin methods.
+const (
+	PinThread  = "thread"
+	PinProcess = "process"
+)
 
 // SelectTargets returns the targets named in names (all when names is
 // empty or holds "all"), in table order.
@@ -216,8 +250,8 @@ func rowNames() string {
 
 // order returns the targets for repetition rep (1-based): rotated by one
 // each repetition so that no target always runs first.
-func order(ts []Target, rep int) []Target {
-	out := make([]Target, len(ts))
+func order[T any](ts []T, rep int) []T {
+	out := make([]T, len(ts))
 	for i := range ts {
 		out[i] = ts[(i+rep-1)%len(ts)]
 	}

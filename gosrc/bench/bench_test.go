@@ -381,6 +381,8 @@ func TestMainUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	for _, args := range [][]string{
 		{"--reps", "0"}, {"--runtime", "soon"}, {"--plot", "x.svg"}, {"--targets", "nfs"}, {"extra"}, {"--nope"},
+		{"--zc-pin", "core"}, {"--spin", "5ms"}, {"--zc-runtime", "0"}, {"--rows", "zc-nope"},
+		{"--targets", "ring-sleep", "--rows", "randread-4k"},
 	} {
 		if err := Main(args, &out, &errb); !errors.Is(err, ErrUsage) {
 			t.Errorf("Main(%q) = %v, want ErrUsage", args, err)

@@ -17,7 +17,8 @@ import (
 
 // ChildEnv, set in the environment of `zcfuse bench`, selects a hidden
 // child mode instead of a benchmark: "gofuse-loopback" serves go-fuse's
-// loopback (ChildMain). The harness sets it for its own children only.
+// loopback (ChildMain), "zc-client" runs one zero-copy row
+// (ZCChildMain). The harness sets it for its own children only.
 const ChildEnv = "ZCFUSE_BENCH_CHILD"
 
 const childGofuse = "gofuse-loopback"
@@ -39,8 +40,11 @@ func IsChild() bool { return os.Getenv(ChildEnv) != "" }
 // SIGUSR1 and at exit, and unmounts on SIGTERM or SIGINT.
 func ChildMain(args []string, stderr io.Writer) error {
 	mode := os.Getenv(ChildEnv)
+	if mode == childZC {
+		return ZCChildMain(args, os.Stdout, stderr) // Main calls it with its stdout
+	}
 	if mode != childGofuse {
-		return fmt.Errorf("%s=%q: unknown child mode (want %s)", ChildEnv, mode, childGofuse)
+		return fmt.Errorf("%s=%q: unknown child mode (want %s or %s)", ChildEnv, mode, childGofuse, childZC)
 	}
 	if len(args) != 2 {
 		return fmt.Errorf("%w: the %s child needs BACKING MNT", ErrUsage, mode)

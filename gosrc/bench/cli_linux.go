@@ -20,6 +20,7 @@ var ErrUsage = errors.New("usage")
 // Usage is the synopsis of `zcfuse bench`.
 const Usage = `zcfuse bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB] [--cpu N]
              [--targets LIST] [--rows LIST] [--smoke] [--json FILE] [--plot FILE.png]
+             [--zc-runtime DUR] [--zc-ramp DUR] [--spin DUR] [--zc-pin thread|process]
              [--fio PATH] [--tmpdir DIR]
        zcfuse bench --from FILE.json [--plot FILE.png]
 `
@@ -28,6 +29,9 @@ const Usage = `zcfuse bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB]
 // stderr and the tables on stdout, and writes the JSON and the chart when
 // asked. Started with ChildEnv set, it runs that child mode instead.
 func Main(args []string, stdout, stderr io.Writer) error {
+	if os.Getenv(ChildEnv) == childZC {
+		return ZCChildMain(args, stdout, stderr)
+	}
 	if IsChild() {
 		return ChildMain(args, stderr)
 	}
@@ -38,9 +42,15 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	rampS := fl.String("ramp", "1s", "fio --ramp_time before each measurement (0: none)")
 	size := fl.Int("size", 256, "test file size in MiB")
 	cpu := fl.Int("cpu", 0, "the CPU pinned rows run fio on")
-	targets := fl.String("targets", "all", "comma list: "+targetNames())
-	rows := fl.String("rows", "all", "comma list: "+rowNames())
-	smoke := fl.Bool("smoke", false, "CI run: 1 repetition, 2 s, no ramp; invalid results fail")
+	targets := fl.String("targets", "all", "comma list: fio targets "+targetNames()+"; zero-copy paths "+zcPathNames())
+	rows := fl.String("rows", "all", "comma list: fio rows "+rowNames()+"; zero-copy rows "+zcRowNames()+
+		" (a list naming one family only leaves the other out)")
+	zcRuntimeS := fl.String("zc-runtime", "2s", "measured time per zero-copy client run")
+	zcRampS := fl.String("zc-ramp", "500ms", "unrecorded warm-up before each zero-copy measurement (0: none)")
+	zcPin := fl.String("zc-pin", PinThread, "how a pinned zero-copy client is pinned: thread (the thread doing the I/O, as fio's one thread) or process (the whole Go process, runtime threads included)")
+	spin := fl.String("spin", "100us", "ring-poll: how long client and server spin before they sleep (client.SetMode)")
+	smoke := fl.Bool("smoke", false, "CI run: 1 repetition, 2 s fio runs without ramp, 0.25 s zero-copy runs of "+
+		strings.Join(smokeZCRows, ", ")+" unless --rows names others; invalid results fail")
 	jsonPath := fl.String("json", "", "write every result, the medians and the machine to FILE")
 	plotPath := fl.String("plot", "", "write a bar chart PNG to FILE")
 	fio := fl.String("fio", "fio", "the fio command")
@@ -74,6 +84,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg := Config{
 		Reps: *reps, SizeMiB: *size, CPU: *cpu, Smoke: *smoke, Fio: *fio, ShmDir: *tmpdir,
+		ZCPin:       *zcPin,
 		Targets:     splitList(*targets),
 		Rows:        splitList(*rows),
 		CommandLine: append([]string{os.Args[0], "bench"}, args...),
@@ -89,6 +100,21 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	if cfg.Ramp == 0 {
 		cfg.Ramp = -1 // Config's "none"
 	}
+	if cfg.ZCRuntime, err = parseSeconds(*zcRuntimeS); err != nil || cfg.ZCRuntime <= 0 {
+		return fmt.Errorf("%w: --zc-runtime %q: want a positive number of seconds or a duration", ErrUsage, *zcRuntimeS)
+	}
+	if cfg.ZCRamp, err = parseSeconds(*zcRampS); err != nil || cfg.ZCRamp < 0 {
+		return fmt.Errorf("%w: --zc-ramp %q: want seconds or a duration", ErrUsage, *zcRampS)
+	}
+	if cfg.ZCRamp == 0 {
+		cfg.ZCRamp = -1
+	}
+	if cfg.Spin, err = parseSeconds(*spin); err != nil || cfg.Spin < time.Microsecond || cfg.Spin > time.Millisecond {
+		return fmt.Errorf("%w: --spin %q: want a duration from 1us to 1ms (the server caps its spin at 1 ms)", ErrUsage, *spin)
+	}
+	if *zcPin != PinThread && *zcPin != PinProcess {
+		return fmt.Errorf("%w: --zc-pin %q: want thread or process", ErrUsage, *zcPin)
+	}
 	if *reps < 1 {
 		return fmt.Errorf("%w: --reps %d: want 1 or more", ErrUsage, *reps)
 	}
@@ -101,6 +127,12 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		}
 		if !set["ramp"] {
 			cfg.Ramp = -1
+		}
+		if !set["zc-runtime"] {
+			cfg.ZCRuntime = 250 * time.Millisecond
+		}
+		if !set["zc-ramp"] {
+			cfg.ZCRamp = 50 * time.Millisecond
 		}
 	}
 	if *plotPath != "" && !strings.HasSuffix(strings.ToLower(*plotPath), ".png") {

@@ -14,6 +14,25 @@
 //	seqread-1m             1 MiB sequential read, pinned
 //	seqwrite-1m            1 MiB sequential overwrite of the file, pinned
 //
+// The zero-copy rows (issue 5) measure zcfuse's own client, a child
+// process too (the running binary as `zcfuse bench` with ChildEnv set
+// to "zc-client", see ZCChildMain), along five paths to the same file:
+// native pread/pwrite on the backing file from a Go buffer (the floor)
+// and from an arena mapping, pread/pwrite with O_DIRECT through a zcfuse
+// uring mount, and the ring path (client.Session ops with RequireZC from
+// a shared arena) in sleep and in poll mode. The rows are 4 KiB random
+// read and write at QD1 (client pinned and unpinned), 4 KiB random at
+// QD32 as batches (Submit 32, Wait), and sequential read and overwrite
+// from 4 KiB to 16 MiB (the 1 MiB rows are the headline). Every ring run
+// must pass the proof of path, from the server's counters before and
+// after: zero_copy_bytes grew by exactly the bytes the client moved,
+// zc_ops by its ops, copied_bytes and zc_errors not at all, and no FUSE
+// READ or WRITE reached the server; the posix-uring runs must show every
+// call as a FUSE request over the ring. The report compares the medians
+// with the issue's targets (ZCTargets). Fio targets and zero-copy paths
+// share --targets, fio rows and zero-copy rows (named zc-...) share
+// --rows, and all of them are interleaved in one run.
+//
 // Each server runs in a child process of its own, so its CPU time and
 // garbage collection are not the harness's: zcfuse targets re-execute the
 // running binary as `zcfuse mount`, and the go-fuse target re-executes it

@@ -57,10 +57,16 @@ type refLine struct {
 type panel struct {
 	title   string
 	unit    string
-	targets []string
+	targets []string // bar groups; the x values of a line chart
 	series  []series
 	refs    []refLine
 	format  func(float64) string
+	// lines draws a line chart: series[i].bars[j] is the value at
+	// targets[j], and targets are the x labels, evenly spaced.
+	lines bool
+	// whole: the axis covers every bar (no broken tall bars), for
+	// latencies, where the tall bars are the story.
+	whole bool
 }
 
 // plotLabels are the targets' names under the bars.
@@ -70,7 +76,26 @@ var plotLabels = map[string]string{
 	"zcfuse-uring":       "zcfuse\nuring",
 	"gofuse":             "go-fuse\nloopback",
 	"zcfuse-passthrough": "zcfuse uring\n+passthrough",
+	"native":             "native\npread/pwrite",
+	"native-arena":       "native, from\nan arena",
+	"posix-uring":        "posix through\nzcfuse uring",
+	"ring-sleep":         "ring\nsleep",
+	"ring-poll":          "ring\npoll",
 }
+
+// Colours of the zero-copy paths in the line charts.
+var pathColours = map[string]color.RGBA{
+	"native":       {30, 30, 30, 255},
+	"native-arena": {150, 150, 150, 255},
+	"posix-uring":  {221, 170, 51, 255},
+	"ring-sleep":   {51, 102, 170, 255},
+	"ring-poll":    {34, 136, 51, 255},
+}
+
+var (
+	colWrite     = color.RGBA{204, 102, 51, 255}
+	colWriteFree = color.RGBA{238, 187, 153, 255}
+)
 
 // panels builds the panels from the report's medians.
 func (r *Report) panels() []panel {
@@ -147,6 +172,106 @@ func (r *Report) panels() []panel {
 				series: []series{{name: "fio pinned", col: colPinned, bars: bars}}})
 		}
 	}
+	return append(out, r.zcPanels()...)
+}
+
+// zcPanels are the zero-copy panels: 4 KiB QD1 mean latency by path
+// (pinned and unpinned, read and write), QD32 IOPS by path, and the size
+// sweep as two line charts (read, overwrite).
+func (r *Report) zcPanels() []panel {
+	var out []panel
+	var paths []string
+	for _, p := range r.ZCPaths {
+		paths = append(paths, p.Name)
+	}
+	if len(paths) == 0 {
+		return nil
+	}
+	ufmt := func(v float64) string {
+		if v >= 10 {
+			return fmt.Sprintf("%.0f", v)
+		}
+		return fmt.Sprintf("%.1f", v)
+	}
+	pick := func(rowID string, value func(ZCSummary) (v, lo, hi float64)) (bars []bar, any bool) {
+		for _, p := range paths {
+			s, ok := r.FindZC(p, rowID)
+			b := bar{ok: ok && s.Valid > 0, invalid: ok && s.Runs > 0 && s.Valid == 0}
+			if b.ok {
+				b.value, b.min, b.max = value(s)
+				any = true
+			}
+			bars = append(bars, b)
+		}
+		return bars, any
+	}
+	meanUs := func(s ZCSummary) (float64, float64, float64) { return s.MeanUs, s.MeanMin, s.MeanMax }
+	lat := panel{title: "4 KiB QD1 random, mean latency by path (lower is better)", unit: "µs", targets: paths, format: ufmt, whole: true,
+		refs: []refLine{{7, "ring-sleep target 7 µs", colTarget}, {3, "ring-poll target 3 µs", colRef}}}
+	for _, c := range []struct {
+		op, pin string
+		col     color.RGBA
+	}{{"read", "pinned", colPinned}, {"write", "pinned", colWrite}, {"read", "unpinned", colFree}, {"write", "unpinned", colWriteFree}} {
+		id := fmt.Sprintf("zc-rand%s-4k-qd1-%s", c.op, c.pin)
+		if _, ok := r.zcRow(id); !ok {
+			continue
+		}
+		if bars, ok := pick(id, meanUs); ok {
+			lat.series = append(lat.series, series{name: c.op + " " + c.pin, col: c.col, bars: bars})
+		}
+	}
+	if len(lat.series) > 0 {
+		out = append(out, lat)
+	}
+	iops := func(s ZCSummary) (float64, float64, float64) { return s.IOPS / 1e3, s.Min / 1e3, s.Max / 1e3 }
+	qd := panel{title: "4 KiB random, QD32 batches (Submit 32, Wait), client pinned: IOPS", unit: "kIOPS", targets: paths, whole: true,
+		format: func(v float64) string { return fmt.Sprintf("%.0f", v) }}
+	for _, c := range []struct {
+		id, name string
+		col      color.RGBA
+	}{{"zc-randread-4k-qd32", "read", colPinned}, {"zc-randwrite-4k-qd32", "write", colWrite}} {
+		if _, ok := r.zcRow(c.id); !ok {
+			continue
+		}
+		if bars, ok := pick(c.id, iops); ok {
+			qd.series = append(qd.series, series{name: c.name, col: c.col, bars: bars})
+		}
+	}
+	if len(qd.series) > 0 {
+		out = append(out, qd)
+	}
+	for _, g := range []struct{ op, title string }{
+		{"READ", "Sequential read by block size, QD1, client pinned: GB/s"},
+		{"WRITE", "Sequential overwrite by block size, QD1, client pinned: GB/s"},
+	} {
+		rows := r.zcRowsOf(GroupSweep, g.op)
+		if len(rows) < 2 {
+			continue
+		}
+		pn := panel{title: g.title, unit: "GB/s", lines: true, format: func(v float64) string { return fmt.Sprintf("%.2f", v) }}
+		for _, row := range rows {
+			pn.targets = append(pn.targets, sizeLabel(row.BS))
+		}
+		for _, p := range paths {
+			sr := series{name: p, col: pathColours[p]}
+			any := false
+			for _, row := range rows {
+				s, ok := r.FindZC(p, row.ID)
+				b := bar{ok: ok && s.Valid > 0, invalid: ok && s.Runs > 0 && s.Valid == 0}
+				if b.ok {
+					b.value, b.min, b.max = s.GBps, s.Min, s.Max
+					any = true
+				}
+				sr.bars = append(sr.bars, b)
+			}
+			if any {
+				pn.series = append(pn.series, sr)
+			}
+		}
+		if len(pn.series) > 0 {
+			out = append(out, pn)
+		}
+	}
 	return out
 }
 
@@ -179,10 +304,17 @@ func (r *Report) Plot() ([]byte, error) {
 	draw.Draw(c.img, c.img.Bounds(), image.NewUniform(colWhite), image.Point{}, draw.Src)
 
 	p := r.Params
-	c.text(c.title, 16, 28, colBlack, "zcfuse bench: fio psync, QD1, O_DIRECT, through each target to a file in a tmpfs directory", 0)
+	title := "zcfuse bench: fio psync, QD1, O_DIRECT, through each target to a file in a tmpfs directory"
 	sub := fmt.Sprintf("medians of %d × %gs; whiskers: min–max; pinned = fio on CPU %d.  %d CPUs %s, kernel %s, %s.  load %s → %s",
 		p.Reps, p.RuntimeS, p.CPU, r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Start[:min(10, len(r.Start))],
 		firstField(r.LoadStart), firstField(r.LoadEnd))
+	if len(r.ZCResults) > 0 {
+		title = "zcfuse bench: fio through each target, and zcfuse's client along each zero-copy path, to a file in a tmpfs directory"
+		sub = fmt.Sprintf("medians of %d reps (fio %gs, client %gs); whiskers: min–max; pinned = CPU %d.  %d CPUs %s, kernel %s, %s.  load %s → %s",
+			p.Reps, p.RuntimeS, p.ZCRuntimeS, p.CPU, r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Start[:min(10, len(r.Start))],
+			firstField(r.LoadStart), firstField(r.LoadEnd))
+	}
+	c.text(c.title, 16, 28, colBlack, title, 0)
 	c.text(c.small, 16, 52, colMuted, sub, 0)
 	for i, pn := range ps {
 		x0, y0 := (i%cols)*pw, head+(i/cols)*ph
@@ -251,6 +383,10 @@ func (c *canvas) hdash(x0, x1, y int, col color.RGBA) {
 
 // panel draws one panel into area.
 func (c *canvas) panel(p panel, area image.Rectangle) {
+	if p.lines {
+		c.linePanel(p, area)
+		return
+	}
 	const left, right, top, bottom = 70, 20, 58, 62
 	plot := image.Rect(area.Min.X+left, area.Min.Y+top, area.Max.X-right, area.Max.Y-bottom)
 	c.text(c.title, area.Min.X+left, area.Min.Y+30, colBlack, p.title, 0)
@@ -260,6 +396,17 @@ func (c *canvas) panel(p panel, area image.Rectangle) {
 		all = append(all, s.bars...)
 	}
 	ymax := axisMax(all)
+	if p.whole {
+		ymax = 0
+		for _, b := range all {
+			if b.ok {
+				ymax = math.Max(ymax, math.Max(b.value, b.max)*1.15)
+			}
+		}
+		if ymax <= 0 {
+			ymax = 1
+		}
+	}
 	for _, rl := range p.refs {
 		if rl.value*1.1 > ymax && rl.value < 3*ymax {
 			ymax = rl.value * 1.1
@@ -363,6 +510,88 @@ func (c *canvas) panel(p panel, area image.Rectangle) {
 	for i := len(p.refs) - 1; i >= 0; i-- {
 		item(p.refs[i].label, p.refs[i].col, true)
 	}
+}
+
+// linePanel draws a line chart: one line per series over evenly spaced
+// x labels, a marker per valid point (a hollow gap where a run is
+// missing), the legend below the x labels.
+func (c *canvas) linePanel(p panel, area image.Rectangle) {
+	const left, right, top, bottom = 70, 20, 58, 92
+	plot := image.Rect(area.Min.X+left, area.Min.Y+top, area.Max.X-right, area.Max.Y-bottom)
+	c.text(c.title, area.Min.X+left, area.Min.Y+30, colBlack, p.title, 0)
+	var top0 float64
+	for _, s := range p.series {
+		for _, b := range s.bars {
+			if b.ok {
+				top0 = math.Max(top0, math.Max(b.value, b.max))
+			}
+		}
+	}
+	if top0 <= 0 {
+		top0 = 1
+	}
+	ymax := top0 * 1.1
+	step := niceStep(ymax / 5)
+	ymax = math.Ceil(ymax/step) * step
+	y := func(v float64) int { return plot.Max.Y - int(math.Round(v/ymax*float64(plot.Dy()))) }
+	for v := 0.0; v <= ymax+step/2; v += step {
+		yy := y(v)
+		c.rect(image.Rect(plot.Min.X, yy, plot.Max.X, yy+1), colGrid)
+		c.text(c.small, plot.Min.X-8, yy+4, colMuted, trimNum(v), 2)
+	}
+	c.text(c.small, area.Min.X+8, plot.Min.Y-12, colMuted, p.unit, 0)
+	n := len(p.targets)
+	x := func(i int) int {
+		return plot.Min.X + int(math.Round((float64(i)+0.5)*float64(plot.Dx())/float64(n)))
+	}
+	for i, l := range p.targets {
+		c.rect(image.Rect(x(i), plot.Max.Y, x(i)+1, plot.Max.Y+5), colBlack)
+		c.text(c.label, x(i), plot.Max.Y+20, colBlack, l, 1)
+	}
+	for _, s := range p.series {
+		for i := 0; i+1 < len(s.bars); i++ {
+			a, b := s.bars[i], s.bars[i+1]
+			if a.ok && b.ok {
+				c.line(x(i), y(a.value), x(i+1), y(b.value), s.col)
+			}
+		}
+		for i, b := range s.bars {
+			if b.ok {
+				c.rect(image.Rect(x(i)-3, y(b.value)-3, x(i)+4, y(b.value)+4), s.col)
+			}
+		}
+	}
+	c.rect(image.Rect(plot.Min.X, plot.Max.Y, plot.Max.X, plot.Max.Y+1), colBlack)
+	c.rect(image.Rect(plot.Min.X, plot.Min.Y, plot.Min.X+1, plot.Max.Y+1), colBlack)
+	lx, ly := plot.Min.X, plot.Max.Y+50
+	for _, s := range p.series {
+		c.rect(image.Rect(lx, ly-7, lx+18, ly-4), s.col)
+		c.rect(image.Rect(lx+6, ly-9, lx+12, ly-2), s.col)
+		lx += 24
+		c.text(c.small, lx, ly, colBlack, s.name, 0)
+		lx += font.MeasureString(c.small, s.name).Round() + 18
+	}
+}
+
+// line draws a 3-pixel-wide line from (x0, y0) to (x1, y1).
+func (c *canvas) line(x0, y0, x1, y1 int, col color.RGBA) {
+	steps := max(abs(x1-x0), abs(y1-y0), 1)
+	for i := 0; i <= steps; i++ {
+		xx := x0 + (x1-x0)*i/steps
+		yy := y0 + (y1-y0)*i/steps
+		c.img.SetRGBA(xx, yy, col)
+		c.img.SetRGBA(xx, yy-1, col)
+		c.img.SetRGBA(xx, yy+1, col)
+		c.img.SetRGBA(xx-1, yy, col)
+		c.img.SetRGBA(xx+1, yy, col)
+	}
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 // axisMax is the top of the value axis: above the largest whisker,

@@ -68,6 +68,22 @@ type Params struct {
 	CPU      int     `json:"fio_pinned_cpu"`
 	Smoke    bool    `json:"smoke"`
 	Fio      string  `json:"fio_common"`
+	// The zero-copy runs: measured time and warm-up per run, and the
+	// ring-poll spin.
+	ZCRuntimeS float64 `json:"zc_runtime_s,omitempty"`
+	ZCRampS    float64 `json:"zc_ramp_s,omitempty"`
+	SpinUs     float64 `json:"poll_spin_us,omitempty"`
+	// ZCPin is how pinned zero-copy clients were pinned: "thread" or
+	// "process" (see Config.ZCPin).
+	ZCPin string `json:"zc_pin,omitempty"`
+}
+
+// ZCPathInfo names a zero-copy path in the report.
+type ZCPathInfo struct {
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	Mode  string `json:"mode,omitempty"`
+	Check string `json:"check,omitempty"`
 }
 
 // TargetInfo names a target in the report.
@@ -94,6 +110,13 @@ type Report struct {
 	Rows    []Row             `json:"rows"`
 	Results []Result          `json:"results"`
 	Summary []Summary         `json:"summary"`
+	// The zero-copy rows: paths, rows, every run, the medians, and the
+	// issue's targets against them.
+	ZCPaths   []ZCPathInfo   `json:"zc_paths,omitempty"`
+	ZCRows    []ZCRow        `json:"zc_rows,omitempty"`
+	ZCResults []ZCResult     `json:"zc_results,omitempty"`
+	ZCSummary []ZCSummary    `json:"zc_summary,omitempty"`
+	ZCTargets []TargetResult `json:"zc_targets,omitempty"`
 	// Problems lists every failed run and failed check.
 	Problems []string `json:"problems,omitempty"`
 	// Errors counts runs that produced no measurement.
@@ -104,6 +127,11 @@ type Report struct {
 func (r *Report) Invalid() int {
 	n := 0
 	for _, res := range r.Results {
+		if !res.Valid {
+			n++
+		}
+	}
+	for _, res := range r.ZCResults {
 		if !res.Valid {
 			n++
 		}
@@ -196,6 +224,7 @@ func (r *Report) summarize() {
 			s.VsDir = s.GBps / dir.GBps
 		}
 	}
+	r.summarizeZC()
 }
 
 // WriteJSON writes the report to path.
@@ -264,10 +293,18 @@ func (r *Report) checkCell(t TargetInfo, s Summary) string {
 // group, then any problems.
 func (r *Report) WriteTables(w io.Writer) {
 	p := r.Params
-	fmt.Fprintf(w, "zcfuse bench: medians of %d repetition(s) × %gs (+%gs ramp) per fio run; fio psync, QD1, O_DIRECT, on a %d MiB file of random data in a %s directory; \"pinned\": fio's CPU affinity is CPU %d.\n",
-		p.Reps, p.RuntimeS, p.RampS, p.SizeMiB, r.Machine.ShmFS, p.CPU)
-	fmt.Fprintf(w, "machine: %d CPUs (%s), kernel %s, %s, fio %s; load %s -> %s\n",
-		r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.Go, strings.TrimPrefix(r.Machine.Fio, "fio-"),
+	if len(r.Targets) > 0 && len(r.Rows) > 0 {
+		fmt.Fprintf(w, "zcfuse bench: medians of %d repetition(s) × %gs (+%gs ramp) per fio run; fio psync, QD1, O_DIRECT, on a %d MiB file of random data in a %s directory; \"pinned\": fio's CPU affinity is CPU %d.\n",
+			p.Reps, p.RuntimeS, p.RampS, p.SizeMiB, r.Machine.ShmFS, p.CPU)
+	} else {
+		fmt.Fprintf(w, "zcfuse bench: a %d MiB file of random data in a %s directory.\n", p.SizeMiB, r.Machine.ShmFS)
+	}
+	fio := ""
+	if r.Machine.Fio != "" {
+		fio = ", fio " + strings.TrimPrefix(r.Machine.Fio, "fio-")
+	}
+	fmt.Fprintf(w, "machine: %d CPUs (%s), kernel %s, %s%s; load %s -> %s\n",
+		r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.Go, fio,
 		firstField(r.LoadStart), firstField(r.LoadEnd))
 	groups := []struct{ name, title string }{
 		{"randread-4k", "4 KiB random read, QD1, O_DIRECT"},
@@ -332,6 +369,7 @@ func (r *Report) WriteTables(w io.Writer) {
 		}
 		tb.write(w)
 	}
+	r.writeZCTables(w)
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\n")
 		for _, p := range r.Problems {

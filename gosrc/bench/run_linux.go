@@ -26,36 +26,45 @@ const testFile = "bench.dat"
 // nothing was measured.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.setDefaults()
-	targets, err := SelectTargets(cfg.Targets)
+	sel, err := selectAll(cfg.Targets, cfg.Rows, cfg.Smoke)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := SelectRows(cfg.Rows)
-	if err != nil {
-		return nil, err
-	}
+	targets, rows := sel.targets, sel.rows
 	if cfg.Exe == "" {
 		if cfg.Exe, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("own executable: %w", err)
 		}
 	}
-	if err := preflight(&cfg, targets); err != nil {
+	if cfg.ZCPin != PinThread && cfg.ZCPin != PinProcess {
+		return nil, fmt.Errorf("%w: zero-copy pin method %q: want %s or %s", ErrUsage, cfg.ZCPin, PinThread, PinProcess)
+	}
+	if err := preflight(&cfg, sel); err != nil {
 		return nil, err
 	}
 
 	r := &Report{
-		What: "fio (psync, QD1, O_DIRECT) through each target to one file in a tmpfs backing directory; " +
-			"medians of the valid repetitions; ratios to the directory itself",
+		What: "fio (psync, QD1, O_DIRECT) through each target to one file in a tmpfs backing directory, " +
+			"and zcfuse's own client along each zero-copy path to the same file; " +
+			"medians of the valid repetitions; ratios to the directory itself and to native pread/pwrite",
 		Command: shellQuote(cfg.CommandLine),
 		Start:   time.Now().Format(time.RFC3339),
 		Machine: machineInfo(cfg.Fio, cfg.Exe),
 		Params: Params{Reps: cfg.Reps, RuntimeS: cfg.Runtime.Seconds(), RampS: cfg.Ramp.Seconds(),
 			SizeMiB: cfg.SizeMiB, CPU: cfg.CPU, Smoke: cfg.Smoke,
 			Fio: strings.Join(fioArgs(Row{ID: "ROW", RW: "RW", BS: "BS"}, "FILE", "OUT", cfg.Runtime, cfg.Ramp), " ")},
-		Rows: rows,
+		Rows:   rows,
+		ZCRows: sel.zcRows,
+	}
+	if len(sel.paths) > 0 {
+		r.Params.ZCRuntimeS, r.Params.ZCRampS, r.Params.SpinUs = cfg.ZCRuntime.Seconds(), cfg.ZCRamp.Seconds(), float64(cfg.Spin/time.Microsecond)
+		r.Params.ZCPin = cfg.ZCPin
 	}
 	for _, t := range targets {
 		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Label: t.Label, Channel: t.Channel})
+	}
+	for _, p := range sel.paths {
+		r.ZCPaths = append(r.ZCPaths, ZCPathInfo{Name: p.Name, Label: p.Label, Mode: p.Mode, Check: p.Check})
 	}
 
 	tmp, err := os.MkdirTemp(cfg.ShmDir, "zcfuse-bench.")
@@ -76,10 +85,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	total := cfg.Reps * len(targets) * len(rows)
-	per := cfg.Runtime + cfg.Ramp
-	fmt.Fprintf(cfg.Progress, "zcfuse bench: %d targets × %d rows × %d reps = %d fio runs of %v: about %v\n",
-		len(targets), len(rows), cfg.Reps, total, per, (time.Duration(total) * (per + 300*time.Millisecond)).Round(time.Second))
+	nfio := cfg.Reps * len(targets) * len(rows)
+	nzc := cfg.Reps * len(sel.paths) * len(sel.zcRows)
+	total := nfio + nzc
+	per, zper := cfg.Runtime+cfg.Ramp, cfg.ZCRuntime+cfg.ZCRamp
+	if nfio > 0 {
+		fmt.Fprintf(cfg.Progress, "zcfuse bench: %d targets × %d rows × %d reps = %d fio runs of %v\n", len(targets), len(rows), cfg.Reps, nfio, per)
+	}
+	if nzc > 0 {
+		fmt.Fprintf(cfg.Progress, "zcfuse bench: %d zero-copy paths × %d rows × %d reps = %d client runs of %v\n", len(sel.paths), len(sel.zcRows), cfg.Reps, nzc, zper)
+	}
+	fmt.Fprintf(cfg.Progress, "zcfuse bench: %d runs: about %v\n", total,
+		(time.Duration(nfio)*(per+300*time.Millisecond) + time.Duration(nzc)*(zper+150*time.Millisecond)).Round(time.Second))
 	r.OtherFio = otherFio()
 	if len(r.OtherFio) > 0 {
 		fmt.Fprintf(cfg.Progress, "zcfuse bench: WARNING: other fio processes are running (pids %s): numbers will be disturbed\n", strings.Join(r.OtherFio, " "))
@@ -88,10 +105,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fmt.Fprintf(cfg.Progress, "zcfuse bench: load at start: %s\n", r.LoadStart)
 
 	b := &bencher{cfg: cfg, r: r, tmp: tmp, backing: backing, total: total}
+	// One unit per fio target and per zero-copy path, rotated together
+	// from one repetition to the next.
+	var units []func(rep int) error
+	if len(rows) > 0 {
+		for _, t := range targets {
+			units = append(units, func(rep int) error { return b.target(ctx, t, rows, rep) })
+		}
+	}
+	if len(sel.zcRows) > 0 {
+		for _, p := range sel.paths {
+			units = append(units, func(rep int) error { return b.zcPath(ctx, p, sel.zcRows, rep) })
+		}
+	}
 	var runErr error
 	for rep := 1; rep <= cfg.Reps && runErr == nil; rep++ {
-		for _, t := range order(targets, rep) {
-			if runErr = b.target(ctx, t, rows, rep); runErr != nil {
+		for _, u := range order(units, rep) {
+			if runErr = u(rep); runErr != nil {
 				break
 			}
 		}
@@ -104,7 +134,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return r, runErr
 	}
 	if r.Errors > 0 {
-		return r, fmt.Errorf("%d of %d fio runs failed (see the problems listed)", r.Errors, total)
+		return r, fmt.Errorf("%d of %d runs failed (see the problems listed)", r.Errors, total)
 	}
 	return r, nil
 }
@@ -335,10 +365,26 @@ func lastLines(s string, n int) string {
 }
 
 // preflight checks that the machine has what the targets need.
-func preflight(cfg *Config, targets []Target) error {
+func preflight(cfg *Config, sel selection) error {
 	var errs []error
-	if _, err := exec.LookPath(cfg.Fio); err != nil {
-		errs = append(errs, fmt.Errorf("fio not found (%v): apt-get install fio, or make deps", err))
+	targets := sel.targets
+	if len(sel.rows) == 0 {
+		targets = nil
+	}
+	if len(targets) > 0 {
+		if _, err := exec.LookPath(cfg.Fio); err != nil {
+			errs = append(errs, fmt.Errorf("fio not found (%v): apt-get install fio, or make deps", err))
+		}
+	}
+	for _, p := range sel.paths {
+		if p.needsMount() && len(sel.zcRows) > 0 {
+			targets = append(targets, Target{Name: p.Name, kind: kindZcfuse, Transport: "uring"})
+		}
+	}
+	if len(sel.paths) > 0 && len(sel.zcRows) > 0 {
+		if st, err := os.Stat(cfg.Exe); err != nil || st.IsDir() {
+			errs = append(errs, fmt.Errorf("zcfuse binary %s (the zero-copy client runs as it): %v", cfg.Exe, err))
+		}
 	}
 	if cfg.CPU < 0 || cfg.CPU >= runtime.NumCPU() {
 		errs = append(errs, fmt.Errorf("%w: --cpu %d: this process may use %d CPUs", ErrUsage, cfg.CPU, runtime.NumCPU()))

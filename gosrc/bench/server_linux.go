@@ -125,8 +125,15 @@ func (s *serverProc) stop() error {
 
 // cpuTicks is the server's user and system CPU time in clock ticks
 // (1/100 s), all threads together; -1 when unknown.
-func (s *serverProc) cpuTicks() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *serverProc) cpuTicks() int64 { return pidTicks(s.cmd.Process.Pid) }
+
+// pidTicks is process pid's user and system CPU time in clock ticks
+// (1/100 s), all threads together; -1 when unknown.
+func pidTicks(pid int) int64 {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return -1
 	}

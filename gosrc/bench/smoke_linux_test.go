@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -12,8 +13,9 @@ import (
 	"time"
 )
 
-// TestSmoke runs `zcfuse bench --smoke` end to end, every target and row,
-// so the harness cannot rot. It needs root, fio and FUSE-over-io_uring;
+// TestSmoke runs `zcfuse bench --smoke` end to end, every fio target and
+// row and every zero-copy path with the smoke rows (the ring paths with
+// their proof of path), so the harness cannot rot. It needs root, fio and FUSE-over-io_uring;
 // it skips without them, but fails when CI is set and fio is missing, or
 // ZCFUSE_REQUIRE_URING=1 and io_uring is off.
 func TestSmoke(t *testing.T) {
@@ -30,7 +32,7 @@ func TestSmoke(t *testing.T) {
 		t.Skipf("FUSE-over-io_uring is off (%s is %q; make uring-on)", URingParam, v)
 	}
 	if testing.Short() {
-		t.Skip("-short: the smoke run takes about 45 s")
+		t.Skip("-short: the smoke run takes about 50 s")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
@@ -70,7 +72,8 @@ func TestSmoke(t *testing.T) {
 	jsonPath, plotPath := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.png")
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	// 1 s per fio run instead of --smoke's 2 s: 30 runs fit in the minute.
+	// 1 s per fio run instead of --smoke's 2 s: 30 runs fit in the
+	// minute; the 15 zero-copy runs add a few seconds.
 	cmd := exec.CommandContext(ctx, exe, "bench", "--smoke", "--runtime", "1", "--size", "64",
 		"--tmpdir", shm, "--json", jsonPath, "--plot", plotPath)
 	var stdout, stderr bytes.Buffer
@@ -132,15 +135,72 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
+	// The zero-copy rows: --smoke runs smokeZCRows on every path; the
+	// ring paths must pass the proof of path (the server's zero-copy
+	// bytes grew by exactly what the client moved, no FUSE READ/WRITE).
+	if len(r.ZCRows) != len(smokeZCRows) || len(r.ZCPaths) != len(ZCPaths) || r.Params.ZCRuntimeS != 0.25 {
+		t.Errorf("zero-copy rows %d, paths %d, runtime %v", len(r.ZCRows), len(r.ZCPaths), r.Params.ZCRuntimeS)
+	}
+	rings := 0
+	for _, p := range ZCPaths {
+		for _, row := range r.ZCRows {
+			var got []ZCResult
+			for _, res := range r.ZCResults {
+				if res.Path == p.Name && res.Row == row.ID {
+					got = append(got, res)
+				}
+			}
+			if len(got) != 1 {
+				t.Errorf("%s %s: %d results, want 1", p.Name, row.ID, len(got))
+				continue
+			}
+			res := got[0]
+			if !res.Valid || res.IOPS <= 0 || res.GBps <= 0 || res.Ops == 0 || res.MeanUs <= 0 || res.P99Us <= 0 ||
+				res.TotalBytes != res.TotalOps*uint64(row.BS) {
+				t.Errorf("%s %s: %+v", p.Name, row.ID, res)
+			}
+			if row.Pinned && res.ClientCPUs != "0" {
+				t.Errorf("%s %s: the client ran on CPUs %q, want 0", p.Name, row.ID, res.ClientCPUs)
+			}
+			if p.Check == "" {
+				if res.Check != nil {
+					t.Errorf("%s %s: a server check without a server", p.Name, row.ID)
+				}
+				continue
+			}
+			if res.Check == nil {
+				t.Errorf("%s %s: no server check", p.Name, row.ID)
+				continue
+			}
+			if msg := zcCheck(p, row, res.Check, res.ZCMeasurement); msg != "" {
+				t.Errorf("%s %s: %s", p.Name, row.ID, msg)
+			}
+			c := res.Check
+			if p.Check == CheckProof {
+				rings++
+				if c.ZeroCopyBytes == 0 || c.ZeroCopyBytes != res.TotalBytes || c.CopiedBytes != 0 ||
+					c.RingRead+c.RingWrite+c.DevRead+c.DevWrite != 0 || res.Registered == nil || !*res.Registered {
+					t.Errorf("%s %s: proof of path: %+v, client moved %d bytes, arena registered %v", p.Name, row.ID, c, res.TotalBytes, res.Registered)
+				}
+			}
+		}
+	}
+	if rings == 0 {
+		t.Error("no ring row was checked")
+	}
+	if len(r.ZCTargets) == 0 {
+		t.Error("no targets evaluated")
+	}
 	if r.Invalid() != 0 || len(r.Problems) != 0 {
 		t.Errorf("problems: %q", r.Problems)
 	}
-	for _, want := range []string{"iops / dir", "zcfuse-passthrough", "read GB/s"} {
+	for _, want := range []string{"iops / dir", "zcfuse-passthrough", "read GB/s", "iops / native", "proof ✓", "issue 5 targets"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q", want)
 		}
 	}
-	if !strings.Contains(stderr.String(), "[30/30] ") {
+	n := len(Targets)*len(Rows) + len(ZCPaths)*len(smokeZCRows)
+	if !strings.Contains(stderr.String(), fmt.Sprintf("[%d/%d] ", n, n)) {
 		t.Errorf("no progress lines on stderr:\n%s", stderr.String())
 	}
 	f, err := os.Open(plotPath)
