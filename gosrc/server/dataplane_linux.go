@@ -438,8 +438,39 @@ func (ss *session) prepare(e opq.SQE) (*op, unix.Errno) {
 	return o, 0
 }
 
-// submitOp prepares the op's next piece of I/O in the worker's ring.
+// InlineMax is the largest read or write a worker does itself, with
+// pread/pwrite between the arena's mapping and the backing file, instead
+// of through its ring: on tmpfs io_uring hands every READ_FIXED and
+// WRITE_FIXED to an io-wq thread (io_uring:io_uring_queue_async_work
+// fires once per op), two extra context switches that cost more than a
+// small copy takes. Larger ops go through the ring with fixed buffers.
+const InlineMax = 64 << 10
+
+// submitOp prepares the op's next piece of I/O in the worker's ring, or
+// does a small read or write at once (InlineMax).
 func (w *worker) submitOp(o *op) {
+	if o.e.Opcode != opq.OpFsync && o.e.Len <= InlineMax {
+		buf := o.buf[o.done:]
+		off := int64(o.e.FileOff + o.done)
+		var n int
+		var err error
+		for {
+			if o.e.Opcode == opq.OpRead {
+				n, err = unix.Pread(o.at.fd, buf, off)
+			} else {
+				n, err = unix.Pwrite(o.at.fd, buf, off)
+			}
+			if err != unix.EINTR {
+				break
+			}
+		}
+		res := int32(n)
+		if err != nil {
+			res = -int32(err.(unix.Errno))
+		}
+		w.progress(o, res)
+		return
+	}
 	sqe := w.sqe()
 	if sqe == nil {
 		w.finish(o, -int64(unix.EBUSY))
@@ -492,6 +523,12 @@ func (w *worker) completed(idx uint32, res int32) {
 	w.ops[idx] = nil
 	w.freeOps = append(w.freeOps, idx)
 	defer o.q.put() // after the completion is posted
+	w.progress(o, res)
+}
+
+// progress accounts one transfer of res bytes (or -errno) and goes on
+// where a short one stopped, or finishes the op.
+func (w *worker) progress(o *op, res int32) {
 	switch {
 	case res < 0:
 		if o.done > 0 {
