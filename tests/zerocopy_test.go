@@ -55,6 +55,35 @@ func inflightClient(mnt string) int {
 	select {}
 }
 
+// zcClient connects to the server behind mnt, shares an arena of size
+// bytes and attaches file name (created) on the mount; cleanup closes all.
+func zcClient(t *testing.T, mnt string, size int64, name string) (*zc.Session, *arena.Arena, uint32) {
+	t.Helper()
+	s, err := zc.Connect(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a, err := arena.Create(size, arena.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if _, _, err := s.Share(a); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(mnt+"/"+name, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	id, err := s.Attach(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, a, id
+}
+
 func countFds(t *testing.T, pid int) int {
 	t.Helper()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
@@ -112,28 +141,7 @@ func TestClientKilledInFlight(t *testing.T) {
 func TestServerKilledMidBatch(t *testing.T) {
 	requireUring(t)
 	srv := startMount(t, mountOpts{transport: "uring"})
-	s, err := zc.Connect(srv.Mnt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	a, err := arena.Create(512<<20, arena.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if _, _, err := s.Share(a); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Open(srv.Mnt+"/batch", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	id, err := s.Attach(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a, id := zcClient(t, srv.Mnt, 512<<20, "batch")
 	ops := make([]zc.Op, 64)
 	for i := range ops {
 		ops[i] = zc.Op{Opcode: zc.OpWrite, File: id, Buf: a.Bytes()[i<<23 : (i+1)<<23], Off: int64(i) << 23, UserData: uint64(i)}
@@ -187,26 +195,7 @@ func cpuTicks(t *testing.T, pid string) int64 {
 func TestIdleSessionCPU(t *testing.T) {
 	requireUring(t)
 	srv := startMount(t, mountOpts{transport: "uring"})
-	s, err := zc.Connect(srv.Mnt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	a, err := arena.Create(1<<20, arena.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	s.Share(a)
-	fd, err := unix.Open(srv.Mnt+"/idle", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	id, err := s.Attach(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a, id := zcClient(t, srv.Mnt, 1<<20, "idle")
 	for _, mode := range []zc.Mode{zc.ModePoll, zc.ModeSleep} {
 		s.SetMode(mode, 0)
 		for i := range 100 {
