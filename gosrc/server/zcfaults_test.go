@@ -201,16 +201,23 @@ func TestScribblerOnlyBreaksItself(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// Paced: a tight loop here would measure this process's own
+		// spinning goroutine against the measured one on 2 CPUs, not the
+		// server's fairness.
 		for i := uint32(0); !stop.Load(); i++ {
 			q.SQTail().Store(i * 7919) // garbage indices
 			q.CQHead().Store(^i)
 			q.NeedWake().Store(1)
 			bad.Ring()
+			time.Sleep(50 * time.Microsecond)
 		}
 	}()
 	shared := rate(500 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
+	// Other packages' tests may run meanwhile: take the solo rate on both
+	// sides of the shared one.
+	solo = (solo + rate(500*time.Millisecond)) / 2
 	t.Logf("4 KiB ring writes: %.0f/s alone, %.0f/s beside a scribbler (%.0f%%)", solo, shared, 100*shared/solo)
 	require.GreaterOrEqual(t, shared, solo/2, "the other session keeps at least half its solo rate")
 	_, err = bad.Pwrite(1, badArena.Bytes()[:10], 0, 0)
