@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -157,7 +158,7 @@ func TestServerKilledMidBatch(t *testing.T) {
 		n, err := s.Wait(cqes, 64-got, 10*time.Second)
 		got += n
 		if err != nil {
-			if !isErrno(err, unix.ENOTCONN) {
+			if !errors.Is(err, unix.ENOTCONN) {
 				t.Fatalf("wait: %v, want ENOTCONN", err)
 			}
 			break
@@ -171,7 +172,7 @@ func TestServerKilledMidBatch(t *testing.T) {
 	if took > 5*time.Second {
 		t.Fatalf("ENOTCONN took %v", took)
 	}
-	if _, err := s.Pwrite(id, a.Bytes()[:10], 0, 0); !isErrno(err, unix.ENOTCONN) {
+	if _, err := s.Pwrite(id, a.Bytes()[:10], 0, 0); !errors.Is(err, unix.ENOTCONN) {
 		t.Fatalf("pwrite after: %v, want ENOTCONN", err)
 	}
 }
@@ -225,18 +226,4 @@ func TestIdleSessionCPU(t *testing.T) {
 	if srvPct >= 1 || mePct >= 1 {
 		t.Fatalf("an idle session costs CPU: server %.2f%%, client %.2f%%", srvPct, mePct)
 	}
-}
-
-func isErrno(err error, e unix.Errno) bool {
-	for err != nil {
-		if x, ok := err.(unix.Errno); ok {
-			return x == e
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }

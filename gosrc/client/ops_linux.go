@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -472,9 +473,9 @@ func (s *Session) Wait(cqes []Completion, min int, timeout time.Duration) (int, 
 
 // waitQueue is Wait on the shared completion queue alone. With anySync
 // it also returns as soon as a sync op finished.
-func (s *Session) waitQueue(cqes []Completion, min int, timeout time.Duration, anySync bool) (int, bool, error) {
+func (s *Session) waitQueue(cqes []Completion, want int, timeout time.Duration, anySync bool) (int, bool, error) {
 	o := &s.ops
-	min = max(0, minInt(minInt(min, o.inflight), len(cqes)))
+	want = max(0, min(want, o.inflight, len(cqes)))
 	deadline := time.Now().Add(timeout)
 	n, synced := o.harvest(cqes)
 	more := func() {
@@ -482,7 +483,7 @@ func (s *Session) waitQueue(cqes []Completion, min int, timeout time.Duration, a
 		n += m
 		synced = synced || sy
 	}
-	done := func() bool { return n >= min || (anySync && synced) }
+	done := func() bool { return n >= want || (anySync && synced) }
 	if n > 0 || synced {
 		// The server signalled these: reset the eventfd, then look again
 		// for what it posted in between, so the fd is readable only when
@@ -532,13 +533,6 @@ func (s *Session) waitQueue(cqes []Completion, min int, timeout time.Duration, a
 	return n, synced, nil
 }
 
-func minInt(a, b int) int {
-	if a < b {
-		return a
-	}
-	return b
-}
-
 // Pwrite writes buf to file at off and returns the bytes written. buf
 // inside one shared arena moves zero-copy (split into MaxChunk pieces);
 // outside every arena it is written through the mount, unless flags has
@@ -568,7 +562,7 @@ func (s *Session) Fsync(file uint32, flags uint32) error {
 func (s *Session) rw(opcode uint8, file uint32, buf []byte, off int64, flags uint32) (int, error) {
 	var ops []Op
 	for done := 0; done < len(buf) || len(ops) == 0; {
-		n := minInt(len(buf)-done, MaxChunk)
+		n := min(len(buf)-done, MaxChunk)
 		ops = append(ops, Op{Opcode: opcode, Flags: flags & RequireZC, File: file, Buf: buf[done : done+n], Off: off + int64(done)})
 		done += n
 		if n == 0 {
@@ -617,7 +611,7 @@ func (s *Session) sync1(ops []Op) ([]int64, error) {
 	for {
 		if sent < len(ops) {
 			n, err := s.submit(ops[sent:], base+uint64(sent))
-			if err != nil && !isErrno(err, unix.EAGAIN) {
+			if err != nil && !errors.Is(err, unix.EAGAIN) {
 				return nil, err
 			}
 			sent += n
@@ -636,20 +630,6 @@ func (s *Session) sync1(ops []Op) ([]int64, error) {
 		o.signal() // others' completions kept for Wait: the fd must say so
 	}
 	return res, nil
-}
-
-func isErrno(err error, e unix.Errno) bool {
-	for err != nil {
-		if x, ok := err.(unix.Errno); ok {
-			return x == e
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }
 
 // SubmitRaw queues descriptors as given, unchecked, for tests and tools

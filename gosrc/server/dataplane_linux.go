@@ -555,7 +555,6 @@ func (w *worker) progress(o *op, res int32) {
 func (w *worker) finish(o *op, res int64) {
 	q, s := o.q, o.q.ss.s
 	if res > 0 {
-		info := o.at.f.hookInfo(q.ss.id, int64(o.e.FileOff), true)
 		switch o.e.Opcode {
 		case opq.OpWrite:
 			// The kernel may cache this file's pages and size: drop them so
@@ -564,7 +563,8 @@ func (w *worker) finish(o *op, res int64) {
 			s.data.writeBytes.Add(uint64(res))
 		case opq.OpRead:
 			if hooks := s.hooks; hooks != nil && hooks.OnRead != nil {
-				hooks.OnRead(info, o.buf[:res])
+				// The path walk of hookInfo only when a hook wants it.
+				hooks.OnRead(o.at.f.hookInfo(q.ss.id, int64(o.e.FileOff), true), o.buf[:res])
 			}
 			s.data.readBytes.Add(uint64(res))
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -174,7 +175,7 @@ func randomClient(mnt string, c int, model [][]byte) (zc, moved uint64, err erro
 		}
 		what := fmt.Sprintf("op %d: %s of %d bytes at %d of file %d (buffer %s)", i, map[bool]string{true: "write", false: "read"}[write], len(buf), fileOff, f, []string{"arena", "arena", "arena", "arena", "arena", "arena", "heap", "heap", "heap", "straddling"}[where])
 		if straddles {
-			if opErr == nil || !isErrno(opErr, unix.EFAULT) {
+			if opErr == nil || !errors.Is(opErr, unix.EFAULT) {
 				return zc, moved, fmt.Errorf("%s: got %d, %v; want EFAULT", what, n, opErr)
 			}
 			continue
@@ -216,20 +217,4 @@ func fillRandom(rng *rand.Rand, b []byte) {
 	for i := len(b) &^ 7; i < len(b); i++ {
 		b[i] = byte(rng.Uint32())
 	}
-}
-
-func isErrno(err error, e unix.Errno) bool {
-	var got unix.Errno
-	for err != nil {
-		if x, ok := err.(unix.Errno); ok {
-			got = x
-			break
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			break
-		}
-		err = u.Unwrap()
-	}
-	return got == e
 }
