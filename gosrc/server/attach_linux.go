@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// file is an open file of the loopback tree. It answers the attach ioctl
-// itself (every other ioctl goes to the backing file as before) and, when
-// the kernel releases the handle, detaches it from every session.
+// file is an open file of the loopback tree. It can be attached to client
+// sessions (node.Ioctl answers the attach ioctl with attachIoctl) and,
+// when the kernel releases the handle, detaches it from every session.
 type file struct {
 	*fs.LoopbackFile
 	srv    *Server
@@ -28,10 +28,7 @@ type file struct {
 	attached map[*session]uint32
 }
 
-var (
-	_ fs.FileIoctler  = (*file)(nil)
-	_ fs.FileReleaser = (*file)(nil)
-)
+var _ fs.FileReleaser = (*file)(nil)
 
 // wrapFile wraps a loopback handle of node n opened with flags; other
 // handles (none today) are returned as they are and cannot be attached.
@@ -56,11 +53,8 @@ func (n *node) wrapFile(fh fs.FileHandle, flags uint32) fs.FileHandle {
 	return f
 }
 
-// Ioctl answers wire.AttachIoctl; other commands go to the backing file.
-func (f *file) Ioctl(ctx context.Context, cmd uint32, arg uint64, input []byte, output []byte) (int32, syscall.Errno) {
-	if cmd != wire.AttachIoctl {
-		return f.LoopbackFile.Ioctl(ctx, cmd, arg, input, output)
-	}
+// attachIoctl answers wire.AttachIoctl on this handle.
+func (f *file) attachIoctl(ctx context.Context, input []byte, output []byte) (int32, syscall.Errno) {
 	ctl := f.srv.ctl.Load()
 	if ctl == nil {
 		return 0, syscall.ESHUTDOWN

@@ -1,0 +1,68 @@
+package passthrough
+
+import (
+	"strconv"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// CapabilityXattr is the attribute that carries file capabilities.
+const CapabilityXattr = "security.capability"
+
+// sysFchmodat2 is fchmodat2(2) (Linux 6.6), the only chmod that works on
+// an O_PATH fd (AT_EMPTY_PATH) and never follows a symlink.
+const sysFchmodat2 = 452
+
+// emptyPath is the "" that AT_EMPTY_PATH calls take.
+var emptyPath = [1]byte{}
+
+// Fchmod sets the permission bits (07777) of the inode fd refers to; fd
+// may be an O_PATH fd.
+func Fchmod(fd int, mode uint32) syscall.Errno {
+	_, _, e := unix.Syscall6(sysFchmodat2, uintptr(fd), uintptr(unsafe.Pointer(&emptyPath[0])), uintptr(mode&07777), unix.AT_EMPTY_PATH, 0, 0)
+	return e
+}
+
+// privBits returns the setuid and setgid bits that an unprivileged write
+// would clear from mode: setuid always, setgid only with group execute.
+func privBits(mode uint32) uint32 {
+	kill := mode & unix.S_ISUID
+	if mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
+		kill |= unix.S_ISGID
+	}
+	return kill
+}
+
+// KillPriv clears, on the regular file fd refers to (an O_PATH fd will
+// do), what a local file system clears when a caller without CAP_FSETID
+// writes, truncates or chowns it: setuid, setgid with group execute, and
+// security.capability. It reports whether it changed anything.
+func KillPriv(fd int) (changed bool, errno syscall.Errno) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err.(syscall.Errno)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, 0
+	}
+	if kill := privBits(st.Mode); kill != 0 {
+		if e := Fchmod(fd, st.Mode&^kill); e != 0 {
+			return false, e
+		}
+		changed = true
+	}
+	err := unix.Fremovexattr(fd, CapabilityXattr)
+	if err == unix.EBADF { // an O_PATH fd: name the inode through /proc
+		err = unix.Removexattr("/proc/self/fd/"+strconv.Itoa(fd), CapabilityXattr)
+	}
+	switch err {
+	case nil:
+		changed = true
+	case unix.ENODATA, unix.EOPNOTSUPP:
+	default:
+		return changed, err.(syscall.Errno)
+	}
+	return changed, 0
+}
