@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -410,6 +411,14 @@ func (c *Conn) spawnReader() {
 // maxReaders), so a handler that blocks does not stall the rest.
 func (c *Conn) devReader() {
 	defer c.wg.Done()
+	// Locked for good: the thread dies with the goroutine, and its
+	// private umask with it.
+	runtime.LockOSThread()
+	if err := requestThread(); err != nil {
+		c.logger.Printf("/dev/fuse reader: %v", err)
+		c.ending.Store(true)
+		return
+	}
 	buf := make([]byte, MaxWrite+64<<10)
 	out := make([]byte, MaxWrite+64<<10)
 	for {
@@ -548,4 +557,18 @@ func (c *Conn) unmount() error {
 		errs = append(errs, fmt.Errorf("unmount %s: %w", c.cfg.Mountpoint, err))
 	}
 	return errors.Join(errs...)
+}
+
+// requestThread prepares the locked OS thread of a request loop: its own
+// file-system context (unshare(CLONE_FS)) with umask 0. The kernel has
+// applied the caller's umask to the mode of every CREATE, MKDIR and MKNOD
+// already (FUSE_DONT_MASK is not negotiated), so the server must not apply
+// its own a second time; a process-wide umask(0) would change it for the
+// program that embeds the server too.
+func requestThread() error {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare(CLONE_FS) for a private umask: %w", err)
+	}
+	unix.Umask(0)
+	return nil
 }

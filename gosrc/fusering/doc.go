@@ -11,6 +11,12 @@
 // notifications (cache invalidation) must be written there, from a
 // dedicated goroutine (see Notifier).
 //
+// Every request runs on a locked OS thread of this package (a ring thread
+// or a /dev/fuse reader) with a file-system context of its own and umask
+// 0: the kernel applied the caller's umask already, and the server's
+// must not apply a second time (requestThread). The process's umask, which
+// belongs to a program that embeds the server, is left alone.
+//
 // # Lifetimes
 //
 // Open creates a Conn (it opens /dev/fuse, nothing is mounted). Hand

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"os"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/zcfuse/zcfuse/gosrc/passthrough"
+	"golang.org/x/sys/unix"
+)
+
+// Creating files, directories and special files with the mode the caller
+// asked for. go-fuse's loopback passes modes through os.FileMode (which
+// drops setuid, setgid and sticky), lets the server's umask apply a second
+// time (the kernel has applied the caller's already: FUSE_DONT_MASK is not
+// negotiated), and chowns by path afterwards (which clears setuid and
+// setgid again). Here the request threads run with umask 0 (fusering), the
+// object is made relative to its parent directory's fd with the exact
+// mode, owned by the caller through an fd on the new object itself, and
+// the setuid and setgid bits that the chown cleared are put back.
+
+var (
+	_ fs.NodeCreater = (*node)(nil)
+	_ fs.NodeMkdirer = (*node)(nil)
+	_ fs.NodeMknoder = (*node)(nil)
+)
+
+// resolveHow resolves a path below the backing root: never through a
+// symlink or a magic link, never above the root.
+const resolveHow = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
+
+// openAt opens n's backing inode relative to the backing root's fd, with
+// flags (O_CLOEXEC added), resolved by resolveHow.
+func (n *node) openAt(flags int) (int, error) {
+	rel := n.Path(n.srv.root.EmbeddedInode())
+	if rel == "" {
+		rel = "."
+	}
+	return unix.Openat2(n.srv.rootFd, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveHow})
+}
+
+// parent opens n as a directory (O_PATH) for *at calls, and reports
+// whether it is setgid (new objects then take its group).
+func (n *node) parent() (fd int, setgid bool, errno syscall.Errno) {
+	fd, err := n.openAt(unix.O_PATH | unix.O_DIRECTORY)
+	if err != nil {
+		return -1, false, fs.ToErrno(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, false, fs.ToErrno(err)
+	}
+	return fd, st.Mode&unix.S_ISGID != 0, 0
+}
+
+// adopt makes the new object fd refers to (an O_PATH fd will do) the
+// caller's, as a local file system would have made it: the caller's uid,
+// and the caller's gid unless the parent is setgid (then the parent's,
+// which the object has already). A root server's chown clears setuid and
+// setgid on non-directories; the bits of mode it cleared are put back.
+// A server that is not root cannot give files away and leaves them as
+// they are.
+func adopt(ctx context.Context, fd int, mode uint32, parentSetgid bool) syscall.Errno {
+	caller, ok := fuse.FromContext(ctx)
+	if !ok || os.Geteuid() != 0 {
+		return 0
+	}
+	gid := int(caller.Gid)
+	if parentSetgid {
+		gid = -1
+	}
+	if err := unix.Fchownat(fd, "", int(caller.Uid), gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fs.ToErrno(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	if lost := mode & (unix.S_ISUID | unix.S_ISGID) &^ st.Mode; lost != 0 {
+		return passthrough.Fchmod(fd, st.Mode|lost)
+	}
+	return 0
+}
+
+// made finishes a new object called name in the directory pfd: ownership
+// (adopt) through an O_PATH fd opened without following a symlink, then
+// the inode, as a lookup builds it. On failure the object is removed.
+func (n *node) made(ctx context.Context, pfd int, name string, mode uint32, setgid bool, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	undo := func() {
+		flags := 0
+		if mode&unix.S_IFMT == unix.S_IFDIR {
+			flags = unix.AT_REMOVEDIR
+		}
+		unix.Unlinkat(pfd, name, flags)
+	}
+	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		undo()
+		return nil, fs.ToErrno(err)
+	}
+	errno := adopt(ctx, fd, mode, setgid)
+	unix.Close(fd)
+	if errno != 0 {
+		undo()
+		return nil, errno
+	}
+	return n.LoopbackNode.Lookup(ctx, name, out)
+}
+
+// Mkdir makes a directory with exactly mode (sticky included).
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	pfd, setgid, errno := n.parent()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, name, mode&07777); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	return n.made(ctx, pfd, name, unix.S_IFDIR|mode&07777, setgid, out)
+}
+
+// Mknod makes a special file or FIFO with exactly mode.
+func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	pfd, setgid, errno := n.parent()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mknodat(pfd, name, mode, int(rdev)); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	return n.made(ctx, pfd, name, mode, setgid, out)
+}
+
+// Create makes and opens a regular file with exactly mode. It never opens
+// a file that exists already (O_EXCL on the backing file system, whatever
+// the caller asked): the kernel sends CREATE only for a name it found
+// missing, and a file made meanwhile directly on the backing file system
+// must not be opened, or given to the caller, as root. That race answers
+// EEXIST.
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	pfd, setgid, errno := n.parent()
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	defer unix.Close(pfd)
+	// O_APPEND would make the backing pwrite ignore the kernel's offsets.
+	oflags := int(flags&^(syscall.O_APPEND|fuse.FMODE_EXEC)) | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(pfd, name, oflags, mode&07777)
+	if err != nil {
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	fail := func(errno syscall.Errno) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+		unix.Close(fd)
+		unix.Unlinkat(pfd, name, 0)
+		return nil, nil, 0, errno
+	}
+	if errno := adopt(ctx, fd, unix.S_IFREG|mode&07777, setgid); errno != 0 {
+		return fail(errno)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(fs.ToErrno(err))
+	}
+	child, errno := n.LoopbackNode.Lookup(ctx, name, out)
+	if errno != 0 {
+		return fail(errno)
+	}
+	if out.Attr.Ino != st.Ino { // the name was swapped on the backing file system
+		unix.Close(fd)
+		return nil, nil, 0, syscall.EIO
+	}
+	fh := fs.FileHandle(fs.NewLoopbackFile(fd))
+	noteFd(fh)
+	if c, ok := child.Operations().(*node); ok {
+		fh = c.wrapFile(fh, flags)
+	}
+	n.srv.raw.noteOpened(ctx, fh)
+	return child, fh, 0, 0
+}
