@@ -376,6 +376,11 @@ func (w *worker) start(o *op) {
 		return
 	}
 	if o.e.Opcode == opq.OpWrite {
+		if q.ss.killPriv {
+			// As write(2) by this peer would (killpriv_linux.go); the
+			// invalidation after the write drops the kernel's cached mode.
+			o.at.f.node.killPriv(o.at.fd, false)
+		}
 		if hooks := q.ss.s.hooks; hooks != nil && hooks.OnWrite != nil {
 			if hooks.CopyForHooks {
 				o.buf = append([]byte(nil), o.buf...)

@@ -6,6 +6,15 @@
 // go-fuse's loopback turns it on by itself when run as root, which would
 // route READ and WRITE around the server (and around its counters).
 //
+// What the node tree does for a client is bounded (package passthrough
+// holds the rules): every FUSE_IOCTL reaches node.Ioctl, which answers the
+// attach ioctl and passthrough's allow-list and nothing else; create,
+// mkdir and mknod make objects with exactly the mode asked, owned by the
+// caller (create_linux.go); FUSE_HANDLE_KILLPRIV_V2 is negotiated and the
+// kernel's kill-suid/sgid flags on WRITE, SETATTR and OPEN, and ring
+// writes of sessions without CAP_FSETID, clear setuid/setgid/capability
+// (killpriv_linux.go). Mode 0000 stays 0000 (go-fuse's NullPermissions).
+//
 // The mount root answers a virtual extended attribute, StatsXattr, with
 // the server's statistics as JSON; it never reaches the backing
 // directory and is not listed. `zcfuse stats MOUNTPOINT` reads it.

@@ -15,6 +15,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
+	"golang.org/x/sys/unix"
 )
 
 // StatsXattr is the extended attribute on the mount root that returns the
@@ -92,8 +93,25 @@ type Server struct {
 	ctl     atomic.Pointer[sessions]      // the control plane, once serving
 	lastCtl atomic.Pointer[sessions]      // the control plane, also after Stop (its counters)
 	root    *rootNode
+	// rootFd is the backing directory (O_PATH): the node tree resolves
+	// names below it with openat2 (RESOLVE_BENEATH, no symlinks).
+	rootFd int
+	// raw is the RawFileSystem the transport serves (kill-priv flags).
+	raw *rawFS
+	// nosecTTL is how long a kill-priv check that found nothing holds:
+	// the attribute timeout.
+	nosecTTL time.Duration
 	// callbacks is the node tree's notifier; set before any node exists.
 	callbacks *callbacks
+}
+
+// logf logs through the connection's logger, or the options' one.
+func (s *Server) logf(format string, args ...any) {
+	if c := s.conn.Load(); c != nil {
+		c.Logger().Printf(format, args...)
+	} else if s.opts.Logger != nil {
+		s.opts.Logger.Printf(format, args...)
+	}
 }
 
 // ErrStarted is returned by a second Start: a Server mounts once.
@@ -124,7 +142,7 @@ func New(backing, mountpoint string, opts Options) (*Server, error) {
 	if rel, err := filepath.Rel(mountpoint, backing); err == nil && rel == "." {
 		return nil, fmt.Errorf("backing directory and mountpoint are the same: %s: %w", backing, syscall.EINVAL)
 	}
-	return &Server{backing: backing, mountpoint: mountpoint, opts: opts}, nil
+	return &Server{backing: backing, mountpoint: mountpoint, opts: opts, rootFd: -1}, nil
 }
 
 func timeout(d time.Duration) *time.Duration {
@@ -161,6 +179,10 @@ func (s *Server) Start() error {
 			EnableLocks:   true,
 			MaxBackground: 64,
 			Logger:        s.opts.Logger,
+			// The server clears setuid/setgid itself when the kernel
+			// says so (killpriv_linux.go), and the kernel stops asking
+			// GETXATTR security.capability before every WRITE.
+			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2,
 		},
 	})
 	if err != nil {
@@ -171,6 +193,11 @@ func (s *Server) Start() error {
 		conn.Stop()
 		return fmt.Errorf("backing directory: %w", err)
 	}
+	if s.rootFd, err = unix.Open(s.backing, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		conn.Stop()
+		return fmt.Errorf("backing directory: %w", err)
+	}
+	s.nosecTTL = *timeout(s.opts.AttrTimeout)
 	lr := &fs.LoopbackRoot{Path: s.backing, Dev: uint64(st.Dev)}
 	root := &rootNode{node: node{LoopbackNode: fs.LoopbackNode{RootData: lr}, srv: s}}
 	lr.RootNode = root
@@ -180,12 +207,14 @@ func (s *Server) Start() error {
 	s.root = root
 	cb, sc := serverCallbacks(conn)
 	s.callbacks = cb
-	rawFS := fs.NewNodeFS(root, &fs.Options{
+	s.raw = &rawFS{srv: s, RawFileSystem: fs.NewNodeFS(root, &fs.Options{
 		EntryTimeout:    timeout(s.opts.EntryTimeout),
 		AttrTimeout:     timeout(s.opts.AttrTimeout),
 		ServerCallbacks: sc,
 		Logger:          s.opts.Logger,
-	})
+		// A mode of 0000 stays 0000: go-fuse would show it as 0644.
+		NullPermissions: true,
+	})}
 	dir := s.opts.ControlDir
 	if dir == "" {
 		dir = os.TempDir()
@@ -200,7 +229,7 @@ func (s *Server) Start() error {
 	}
 	s.ctl.Store(ctl) // before the mount exists, so ControlXattr always answers
 	s.lastCtl.Store(ctl)
-	if err := conn.Start(rawFS); err != nil {
+	if err := conn.Start(s.raw); err != nil {
 		conn.Stop()
 		s.ctl.Store(nil)
 		ctl.close()
@@ -267,8 +296,22 @@ func (s *Server) Stop() error {
 	var err error
 	if c := s.conn.Load(); c != nil {
 		err = c.Stop()
+		select {
+		case <-c.Done(): // no request can use the root fd any more
+			s.closeRoot()
+		default:
+		}
+	} else {
+		s.closeRoot()
 	}
 	return err
+}
+
+func (s *Server) closeRoot() {
+	if s.rootFd >= 0 {
+		unix.Close(s.rootFd)
+		s.rootFd = -1
+	}
 }
 
 // Stats returns a snapshot of the counters.
@@ -309,13 +352,11 @@ func (s *Server) Mountpoint() string { return s.mountpoint }
 // files can be attached to client sessions (file).
 type node struct {
 	fs.LoopbackNode
+	nosec
 	srv *Server
 }
 
-var (
-	_ fs.NodeOpener  = (*node)(nil)
-	_ fs.NodeCreater = (*node)(nil)
-)
+var _ fs.NodeOpener = (*node)(nil)
 
 func noteFd(fh fs.FileHandle) {
 	if p, ok := fh.(fs.FilePassthroughFder); ok {
@@ -331,20 +372,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno == 0 {
 		noteFd(fh)
 		fh = n.wrapFile(fh, flags)
+		n.srv.raw.noteOpened(ctx, fh)
 	}
 	return fh, fuseFlags, errno
-}
-
-// Create creates the backing file and notes its fd for the READ fast path.
-func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	inode, fh, fuseFlags, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
-	if errno == 0 {
-		noteFd(fh)
-		if child, ok := inode.Operations().(*node); ok {
-			fh = child.wrapFile(fh, flags)
-		}
-	}
-	return inode, fh, fuseFlags, errno
 }
 
 var (
@@ -370,6 +400,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if virtualXattr(attr) {
 		return syscall.EPERM
 	}
+	n.attrsChanged()
 	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
 }
 
@@ -414,18 +445,12 @@ func (n *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 
 // Setxattr refuses to change the virtual attribute.
 func (n *rootNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if attr == StatsXattr || attr == ControlXattr {
-		return syscall.EPERM
-	}
-	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
+	return n.node.Setxattr(ctx, attr, data, flags)
 }
 
 // Removexattr refuses to remove the virtual attribute.
 func (n *rootNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if attr == StatsXattr || attr == ControlXattr {
-		return syscall.EPERM
-	}
-	return n.LoopbackNode.Removexattr(ctx, attr)
+	return n.node.Removexattr(ctx, attr)
 }
 
 // ReadStats reads the stats of the server behind mountpoint.

@@ -8,6 +8,8 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -68,7 +70,10 @@ type session struct {
 	id    uint64
 	token [16]byte
 	cred  unix.Ucred // the peer, from SO_PEERCRED at connect
-	queue *opQueue
+	// killPriv: the peer lacked CAP_FSETID when it connected, so its
+	// ring writes clear setuid/setgid/capability as its write(2) would.
+	killPriv bool
+	queue    *opQueue
 	// arenas is changed by the session's goroutine and read by workers.
 	amu    sync.RWMutex
 	arenas map[uint32]*sharedArena
@@ -209,6 +214,7 @@ func (s *sessions) admit(fd int) error {
 		return fmt.Errorf("uid %d may not use this mount (owner %d; mount with --allow-other to let others in): %w", cred.Uid, s.ownerUID, unix.EACCES)
 	}
 	ss := &session{s: s, fd: fd, id: s.nextID.Add(1), cred: *cred, arenas: map[uint32]*sharedArena{}, files: map[uint32]*attachment{}}
+	ss.killPriv = !hasCapFsetid(cred.Pid)
 	rand.Read(ss.token[:])
 	s.mu.Lock()
 	switch {
@@ -434,4 +440,28 @@ func sweepStaleSockets(dir string) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// capFsetid is CAP_FSETID's bit in a capability set.
+const capFsetid = 1 << 4
+
+// hasCapFsetid reports whether process pid (in this pid namespace) has
+// CAP_FSETID in its effective set, from /proc/PID/status. A pid of 0 (a
+// peer in another pid namespace) or one that cannot be read counts as
+// not having it: its ring writes then clear setuid/setgid, the safe side.
+func hasCapFsetid(pid int32) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&capFsetid != 0
+		}
+	}
+	return false
 }

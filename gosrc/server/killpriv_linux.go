@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/zcfuse/zcfuse/gosrc/passthrough"
+	"golang.org/x/sys/unix"
+)
+
+// Kill-priv. The server negotiates FUSE_HANDLE_KILLPRIV_V2, so the kernel
+// neither clears setuid/setgid itself nor asks GETXATTR security.capability
+// before every WRITE; instead it flags the requests whose caller lacks
+// CAP_FSETID, and the server clears what a local file system would
+// (passthrough.KillPriv):
+//
+//	WRITE    FUSE_WRITE_KILL_SUIDGID   rawFS.Write/Writev, by the handle
+//	SETATTR  FATTR_KILL_SUIDGID        node.Setattr (truncate; chown of a
+//	                                   non-directory)
+//	OPEN     FUSE_OPEN_KILL_SUIDGID    rawFS.Open, with O_TRUNC
+//
+// and ring writes of a session whose peer lacked CAP_FSETID when it
+// connected (worker.start). go-fuse's node API drops the WRITE and OPEN
+// flags, so rawFS, a thin layer over its RawFileSystem, reads them and
+// finds the handle's file through the handles map; the file an OPEN or
+// CREATE made reaches rawFS through opening, keyed by the request's
+// cancel channel (unique to a request in flight).
+//
+// A check that found nothing to clear holds for the attribute timeout
+// (node.nosecUntil), as the kernel's own S_NOSEC holds until the next
+// attribute change: a SETATTR or an xattr change through the mount ends
+// it at once; a change made directly on the backing file system is seen
+// within the attribute timeout, as the kernel's attribute cache sees it.
+
+// rawFS is go-fuse's RawFileSystem with kill-priv for WRITE and OPEN.
+type rawFS struct {
+	fuse.RawFileSystem
+	srv     *Server
+	opening sync.Map // <-chan struct{} (a request's cancel) -> *file
+	handles sync.Map // uint64 (FUSE file handle) -> *file
+}
+
+// noteOpened hands the file an OPEN or CREATE being served made to rawFS.
+func (r *rawFS) noteOpened(ctx context.Context, fh fs.FileHandle) {
+	f, ok := fh.(*file)
+	c, ok2 := ctx.(*fuse.Context)
+	if r == nil || !ok || !ok2 {
+		return
+	}
+	r.opening.Store(c.Cancel, f)
+}
+
+// opened takes the file the request with cancel made, filing it under fh.
+func (r *rawFS) opened(cancel <-chan struct{}, fh uint64, ok bool) *file {
+	v, found := r.opening.LoadAndDelete(cancel)
+	if !found || !ok {
+		return nil
+	}
+	f := v.(*file)
+	r.handles.Store(fh, f)
+	return f
+}
+
+func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	st := r.RawFileSystem.Open(cancel, in, out)
+	f := r.opened(cancel, out.Fh, st == fuse.OK)
+	if f != nil && in.Mode&fuse.OPEN_KILL_SUIDGID != 0 && in.Flags&syscall.O_TRUNC != 0 {
+		f.killPriv(true)
+	}
+	return st
+}
+
+func (r *rawFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	// The file is new (node.Create never opens an existing one): nothing
+	// to kill, whatever CreateIn.OpenFlags says.
+	st := r.RawFileSystem.Create(cancel, in, name, out)
+	r.opened(cancel, out.Fh, st == fuse.OK)
+	return st
+}
+
+func (r *rawFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	r.beforeWrite(in)
+	return r.RawFileSystem.Write(cancel, in, data)
+}
+
+func (r *rawFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	r.beforeWrite(in)
+	return r.RawFileSystem.Writev(cancel, in, data)
+}
+
+func (r *rawFS) beforeWrite(in *fuse.WriteIn) {
+	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID == 0 {
+		return
+	}
+	if v, ok := r.handles.Load(in.Fh); ok {
+		v.(*file).killPriv(false)
+	}
+}
+
+func (r *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	// Before go-fuse frees the handle number for reuse.
+	r.handles.Delete(in.Fh)
+	r.RawFileSystem.Release(cancel, in)
+}
+
+// killPriv clears f's setuid/setgid/capability (passthrough.KillPriv)
+// unless a check within the attribute timeout found none and force is
+// false. It reports whether it changed anything.
+func (f *file) killPriv(force bool) bool {
+	fd, ok := f.LoopbackFile.PassthroughFd()
+	if !ok {
+		return false
+	}
+	return f.node.killPriv(fd, force)
+}
+
+func (n *node) killPriv(fd int, force bool) bool {
+	now := time.Now().UnixNano()
+	if !force && now < n.nosecUntil.Load() {
+		return false
+	}
+	changed, errno := passthrough.KillPriv(fd)
+	switch {
+	case errno != 0:
+		n.srv.logf("clearing setuid/setgid of %q: %v", n.Path(nil), errno)
+		n.nosecUntil.Store(0)
+	case changed:
+		n.nosecUntil.Store(0)
+	default:
+		n.nosecUntil.Store(now + int64(n.srv.nosecTTL))
+	}
+	return changed
+}
+
+// nosec is embedded in node: when the last kill-priv check of the inode
+// found nothing to clear, until when that holds (unix nanoseconds).
+type nosec struct{ nosecUntil atomic.Int64 }
+
+// attrsChanged ends a kill-priv check's validity.
+func (n *node) attrsChanged() { n.nosecUntil.Store(0) }
+
+var (
+	_ fs.NodeSetattrer     = (*node)(nil)
+	_ fs.NodeRemovexattrer = (*node)(nil)
+)
+
+// Setattr changes attributes, then clears setuid/setgid/capability when
+// the kernel says so (FATTR_KILL_SUIDGID: a truncate or chown by a caller
+// without CAP_FSETID).
+func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.attrsChanged()
+	if errno := n.LoopbackNode.Setattr(ctx, fh, in, out); errno != 0 || in.Valid&fuse.FATTR_KILL_SUIDGID == 0 {
+		return errno
+	}
+	fd, own := -1, false
+	if f, ok := fh.(*file); ok {
+		fd, _ = f.LoopbackFile.PassthroughFd()
+	}
+	if fd < 0 {
+		var err error
+		if fd, err = n.openAt(unix.O_PATH | unix.O_NOFOLLOW); err != nil {
+			return fs.ToErrno(err)
+		}
+		own = true
+	}
+	var st unix.Stat_t
+	errno := fs.ToErrno(unix.Fstat(fd, &st))
+	if errno == 0 && st.Ino == out.Ino {
+		if n.killPriv(fd, true) {
+			errno = fs.ToErrno(unix.Fstat(fd, &st))
+			out.Mode = st.Mode
+		}
+	}
+	if own {
+		unix.Close(fd)
+	}
+	return errno
+}
+
+// Removexattr removes an attribute (the root's own names excepted).
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if virtualXattr(attr) {
+		return syscall.EPERM
+	}
+	n.attrsChanged()
+	return n.LoopbackNode.Removexattr(ctx, attr)
+}
