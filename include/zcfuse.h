@@ -236,10 +236,18 @@ int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stat
  *            or a write to a file attached read-only (a read of one
  *            attached write-only);
  *   -EINVAL  unknown opcode or flags, a negative offset;
+ *   -EFBIG   a write that would reach past the calling process's
+ *            RLIMIT_FSIZE (read at each zcfuse_pwrite()/zcfuse_submit()):
+ *            nothing of it is written, not even the part below the limit,
+ *            and no SIGXFSZ is sent (write(2) would write up to the limit
+ *            and raise the signal);
  *   -ENOTCONN the server is gone; -EBADF too on a closed session.
  * Writes through the op queue invalidate the kernel's cached pages and
  * attributes of the file, so readers through the mount (read, stat, mmap)
- * see the new bytes and size.
+ * see the new bytes and size. A write by a session whose process lacked
+ * CAP_FSETID when it connected clears the file's setuid bit, its setgid
+ * bit when group execute is set, and its security.capability attribute,
+ * as write(2) by that process would.
  */
 
 /* Op flags. */

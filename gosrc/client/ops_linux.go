@@ -90,6 +90,9 @@ type opState struct {
 	spin     time.Duration
 	dead     bool
 	nextSync uint64
+	// fsize is the process's RLIMIT_FSIZE soft limit, read once per
+	// Submit (fileSizeLimit).
+	fsize uint64
 
 	// Every op in flight has a slot; the descriptor carries the slot's
 	// index, so the caller's user data is never interpreted. Ops of
@@ -259,6 +262,7 @@ func (s *Session) submit(ops []Op, syncBase uint64) (int, error) {
 		return 0, err
 	}
 	taken, queued, local := 0, 0, false
+	o.fsize = fileSizeLimit()
 	for i := range ops {
 		op := &ops[i]
 		if len(o.freeSlots) == 0 {
@@ -337,6 +341,9 @@ func (o *opState) prepare(op *Op) (e opq.SQE, res int64, local bool) {
 	}
 	if op.Off < 0 {
 		return e, -int64(unix.EINVAL), true
+	}
+	if op.Opcode == opq.OpWrite && pastLimit(op.Off, len(op.Buf), o.fsize) {
+		return e, -int64(unix.EFBIG), true
 	}
 	a, off, errno := o.locate(op.Buf)
 	switch {
@@ -560,6 +567,9 @@ func (s *Session) Fsync(file uint32, flags uint32) error {
 }
 
 func (s *Session) rw(opcode uint8, file uint32, buf []byte, off int64, flags uint32) (int, error) {
+	if opcode == OpWrite && off >= 0 && pastLimit(off, len(buf), fileSizeLimit()) {
+		return 0, unix.EFBIG // the whole write, before any chunk of it is sent
+	}
 	var ops []Op
 	for done := 0; done < len(buf) || len(ops) == 0; {
 		n := min(len(buf)-done, MaxChunk)
@@ -663,4 +673,21 @@ func (s *Session) Ring() {
 	if s.ops.q != nil {
 		s.ops.ring()
 	}
+}
+
+// fileSizeLimit is the process's RLIMIT_FSIZE soft limit (RLIM_INFINITY
+// when it cannot be read).
+func fileSizeLimit() uint64 {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_FSIZE, &rl) != nil {
+		return unix.RLIM_INFINITY
+	}
+	return rl.Cur
+}
+
+// pastLimit reports whether writing n bytes at off would reach past the
+// file size limit. Ring writes past it fail whole with EFBIG: unlike
+// write(2) they are not shortened to the limit, and no SIGXFSZ is sent.
+func pastLimit(off int64, n int, limit uint64) bool {
+	return n > 0 && uint64(off)+uint64(n) > limit
 }
