@@ -54,9 +54,9 @@
 // an OPEN with O_TRUNC, whenever the caller lacks CAP_FSETID. A root
 // server has CAP_FSETID, so the backing file system would keep the bits:
 // KillPriv clears them as a local file system does for an unprivileged
-// writer: setuid always, setgid when group execute is set (setgid without
-// it marks mandatory locking and stays), and the security.capability
-// attribute.
+// writer: setuid always, setgid when group execute is set or, without
+// it (mandatory locking), when the writer is not in the file's group, and
+// the security.capability attribute.
 //
 // # Errors
 //

@@ -25,11 +25,13 @@ func Fchmod(fd int, mode uint32) syscall.Errno {
 	return e
 }
 
-// privBits returns the setuid and setgid bits that an unprivileged write
-// would clear from mode: setuid always, setgid only with group execute.
-func privBits(mode uint32) uint32 {
+// privBits returns the bits of mode that a write by a caller without
+// CAP_FSETID clears (the kernel's setattr_should_drop_suidgid): setuid
+// always; setgid when group execute is set, and without it (mandatory
+// locking) when the caller is not in the file's group gid.
+func privBits(mode, gid uint32, inGroup func(gid uint32) bool) uint32 {
 	kill := mode & unix.S_ISUID
-	if mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
+	if mode&unix.S_ISGID != 0 && (mode&unix.S_IXGRP != 0 || inGroup == nil || !inGroup(gid)) {
 		kill |= unix.S_ISGID
 	}
 	return kill
@@ -37,20 +39,24 @@ func privBits(mode uint32) uint32 {
 
 // KillPriv clears, on the regular file fd refers to (an O_PATH fd will
 // do), what a local file system clears when a caller without CAP_FSETID
-// writes, truncates or chowns it: setuid, setgid with group execute, and
-// security.capability. It reports whether it changed anything.
-func KillPriv(fd int) (changed bool, errno syscall.Errno) {
+// writes, truncates or chowns it: setuid, setgid (privBits; inGroup tells
+// whether the caller is in a group, nil: in none), and
+// security.capability. It reports whether it changed anything, and
+// whether the file is now clean: no setuid, setgid or capability left
+// for any caller to clear.
+func KillPriv(fd int, inGroup func(gid uint32) bool) (changed, clean bool, errno syscall.Errno) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return false, err.(syscall.Errno)
+		return false, false, err.(syscall.Errno)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false, 0
+		return false, true, 0
 	}
-	if kill := privBits(st.Mode); kill != 0 {
+	if kill := privBits(st.Mode, st.Gid, inGroup); kill != 0 {
 		if e := Fchmod(fd, st.Mode&^kill); e != 0 {
-			return false, e
+			return false, false, e
 		}
+		st.Mode &^= kill
 		changed = true
 	}
 	err := unix.Fremovexattr(fd, CapabilityXattr)
@@ -62,7 +68,7 @@ func KillPriv(fd int) (changed bool, errno syscall.Errno) {
 		changed = true
 	case unix.ENODATA, unix.EOPNOTSUPP:
 	default:
-		return changed, err.(syscall.Errno)
+		return changed, false, err.(syscall.Errno)
 	}
-	return changed, 0
+	return changed, st.Mode&(unix.S_ISUID|unix.S_ISGID) == 0, 0
 }

@@ -94,23 +94,27 @@ func capV2() []byte {
 	return b
 }
 
-// TestKillPriv: setuid always goes, setgid only with group execute, the
-// capability attribute goes, through a plain fd and an O_PATH fd alike;
-// other files and other bits are untouched.
+// TestKillPriv: setuid always goes, setgid with group execute, or
+// without it for a caller outside the file's group, the capability
+// attribute goes, through a plain fd and an O_PATH fd alike; other files
+// and other bits are untouched.
 func TestKillPriv(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: chmod to setuid/setgid of a file of any owner, security.capability")
 	}
 	dir := t.TempDir()
+	member := func(uint32) bool { return true }
 	cases := []struct {
 		mode, want uint32
+		inGroup    func(uint32) bool
 	}{
-		{06777, 00777},
-		{04755, 00755},
-		{02777, 00777},
-		{02767, 02767}, // setgid without group execute: mandatory locking, kept
-		{01777, 01777},
-		{00644, 00644},
+		{06777, 00777, nil},
+		{04755, 00755, member},
+		{02777, 00777, member},
+		{02767, 00767, nil},    // setgid without group execute, caller not in the group
+		{02767, 02767, member}, // ... and in it: mandatory locking, kept
+		{01777, 01777, nil},
+		{00644, 00644, nil},
 	}
 	for _, opath := range []bool{false, true} {
 		for _, c := range cases {
@@ -131,7 +135,7 @@ func TestKillPriv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			changed, errno := KillPriv(fd)
+			changed, clean, errno := KillPriv(fd, c.inGroup)
 			unix.Close(fd)
 			if errno != 0 {
 				t.Fatalf("O_PATH %v, mode %o: %v", opath, c.mode, errno)
@@ -147,6 +151,9 @@ func TestKillPriv(t *testing.T) {
 			if want := c.mode != c.want || hasCap; changed != want {
 				t.Errorf("O_PATH %v, mode %o (capability %v): changed %v; want %v", opath, c.mode, hasCap, changed, want)
 			}
+			if want := c.want&(unix.S_ISUID|unix.S_ISGID) == 0; clean != want {
+				t.Errorf("O_PATH %v, mode %o: clean %v; want %v", opath, c.mode, clean, want)
+			}
 		}
 	}
 	// Directories and FIFOs keep their bits.
@@ -156,7 +163,7 @@ func TestKillPriv(t *testing.T) {
 	}
 	unix.Chmod(d, 02775)
 	fd, _ := unix.Open(d, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if changed, errno := KillPriv(fd); changed || errno != 0 || statMode(t, d) != 02775 {
+	if changed, _, errno := KillPriv(fd, nil); changed || errno != 0 || statMode(t, d) != 02775 {
 		t.Errorf("directory 2775: changed %v, errno %v, mode %o; want untouched", changed, errno, statMode(t, d))
 	}
 	unix.Close(fd)

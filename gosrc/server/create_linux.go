@@ -22,9 +22,10 @@ import (
 // the setuid and setgid bits that the chown cleared are put back.
 
 var (
-	_ fs.NodeCreater = (*node)(nil)
-	_ fs.NodeMkdirer = (*node)(nil)
-	_ fs.NodeMknoder = (*node)(nil)
+	_ fs.NodeCreater  = (*node)(nil)
+	_ fs.NodeMkdirer  = (*node)(nil)
+	_ fs.NodeMknoder  = (*node)(nil)
+	_ fs.NodeTmpfiler = (*node)(nil)
 )
 
 // resolveHow resolves a path below the backing root: never through a
@@ -181,4 +182,43 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	n.srv.raw.noteOpened(ctx, fh)
 	return child, fh, 0, 0
+}
+
+// Tmpfile makes an unnamed file (O_TMPFILE) in n with exactly mode, owned
+// by the caller: go-fuse's loopback left it to root, with whatever mode
+// was asked (04755 included), outside the caller's quota.
+func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	pfd, setgid, errno := n.parent()
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	unix.Close(pfd)
+	child, fh, fuseFlags, errno := n.LoopbackNode.Tmpfile(ctx, flags, mode, out)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	lf, ok := fh.(*fs.LoopbackFile)
+	fd := -1
+	if ok {
+		fd, ok = lf.PassthroughFd()
+	}
+	if !ok {
+		return nil, nil, 0, syscall.EIO
+	}
+	if errno := adopt(ctx, fd, unix.S_IFREG|mode&07777, setgid); errno != 0 {
+		lf.Release(ctx)
+		return nil, nil, 0, errno
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		lf.Release(ctx)
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	out.Attr.FromStat(&st)
+	noteFd(fh)
+	if c, ok := child.Operations().(*node); ok {
+		fh = c.wrapFile(fh, flags)
+	}
+	n.srv.raw.noteOpened(ctx, fh)
+	return child, fh, fuseFlags, 0
 }

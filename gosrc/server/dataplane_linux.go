@@ -379,7 +379,7 @@ func (w *worker) start(o *op) {
 		if q.ss.killPriv {
 			// As write(2) by this peer would (killpriv_linux.go); the
 			// invalidation after the write drops the kernel's cached mode.
-			o.at.f.node.killPriv(o.at.fd, false)
+			o.at.f.node.killPriv(o.at.fd, false, q.ss.priv)
 		}
 		if hooks := q.ss.s.hooks; hooks != nil && hooks.OnWrite != nil {
 			if hooks.CopyForHooks {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +24,13 @@ import (
 //	SETATTR  FATTR_KILL_SUIDGID        node.Setattr (truncate; chown of a
 //	                                   non-directory)
 //	OPEN     FUSE_OPEN_KILL_SUIDGID    rawFS.Open, with O_TRUNC
+//
+// FALLOCATE and COPY_FILE_RANGE carry no such flag, and the kernel does
+// not clear the bits for them under KILLPRIV_V2 (measured: a non-owner's
+// fallocate through the mount kept 06777), while a local file system
+// clears them for a caller without CAP_FSETID. For those two the server
+// reads the caller's effective capabilities from /proc/PID/status
+// (hasCapFsetid), only when the inode may carry bits to clear.
 //
 // and ring writes of a session whose peer lacked CAP_FSETID when it
 // connected (worker.start). go-fuse's node API drops the WRITE and OPEN
@@ -70,7 +78,7 @@ func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 	st := r.RawFileSystem.Open(cancel, in, out)
 	f := r.opened(cancel, out.Fh, st == fuse.OK)
 	if f != nil && in.Mode&fuse.OPEN_KILL_SUIDGID != 0 && in.Flags&syscall.O_TRUNC != 0 {
-		f.killPriv(true)
+		f.killPriv(true, callerOf(&in.Caller))
 	}
 	return st
 }
@@ -81,6 +89,37 @@ func (r *rawFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, o
 	st := r.RawFileSystem.Create(cancel, in, name, out)
 	r.opened(cancel, out.Fh, st == fuse.OK)
 	return st
+}
+
+func (r *rawFS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	st := r.RawFileSystem.Tmpfile(cancel, in, out)
+	r.opened(cancel, out.Fh, st == fuse.OK)
+	return st
+}
+
+func (r *rawFS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	r.unflagged(in.Fh, &in.Caller)
+	return r.RawFileSystem.Fallocate(cancel, in)
+}
+
+func (r *rawFS) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
+	r.unflagged(in.FhOut, &in.Caller)
+	return r.RawFileSystem.CopyFileRange(cancel, in)
+}
+
+// unflagged clears setuid/setgid/capability of handle fh before an
+// operation that modifies it without a kill flag, when caller lacks
+// CAP_FSETID.
+func (r *rawFS) unflagged(fh uint64, caller *fuse.Caller) {
+	v, ok := r.handles.Load(fh)
+	if !ok {
+		return
+	}
+	f := v.(*file)
+	if time.Now().UnixNano() < f.node.nosecUntil.Load() || hasCapFsetid(caller.Pid) {
+		return
+	}
+	f.killPriv(false, callerOf(caller))
 }
 
 func (r *rawFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
@@ -98,7 +137,7 @@ func (r *rawFS) beforeWrite(in *fuse.WriteIn) {
 		return
 	}
 	if v, ok := r.handles.Load(in.Fh); ok {
-		v.(*file).killPriv(false)
+		v.(*file).killPriv(false, callerOf(&in.Caller))
 	}
 }
 
@@ -108,31 +147,63 @@ func (r *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	r.RawFileSystem.Release(cancel, in)
 }
 
-// killPriv clears f's setuid/setgid/capability (passthrough.KillPriv)
-// unless a check within the attribute timeout found none and force is
-// false. It reports whether it changed anything.
-func (f *file) killPriv(force bool) bool {
+// privCaller is whom a kill-priv check is for: a caller without
+// CAP_FSETID, with a primary group and supplementary groups (read from
+// /proc/PID/status when first needed, unless known).
+type privCaller struct {
+	gid    uint32
+	pid    uint32
+	groups []uint32 // nil: read them from pid when asked
+	// fixedGid: judge membership of fileGid, whatever the file's group
+	// is now (a chown judges the group the file had before).
+	fileGid  uint32
+	fixedGid bool
+}
+
+func callerOf(c *fuse.Caller) privCaller { return privCaller{gid: c.Gid, pid: c.Pid} }
+
+// inGroup reports whether the caller is in group gid. Only a setgid file
+// without group execute asks, so /proc is read only then.
+func (c privCaller) inGroup(gid uint32) bool {
+	if c.fixedGid {
+		gid = c.fileGid
+	}
+	if gid == c.gid {
+		return true
+	}
+	groups := c.groups
+	if groups == nil {
+		_, groups, _ = procStatus(c.pid)
+	}
+	return slices.Contains(groups, gid)
+}
+
+// killPriv clears f's setuid/setgid/capability for caller
+// (passthrough.KillPriv) unless a check within the attribute timeout
+// found the file clean and force is false. It reports whether it changed
+// anything.
+func (f *file) killPriv(force bool, caller privCaller) bool {
 	fd, ok := f.LoopbackFile.PassthroughFd()
 	if !ok {
 		return false
 	}
-	return f.node.killPriv(fd, force)
+	return f.node.killPriv(fd, force, caller)
 }
 
-func (n *node) killPriv(fd int, force bool) bool {
+func (n *node) killPriv(fd int, force bool, caller privCaller) bool {
 	now := time.Now().UnixNano()
 	if !force && now < n.nosecUntil.Load() {
 		return false
 	}
-	changed, errno := passthrough.KillPriv(fd)
+	changed, clean, errno := passthrough.KillPriv(fd, caller.inGroup)
 	switch {
 	case errno != 0:
 		n.srv.logf("clearing setuid/setgid of %q: %v", n.Path(nil), errno)
 		n.nosecUntil.Store(0)
-	case changed:
-		n.nosecUntil.Store(0)
-	default:
+	case clean:
 		n.nosecUntil.Store(now + int64(n.srv.nosecTTL))
+	default: // a setgid file kept for a group member: check every time
+		n.nosecUntil.Store(0)
 	}
 	return changed
 }
@@ -150,12 +221,17 @@ var (
 )
 
 // Setattr changes attributes, then clears setuid/setgid/capability when
-// the kernel says so (FATTR_KILL_SUIDGID: a truncate or chown by a caller
-// without CAP_FSETID).
+// the kernel says so. FATTR_KILL_SUIDGID comes with a truncate only when
+// the caller lacks CAP_FSETID, but with every chown of a non-directory:
+// the backing chown (made by the server) has already cleared what it
+// clears for a capable caller, so for a chown the rest is cleared only
+// when the caller lacks CAP_FSETID, judging its group membership on the
+// file's group before the chown, as the kernel does.
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	n.attrsChanged()
-	if errno := n.LoopbackNode.Setattr(ctx, fh, in, out); errno != 0 || in.Valid&fuse.FATTR_KILL_SUIDGID == 0 {
-		return errno
+	caller, _ := fuse.FromContext(ctx)
+	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || caller == nil {
+		return n.LoopbackNode.Setattr(ctx, fh, in, out)
 	}
 	fd, own := -1, false
 	if f, ok := fh.(*file); ok {
@@ -168,18 +244,34 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		}
 		own = true
 	}
-	var st unix.Stat_t
-	errno := fs.ToErrno(unix.Fstat(fd, &st))
-	if errno == 0 && st.Ino == out.Ino {
-		if n.killPriv(fd, true) {
-			errno = fs.ToErrno(unix.Fstat(fd, &st))
-			out.Mode = st.Mode
-		}
-	}
 	if own {
-		unix.Close(fd)
+		defer unix.Close(fd)
 	}
-	return errno
+	var before unix.Stat_t
+	if err := unix.Fstat(fd, &before); err != nil {
+		return fs.ToErrno(err)
+	}
+	if errno := n.LoopbackNode.Setattr(ctx, fh, in, out); errno != 0 {
+		return errno
+	}
+	pc := callerOf(caller)
+	if in.Valid&fuse.FATTR_SIZE == 0 { // a chown
+		if hasCapFsetid(caller.Pid) {
+			return 0
+		}
+		pc.fileGid, pc.fixedGid = before.Gid, true
+	}
+	if before.Ino != out.Ino { // the path led elsewhere meanwhile
+		return 0
+	}
+	if n.killPriv(fd, true, pc) {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return fs.ToErrno(err)
+		}
+		out.Mode = st.Mode
+	}
+	return 0
 }
 
 // Removexattr removes an attribute (the root's own names excepted).

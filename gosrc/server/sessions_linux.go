@@ -73,6 +73,7 @@ type session struct {
 	// killPriv: the peer lacked CAP_FSETID when it connected, so its
 	// ring writes clear setuid/setgid/capability as its write(2) would.
 	killPriv bool
+	priv     privCaller // the peer's groups, for setgid files
 	queue    *opQueue
 	// arenas is changed by the session's goroutine and read by workers.
 	amu    sync.RWMutex
@@ -214,7 +215,12 @@ func (s *sessions) admit(fd int) error {
 		return fmt.Errorf("uid %d may not use this mount (owner %d; mount with --allow-other to let others in): %w", cred.Uid, s.ownerUID, unix.EACCES)
 	}
 	ss := &session{s: s, fd: fd, id: s.nextID.Add(1), cred: *cred, arenas: map[uint32]*sharedArena{}, files: map[uint32]*attachment{}}
-	ss.killPriv = !hasCapFsetid(cred.Pid)
+	caps, groups, _ := procStatus(uint32(max(cred.Pid, 0)))
+	ss.killPriv = caps&capFsetid == 0
+	ss.priv = privCaller{gid: cred.Gid, groups: groups}
+	if ss.priv.groups == nil {
+		ss.priv.groups = []uint32{} // unknown: the primary group only
+	}
 	rand.Read(ss.token[:])
 	s.mu.Lock()
 	switch {
@@ -445,23 +451,37 @@ func sweepStaleSockets(dir string) {
 // capFsetid is CAP_FSETID's bit in a capability set.
 const capFsetid = 1 << 4
 
-// hasCapFsetid reports whether process pid (in this pid namespace) has
-// CAP_FSETID in its effective set, from /proc/PID/status. A pid of 0 (a
-// peer in another pid namespace) or one that cannot be read counts as
-// not having it: its ring writes then clear setuid/setgid, the safe side.
-func hasCapFsetid(pid int32) bool {
-	if pid <= 0 {
-		return false
+// procStatus reads process pid's effective capabilities and
+// supplementary groups from /proc/PID/status (pid in this pid
+// namespace). ok is false for a pid of 0 (a caller in another pid
+// namespace) or one that cannot be read (it has exited).
+func procStatus(pid uint32) (capEff uint64, groups []uint32, ok bool) {
+	if pid == 0 {
+		return 0, nil, false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
 	if err != nil {
-		return false
+		return 0, nil, false
 	}
+	groups = []uint32{}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&capFsetid != 0
+		if v, found := strings.CutPrefix(line, "CapEff:"); found {
+			capEff, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		} else if v, found := strings.CutPrefix(line, "Groups:"); found {
+			for _, g := range strings.Fields(v) {
+				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+					groups = append(groups, uint32(n))
+				}
+			}
 		}
 	}
-	return false
+	return capEff, groups, true
+}
+
+// hasCapFsetid reports whether process pid has CAP_FSETID in its
+// effective set. One that cannot be read (procStatus) counts as not
+// having it: its writes then clear setuid/setgid, the safe side.
+func hasCapFsetid(pid uint32) bool {
+	caps, _, ok := procStatus(pid)
+	return ok && caps&capFsetid != 0
 }
