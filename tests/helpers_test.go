@@ -42,6 +42,9 @@ func testMain(m *testing.M) int {
 	if mnt := os.Getenv(clientEnv); mnt != "" {
 		return inflightClient(mnt) // this binary re-executed as a client
 	}
+	if spec := os.Getenv(attackEnv); spec != "" {
+		return attackMain(spec) // re-executed as a hardening test's attacker
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "tests: these tests mount file systems and need root (mount(2) on /dev/fuse)")
 		if os.Getenv("CI") != "" {
