@@ -93,10 +93,10 @@ func ext4Fixture(t *testing.T) *hfix {
 	return f
 }
 
-// serve starts `zcfuse mount --allow-other BACKING MNT`.
-func (f *hfix) serve(t *testing.T, tr string) {
+// serve starts `zcfuse mount --allow-other [extra...] BACKING MNT`.
+func (f *hfix) serve(t *testing.T, tr string, extra ...string) {
 	t.Helper()
-	f.s = startMount(t, mountOpts{transport: tr, backing: f.backing, mountpoint: f.mnt, args: []string{"--allow-other"}})
+	f.s = startMount(t, mountOpts{transport: tr, backing: f.backing, mountpoint: f.mnt, args: append([]string{"--allow-other"}, extra...)})
 }
 
 // attacker starts this test binary as uid (nobody: 65534:65534 with no
@@ -609,8 +609,20 @@ func capV2() []byte {
 // setattr_should_drop_sgid also drops setgid without group exec, 02767,
 // on a write by a non-member without CAP_FSETID; FUSE's own kill-priv,
 // without handle_killpriv, drops it only with group exec.)
+//
+// With --passthrough the kernel writes to the backing file itself, with
+// the server's credentials, so the server must not hand a write-open of a
+// file carrying setuid/setgid/capability by such a caller to passthrough.
 func TestHardeningKillPriv(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr string) {
+	forTransports(t, func(t *testing.T, tr string) { killPrivCompare(t, tr) })
+	t.Run("uring-passthrough", func(t *testing.T) {
+		requireUring(t)
+		killPrivCompare(t, "uring", "--passthrough")
+	})
+}
+
+func killPrivCompare(t *testing.T, tr string, extra ...string) {
+	{
 		f := ext4Fixture(t)
 		modes := []uint32{0o6777, 0o4777, 0o2777, 0o2767}
 		// grpwrite: the file's group is uid 65534's own (setgid without
@@ -640,7 +652,7 @@ func TestHardeningKillPriv(t *testing.T) {
 				}
 			}
 		}
-		f.serve(t, tr)
+		f.serve(t, tr, extra...)
 
 		var steps []step
 		for _, d := range []string{f.mnt, f.ctl} {
@@ -699,7 +711,7 @@ func TestHardeningKillPriv(t *testing.T) {
 				t.Errorf("%s: security.capability of the backing file after uid %d's write through the mount: getxattr says %v; want ENODATA (removed, as on the control)", n, nobody, be)
 			}
 		}
-	})
+	}
 }
 
 // TestHardeningRingWrites: the zero-copy path obeys the same rules as

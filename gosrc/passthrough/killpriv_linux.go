@@ -72,3 +72,21 @@ func KillPriv(fd int, inGroup func(gid uint32) bool) (changed, clean bool, errno
 	}
 	return changed, st.Mode&(unix.S_ISUID|unix.S_ISGID) == 0, 0
 }
+
+// HasPriv reports whether the file fd refers to carries anything that
+// KillPriv may clear: setuid, setgid or security.capability. An error
+// counts as yes.
+func HasPriv(fd int) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return true
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	if st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		return true
+	}
+	_, err := unix.Fgetxattr(fd, CapabilityXattr, nil)
+	return err != unix.ENODATA && err != unix.EOPNOTSUPP
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
+	"github.com/zcfuse/zcfuse/gosrc/passthrough"
 	"golang.org/x/sys/unix"
 )
 
@@ -372,9 +373,32 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno == 0 {
 		noteFd(fh)
 		fh = n.wrapFile(fh, flags)
+		if f, ok := fh.(*file); ok && n.srv.opts.Passthrough {
+			passthroughOpen(ctx, f, flags)
+		}
 		n.srv.raw.noteOpened(ctx, fh)
 	}
 	return fh, fuseFlags, errno
+}
+
+// passthroughOpen clears setuid/setgid/capability (killPriv) when a
+// caller without CAP_FSETID opens a file for writing in passthrough mode:
+// the kernel then writes to the backing file itself, with the server's
+// credentials, and the server never sees the WRITE that would clear them.
+// It clears them at the open rather than at the first write (one way a
+// passthrough mount differs from a local file system), on every such
+// open, since go-fuse puts every handle of an inode in passthrough once
+// one is.
+func passthroughOpen(ctx context.Context, f *file, flags uint32) {
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		return
+	}
+	fd, ok := f.LoopbackFile.PassthroughFd()
+	caller, ok2 := fuse.FromContext(ctx)
+	if !ok || !ok2 || !passthrough.HasPriv(fd) || hasCapFsetid(caller.Pid) {
+		return
+	}
+	f.killPriv(true, callerOf(caller))
 }
 
 var (
