@@ -38,9 +38,15 @@ type Target struct {
 	Channel string
 	// Transport is the transport a zcfuse target must report.
 	Transport string
+	// Baseline marks a base-* target: its server runs Config.Baseline
+	// (another zcfuse build) instead of Config.Exe; it exists only when
+	// Config.Baseline is set.
+	Baseline bool
+	// Mirrors is the zcfuse target whose mount a base-* target repeats.
+	Mirrors string
 }
 
-// Targets are all targets, in table order.
+// Targets are the targets of the running build, in table order.
 var Targets = []Target{
 	{Name: "dir", Label: "directory itself (tmpfs)", kind: kindDir},
 	{Name: "zcfuse-classic", Label: "zcfuse classic (/dev/fuse)", kind: kindZcfuse,
@@ -50,6 +56,57 @@ var Targets = []Target{
 	{Name: "gofuse", Label: "go-fuse loopback (passthrough off)", kind: kindGofuse, Channel: ChannelServer},
 	{Name: "zcfuse-passthrough", Label: "zcfuse uring --passthrough", kind: kindZcfuse,
 		mountArgs: []string{"--transport", "uring", "--passthrough"}, Channel: ChannelNone, Transport: "uring"},
+}
+
+// BaselineTargets are the targets of --baseline: another zcfuse binary
+// mounted exactly as the target each mirrors, for a side-by-side
+// comparison of two builds in one run. In table order each comes right
+// after the target it mirrors.
+var BaselineTargets = []Target{
+	mirror("base-classic", "baseline classic", "zcfuse-classic"),
+	mirror("base-uring", "baseline uring", "zcfuse-uring"),
+}
+
+// mirror is a base-* target with the mount of target of.
+func mirror(name, label, of string) Target {
+	for _, t := range Targets {
+		if t.Name == of {
+			t.Name, t.Label, t.Baseline, t.Mirrors = name, label, true, of
+			t.mountArgs = append([]string(nil), t.mountArgs...)
+			return t
+		}
+	}
+	panic("bench: no target " + of)
+}
+
+// tableTargets are the targets in table order: Targets, with the
+// BaselineTargets each after the target it mirrors when baseline (the
+// path of the baseline binary, which their labels name) is set.
+func tableTargets(baseline string) []Target {
+	if baseline == "" {
+		return Targets
+	}
+	var out []Target
+	for _, t := range Targets {
+		out = append(out, t)
+		for _, b := range BaselineTargets {
+			if b.Mirrors == t.Name {
+				b.Label = fmt.Sprintf("%s (%s)", b.Label, baseline)
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+// isBaselineTarget says whether name is a base-* target.
+func isBaselineTarget(name string) bool {
+	for _, t := range BaselineTargets {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Row is one fio workload.
@@ -95,7 +152,12 @@ type Config struct {
 	Smoke bool
 	// Exe is the zcfuse binary the servers run as; default os.Executable().
 	Exe string
-	Fio string // the fio command; default "fio"
+	// Baseline is another zcfuse binary (an older build) to compare with:
+	// when set, the base-* targets (BaselineTargets) exist and run it with
+	// the mount flags of the target each mirrors. Empty: no baseline,
+	// and naming a base-* target is a usage error.
+	Baseline string
+	Fio      string // the fio command; default "fio"
 	// ShmDir holds the temporary directory; default /dev/shm.
 	ShmDir string
 	// CommandLine is recorded in the report as given.
@@ -165,21 +227,30 @@ const (
 )
 
 // SelectTargets returns the targets named in names (all when names is
-// empty or holds "all"), in table order.
-func SelectTargets(names []string) ([]Target, error) {
+// empty or holds "all"), in table order. baseline is Config.Baseline:
+// only with it do the base-* targets exist ("all" includes them); naming
+// one without it is a usage error.
+func SelectTargets(names []string, baseline string) ([]Target, error) {
 	want, err := wanted(names, func(n string) bool {
 		for _, t := range Targets {
 			if t.Name == n {
 				return true
 			}
 		}
-		return false
+		return isBaselineTarget(n)
 	}, "target", targetNames())
 	if err != nil {
 		return nil, err
 	}
+	if baseline == "" {
+		for _, t := range BaselineTargets {
+			if want[t.Name] {
+				return nil, fmt.Errorf("%w: target %s needs --baseline PATH (the other zcfuse binary it runs)", ErrUsage, t.Name)
+			}
+		}
+	}
 	var out []Target
-	for _, t := range Targets {
+	for _, t := range tableTargets(baseline) {
 		if want == nil || want[t.Name] {
 			out = append(out, t)
 		}
@@ -233,11 +304,14 @@ func wanted(names []string, known func(string) bool, what, valid string) (map[st
 }
 
 func targetNames() string {
-	var s []string
+	var s, b []string
 	for _, t := range Targets {
 		s = append(s, t.Name)
 	}
-	return strings.Join(s, ", ")
+	for _, t := range BaselineTargets {
+		b = append(b, t.Name)
+	}
+	return strings.Join(s, ", ") + ", and with --baseline " + strings.Join(b, ", ")
 }
 
 func rowNames() string {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zcfuse/zcfuse/gosrc/fusering"
 )
 
 // fioSample is fio 3.33's JSON for one psync job, trimmed to what the
@@ -91,16 +93,24 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+func names(ts []Target) string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.Name)
+	}
+	return strings.Join(out, ",")
+}
+
 func TestSelect(t *testing.T) {
-	all, err := SelectTargets(nil)
+	all, err := SelectTargets(nil, "")
 	if err != nil || len(all) != len(Targets) {
 		t.Fatalf("SelectTargets(nil) = %d targets, %v", len(all), err)
 	}
-	ts, err := SelectTargets([]string{"zcfuse-uring", "dir"})
+	ts, err := SelectTargets([]string{"zcfuse-uring", "dir"}, "")
 	if err != nil || len(ts) != 2 || ts[0].Name != "dir" || ts[1].Name != "zcfuse-uring" {
 		t.Errorf("SelectTargets(uring, dir) = %v, %v; want dir, zcfuse-uring in table order", ts, err)
 	}
-	if _, err := SelectTargets([]string{"nfs"}); !errors.Is(err, ErrUsage) {
+	if _, err := SelectTargets([]string{"nfs"}, ""); !errors.Is(err, ErrUsage) {
 		t.Errorf("unknown target: %v, want ErrUsage", err)
 	}
 	rows, err := SelectRows([]string{"randread-4k", "seqwrite-1m"})
@@ -122,6 +132,62 @@ func TestSelect(t *testing.T) {
 	}
 }
 
+func TestSelectBaseline(t *testing.T) {
+	const base = "/tmp/zcfuse-base"
+	// without --baseline: all leaves the base-* targets out, naming one is a usage error
+	for _, all := range [][]string{nil, {"all"}} {
+		ts, err := SelectTargets(all, "")
+		if err != nil || names(ts) != "dir,zcfuse-classic,zcfuse-uring,gofuse,zcfuse-passthrough" {
+			t.Errorf("SelectTargets(%q, no baseline) = %s, %v", all, names(ts), err)
+		}
+	}
+	for _, n := range [][]string{{"base-uring"}, {"zcfuse-uring", "base-classic"}} {
+		_, err := SelectTargets(n, "")
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "needs --baseline") {
+			t.Errorf("SelectTargets(%q) without a baseline: %v, want a usage error asking for --baseline", n, err)
+		}
+	}
+	// with it: all includes them, each right after the target it mirrors
+	ts, err := SelectTargets([]string{"all"}, base)
+	if want := "dir,zcfuse-classic,base-classic,zcfuse-uring,base-uring,gofuse,zcfuse-passthrough"; err != nil || names(ts) != want {
+		t.Errorf("SelectTargets(all, %s) = %s, %v; want %s", base, names(ts), err, want)
+	}
+	ts, err = SelectTargets([]string{"base-uring", "zcfuse-uring", "base-classic", "zcfuse-classic"}, base)
+	if want := "zcfuse-classic,base-classic,zcfuse-uring,base-uring"; err != nil || names(ts) != want {
+		t.Fatalf("SelectTargets(the four) = %s, %v; want %s", names(ts), err, want)
+	}
+	for i := 0; i < 4; i += 2 {
+		cur, b := ts[i], ts[i+1]
+		if cur.Baseline || !b.Baseline || b.Mirrors != cur.Name || b.kind != cur.kind || b.Channel != cur.Channel ||
+			b.Transport != cur.Transport || strings.Join(b.mountArgs, " ") != strings.Join(cur.mountArgs, " ") {
+			t.Errorf("%s does not mirror %s: %+v vs %+v", b.Name, cur.Name, b, cur)
+		}
+		if !strings.HasPrefix(b.Label, "baseline ") || !strings.HasSuffix(b.Label, "("+base+")") {
+			t.Errorf("%s label %q: want baseline ... (%s)", b.Name, b.Label, base)
+		}
+	}
+	// the labels in the shared list stay without a path
+	for _, b := range BaselineTargets {
+		if strings.Contains(b.Label, base) {
+			t.Errorf("BaselineTargets changed: %q", b.Label)
+		}
+	}
+	// interleaved like the others: the rotation moves the base-* targets too
+	var got []string
+	for rep := 1; rep <= 4; rep++ {
+		got = append(got, names(order(ts, rep)))
+	}
+	want := []string{
+		"zcfuse-classic,base-classic,zcfuse-uring,base-uring",
+		"base-classic,zcfuse-uring,base-uring,zcfuse-classic",
+		"zcfuse-uring,base-uring,zcfuse-classic,base-classic",
+		"base-uring,zcfuse-classic,base-classic,zcfuse-uring",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("order with baseline: %q, want %q", got, want)
+	}
+}
+
 func TestOrderRotates(t *testing.T) {
 	ts := Targets[:3]
 	var got []string
@@ -139,7 +205,7 @@ func TestOrderRotates(t *testing.T) {
 }
 
 func target(name string) Target {
-	for _, t := range Targets {
+	for _, t := range tableTargets("/base") {
 		if t.Name == name {
 			return t
 		}
@@ -230,6 +296,13 @@ func sampleReport() *Report {
 	add := func(tg, row string, rep int, iops, gbps, mean, p50, p99 float64, valid bool) {
 		res := Result{Target: tg, Row: row, Rep: rep, Valid: valid,
 			Measurement: Measurement{IOPS: iops, GBps: gbps, MeanUs: mean, P50Us: p50, P99Us: p99, IOs: 100}}
+		switch tg {
+		case "zcfuse-uring": // every READ on the fast path; the harness's own stats read is a GETXATTR
+			res.Check = &Check{Transport: "uring", Want: "ring", Op: "READ", FastReads: 100,
+				Ops: Counts{"ring": {"READ": 100, "GETXATTR": 1}}}
+		case "gofuse":
+			res.Check = &Check{Transport: "classic", Want: "server", Op: "READ", Ops: Counts{"server": {"READ": 100}}}
+		}
 		if !valid {
 			res.Problem = "READ counted on ring=0 dev=100"
 			r.Problems = append(r.Problems, tg+" "+row+": INVALID: "+res.Problem)
@@ -274,6 +347,155 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// TestGetxattrPerOp: GETXATTR over all channels per READ/WRITE the server
+// counted, over the valid runs only; "–" where the server has no such
+// counter or saw no READ/WRITE.
+func TestGetxattrPerOp(t *testing.T) {
+	if got := fusering.OpName(22); got != opGetxattr {
+		t.Fatalf("fusering.OpName(22) = %q, the summary looks for %q", got, opGetxattr)
+	}
+	write, read := Rows[2], Rows[0] // randwrite-4k-pinned, randread-4k-pinned
+	r := &Report{Params: Params{Reps: 3}, Rows: []Row{read, write},
+		Machine: Machine{Baseline: &BinaryInfo{Path: "/tmp/zcfuse-base", Size: 1234, ModTime: "2026-01-02T03:04:05Z",
+			SHA256: "ab12", Revision: "eca9ed7"}}}
+	for _, ts := range tableTargets("/tmp/zcfuse-base") {
+		r.Targets = append(r.Targets, TargetInfo{Name: ts.Name, Label: ts.Label, Channel: ts.Channel, Baseline: ts.Baseline})
+	}
+	add := func(tg string, row Row, valid bool, ck *Check) {
+		r.Results = append(r.Results, Result{Target: tg, Row: row.ID, Rep: len(r.Results) + 1, Valid: valid,
+			Measurement: Measurement{IOPS: 1000, IOs: 100}, Check: ck})
+	}
+	ops := func(tr string, c Counts) *Check { return &Check{Transport: tr, Ops: c} }
+	// the old build: one GETXATTR security.capability per WRITE (plus the stats read)
+	add("base-uring", write, true, ops("uring", Counts{"ring": {"WRITE": 100, "GETXATTR": 101}}))
+	add("base-uring", write, true, ops("uring", Counts{"ring": {"WRITE": 300, "GETXATTR": 300}, "dev": {"GETXATTR": 1}}))
+	add("base-uring", write, false, ops("uring", Counts{"ring": {"WRITE": 5, "GETXATTR": 999}})) // invalid: left out
+	// the new one: none but the stats read
+	add("zcfuse-uring", write, true, ops("uring", Counts{"ring": {"WRITE": 200, "GETXATTR": 1}}))
+	add("zcfuse-uring", write, true, ops("uring", Counts{"ring": {"WRITE": 200, "GETXATTR": 1}}))
+	// classic: on /dev/fuse, and a counter on the other channel counts too
+	add("zcfuse-classic", write, true, ops("classic", Counts{"dev": {"WRITE": 400, "GETXATTR": 200}, "ring": {"GETXATTR": 100}}))
+	add("base-classic", write, true, ops("classic", Counts{"dev": {"WRITE": 100, "GETXATTR": 100}}))
+	// reads: fast-path READs are in the READ count already
+	add("zcfuse-uring", read, true, &Check{Transport: "uring", FastReads: 100, Ops: Counts{"ring": {"READ": 100}}})
+	add("base-uring", read, true, &Check{Transport: "uring", FastReads: 50, Ops: Counts{"ring": {"READ": 100, "GETXATTR": 2}}})
+	// no figure: the directory, go-fuse, passthrough (no WRITE reached the server), only invalid runs
+	add("dir", write, true, nil)
+	add("gofuse", write, true, ops("classic", Counts{"server": {"WRITE": 100}}))
+	add("zcfuse-passthrough", write, true, ops("uring", Counts{"ring": {"GETXATTR": 100}}))
+	add("base-classic", read, false, ops("classic", Counts{"dev": {"READ": 100, "GETXATTR": 100}}))
+	r.summarize()
+
+	for _, c := range []struct {
+		target string
+		row    Row
+		want   float64 // < 0: no figure
+	}{
+		{"base-uring", write, 402.0 / 400},
+		{"zcfuse-uring", write, 2.0 / 400},
+		{"zcfuse-classic", write, 300.0 / 400},
+		{"base-classic", write, 1},
+		{"zcfuse-uring", read, 0},
+		{"base-uring", read, 0.02},
+		{"dir", write, -1},
+		{"gofuse", write, -1},
+		{"zcfuse-passthrough", write, -1},
+		{"base-classic", read, -1},
+		{"zcfuse-classic", read, -1}, // no runs
+	} {
+		s, ok := r.Find(c.target, c.row.ID)
+		switch {
+		case !ok:
+			t.Errorf("%s %s: no summary", c.target, c.row.ID)
+		case c.want < 0 && s.GetxattrPerOp != nil:
+			t.Errorf("%s %s: getxattr/op %v, want none", c.target, c.row.ID, *s.GetxattrPerOp)
+		case c.want >= 0 && (s.GetxattrPerOp == nil || math.Abs(*s.GetxattrPerOp-c.want) > 1e-12):
+			t.Errorf("%s %s: getxattr/op %v, want %v", c.target, c.row.ID, s.GetxattrPerOp, c.want)
+		}
+	}
+
+	var out bytes.Buffer
+	r.WriteTables(&out)
+	text := out.String()
+	if want := "baseline (base-* targets): /tmp/zcfuse-base, 1234 bytes, mtime 2026-01-02T03:04:05Z, sha256 ab12, built from eca9ed7\n"; !strings.Contains(text, want) {
+		t.Errorf("tables lack %q:\n%s", want, text)
+	}
+	for _, c := range []struct{ group, target, want string }{
+		{"randwrite-4k", "base-uring", "1.00"},
+		{"randwrite-4k", "zcfuse-uring", "0.01"},
+		{"randwrite-4k", "zcfuse-classic", "0.75"},
+		{"randwrite-4k", "base-classic", "1.00"},
+		{"randwrite-4k", "dir", "–"},
+		{"randwrite-4k", "gofuse", "–"},
+		{"randwrite-4k", "zcfuse-passthrough", "–"},
+		{"randread-4k", "zcfuse-uring", "0.00"},
+		{"randread-4k", "base-uring", "0.02"},
+		{"randread-4k", "base-classic", "–"},
+	} {
+		if got := tableCell(text, "("+c.group+")", c.target, "getxattr/op"); got != c.want {
+			t.Errorf("%s table, %s: getxattr/op %q, want %q\n%s", c.group, c.target, got, c.want, text)
+		}
+	}
+	// the JSON says it (and leaves it out where there is none), and it survives --from
+	path := filepath.Join(t.TempDir(), "b.json")
+	if err := r.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	if n := strings.Count(string(raw), `"getxattr_per_op"`); n != 6 {
+		t.Errorf("getxattr_per_op %d times in the JSON, want 6", n)
+	}
+	if !strings.Contains(string(raw), `"sha256": "ab12"`) || !strings.Contains(string(raw), `"baseline": true`) {
+		t.Errorf("the JSON does not say what was compared")
+	}
+	back, err := ReadJSON(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.summarize()
+	if s, _ := back.Find("base-uring", write.ID); s.GetxattrPerOp == nil || math.Abs(*s.GetxattrPerOp-402.0/400) > 1e-12 {
+		t.Errorf("after a round trip: %+v", s)
+	}
+}
+
+// tableCell is the cell in column col of the row starting with target in
+// the first table after the line ending in title; "?" when not found.
+func tableCell(text, title, target, col string) string {
+	lines := strings.Split(text, "\n")
+	var head []string
+	in := false
+	for _, l := range lines {
+		if strings.HasSuffix(l, title) {
+			in, head = true, nil
+			continue
+		}
+		if !in || !strings.HasPrefix(l, "|") {
+			if in && head != nil && l == "" {
+				return "?"
+			}
+			continue
+		}
+		cells := strings.Split(strings.Trim(l, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if head == nil {
+			head = cells
+			continue
+		}
+		if cells[0] != target {
+			continue
+		}
+		for i, h := range head {
+			if h == col && i < len(cells) {
+				return cells[i]
+			}
+		}
+		return "?"
+	}
+	return "?"
+}
+
 func TestJSONRoundTrip(t *testing.T) {
 	r := sampleReport()
 	path := filepath.Join(t.TempDir(), "b.json")
@@ -303,11 +525,11 @@ func Example_tables() {
 	//
 	// 4 KiB random read, QD1, O_DIRECT (randread-4k)
 	//
-	// | target       | fio    |   IOPS | iops / dir | mean µs | p50 µs | p99 µs | check       |
-	// |--------------|--------|-------:|-----------:|--------:|-------:|-------:|-------------|
-	// | dir          | pinned | 710.0k |      1.000 |    1.15 |   1.10 |   1.65 | –           |
-	// | zcfuse-uring | pinned |  78.0k |      0.110 |    12.5 |   11.9 |   20.1 | ring ✓      |
-	// | gofuse       | pinned |  28.0k |      0.039 |    35.1 |   26.0 |  111.0 | INVALID 1/2 |
+	// | target       | fio    |   IOPS | iops / dir | mean µs | p50 µs | p99 µs | getxattr/op | check       |
+	// |--------------|--------|-------:|-----------:|--------:|-------:|-------:|------------:|-------------|
+	// | dir          | pinned | 710.0k |      1.000 |    1.15 |   1.10 |   1.65 |           – | –           |
+	// | zcfuse-uring | pinned |  78.0k |      0.110 |    12.5 |   11.9 |   20.1 |        0.01 | ring ✓      |
+	// | gofuse       | pinned |  28.0k |      0.039 |    35.1 |   26.0 |  111.0 |           – | INVALID 1/2 |
 	//
 	// 1 MiB sequential read and overwrite, QD1, O_DIRECT, fio pinned (GB/s = 1e9 bytes/s)
 	//
@@ -383,13 +605,18 @@ func TestMainUsage(t *testing.T) {
 		{"--reps", "0"}, {"--runtime", "soon"}, {"--plot", "x.svg"}, {"--targets", "nfs"}, {"extra"}, {"--nope"},
 		{"--zc-pin", "core"}, {"--spin", "5ms"}, {"--zc-runtime", "0"}, {"--rows", "zc-nope"},
 		{"--targets", "ring-sleep", "--rows", "randread-4k"},
+		{"--targets", "base-uring"}, {"--targets", "zcfuse-uring,base-classic", "--rows", "randwrite-4k"},
 	} {
 		if err := Main(args, &out, &errb); !errors.Is(err, ErrUsage) {
 			t.Errorf("Main(%q) = %v, want ErrUsage", args, err)
 		}
 	}
+	if err := Main([]string{"--targets", "base-uring"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "--baseline") {
+		t.Errorf("base-uring without --baseline: %v, want it to ask for --baseline", err)
+	}
 	out.Reset()
-	if err := Main([]string{"--help"}, &out, &errb); err != nil || !strings.Contains(out.String(), "--smoke") {
+	if err := Main([]string{"--help"}, &out, &errb); err != nil || !strings.Contains(out.String(), "--smoke") ||
+		!strings.Contains(out.String(), "--baseline") || !strings.Contains(out.String(), "base-uring") {
 		t.Errorf("--help: %v, %q", err, out.String())
 	}
 }

@@ -21,7 +21,7 @@ var ErrUsage = errors.New("usage")
 const Usage = `zcfuse bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB] [--cpu N]
              [--targets LIST] [--rows LIST] [--smoke] [--json FILE] [--plot FILE.png]
              [--zc-runtime DUR] [--zc-ramp DUR] [--spin DUR] [--zc-pin thread|process]
-             [--fio PATH] [--tmpdir DIR]
+             [--fio PATH] [--tmpdir DIR] [--baseline PATH]
        zcfuse bench --from FILE.json [--plot FILE.png]
 `
 
@@ -55,6 +55,9 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	plotPath := fl.String("plot", "", "write a bar chart PNG to FILE")
 	fio := fl.String("fio", "fio", "the fio command")
 	tmpdir := fl.String("tmpdir", "/dev/shm", "where the temporary backing directory and mountpoints go (tmpfs)")
+	baseline := fl.String("baseline", "", "another zcfuse binary (an older build) to compare with in the same run: adds the targets "+
+		"base-classic and base-uring, mounted as zcfuse-classic and zcfuse-uring but by PATH, interleaved with the others; "+
+		"--targets all includes them, naming them needs this flag; the report records PATH's size, mtime, sha256 and VCS revision")
 	from := fl.String("from", "", "measure nothing: print the tables (and --plot) of a --json FILE written before")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,6 +88,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	cfg := Config{
 		Reps: *reps, SizeMiB: *size, CPU: *cpu, Smoke: *smoke, Fio: *fio, ShmDir: *tmpdir,
 		ZCPin:       *zcPin,
+		Baseline:    *baseline,
 		Targets:     splitList(*targets),
 		Rows:        splitList(*rows),
 		CommandLine: append([]string{os.Args[0], "bench"}, args...),

@@ -14,6 +14,28 @@
 //	seqread-1m             1 MiB sequential read, pinned
 //	seqwrite-1m            1 MiB sequential overwrite of the file, pinned
 //
+// With --baseline PATH (Config.Baseline), two more fio targets compare
+// another zcfuse binary, typically an older build, with the running one
+// in the same run: base-classic and base-uring mount exactly as
+// zcfuse-classic and zcfuse-uring do but run PATH, and in table order
+// each comes right after the target it mirrors. They are interleaved and
+// checked like the others (their counters are read the same way, through
+// the stats xattr), `--targets all` includes them only when --baseline is
+// given, and naming one without it is a usage error. The report records
+// the baseline binary's path, size, mtime, SHA-256 and the VCS revision
+// Go stamped into it (Machine.Baseline). The zero-copy rows are
+// unaffected.
+//
+// The 4 KiB tables give getxattr/op for the zcfuse targets: the GETXATTR
+// requests the server counted (ring and /dev/fuse together) over the
+// valid runs of the row, divided by the READs or WRITEs it counted in
+// them (fast-path READs included). On WRITE it shows whether the kernel
+// asks for security.capability before every write (about 1.00) or
+// leaves kill-priv to the server (about 0.00). It is "–" for the
+// directory, go-fuse (no such counter) and passthrough (no READ or WRITE
+// reaches the server). The harness's own stats read after each run is
+// one GETXATTR among tens of thousands of ops.
+//
 // The zero-copy rows (issue 5) measure zcfuse's own client, a child
 // process too (the running binary as `zcfuse bench` with ChildEnv set
 // to "zc-client", see ZCChildMain), along five paths to the same file:

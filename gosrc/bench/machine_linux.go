@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +33,75 @@ type Machine struct {
 	Binary      string `json:"binary"`
 	EnableURing string `json:"enable_uring"`
 	ShmFS       string `json:"shm_fs"` // file system type of the backing directory
+	// Baseline is the other zcfuse binary the base-* targets ran
+	// (--baseline); nil when none ran.
+	Baseline *BinaryInfo `json:"baseline,omitempty"`
+}
+
+// BinaryInfo identifies a binary file: what --baseline compared with.
+type BinaryInfo struct {
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	ModTime string `json:"mtime"`
+	SHA256  string `json:"sha256"`
+	// Revision is the VCS revision Go stamped into the binary ("-dirty":
+	// built with modified files); "" when it has none. GoVersion is the
+	// Go that built it.
+	Revision  string `json:"vcs_revision,omitempty"`
+	GoVersion string `json:"go_version,omitempty"`
+	// Error says why the file could not be read (the rest is then empty).
+	Error string `json:"error,omitempty"`
+}
+
+// String is one line for people.
+func (b *BinaryInfo) String() string {
+	if b.Error != "" {
+		return b.Path + ": " + b.Error
+	}
+	s := fmt.Sprintf("%s, %d bytes, mtime %s, sha256 %s", b.Path, b.Size, b.ModTime, b.SHA256)
+	if b.Revision != "" {
+		s += ", built from " + b.Revision
+	}
+	return s
+}
+
+// binaryInfo describes the file at path.
+func binaryInfo(path string) *BinaryInfo {
+	b := &BinaryInfo{Path: path}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Error = err.Error()
+		return b
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		b.Error = err.Error()
+		return b
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		b.Error = err.Error()
+		return b
+	}
+	b.Size, b.ModTime, b.SHA256 = st.Size(), st.ModTime().UTC().Format(time.RFC3339), fmt.Sprintf("%x", h.Sum(nil))
+	if bi, err := buildinfo.ReadFile(path); err == nil {
+		b.GoVersion = bi.GoVersion
+		var rev, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if rev != "" && modified == "true" {
+			rev += "-dirty"
+		}
+		b.Revision = rev
+	}
+	return b
 }
 
 // URingParam switches FUSE-over-io_uring on (Y) or off.

@@ -74,6 +74,8 @@ var plotLabels = map[string]string{
 	"dir":                "directory\n(tmpfs)",
 	"zcfuse-classic":     "zcfuse\nclassic",
 	"zcfuse-uring":       "zcfuse\nuring",
+	"base-classic":       "baseline\nclassic",
+	"base-uring":         "baseline\nuring",
 	"gofuse":             "go-fuse\nloopback",
 	"zcfuse-passthrough": "zcfuse uring\n+passthrough",
 	"native":             "native\npread/pwrite",

@@ -57,7 +57,20 @@ type Summary struct {
 	// VsDir is the ratio to the directory itself: IOPS for latency rows,
 	// else GB/s; 0 when the directory was not measured.
 	VsDir float64 `json:"vs_dir"`
+	// GetxattrPerOp is the GETXATTR requests a zcfuse server counted
+	// during the valid runs (all channels) divided by the requests of the
+	// row's opcode (READ or WRITE, fast-path READs included) it counted
+	// in them: how often the kernel asks for an xattr (for WRITE: the
+	// security.capability kill-priv check) per I/O. nil for the
+	// directory, for go-fuse (whose counters have no GETXATTR) and where
+	// the server counted no READ or WRITE (passthrough). The counts
+	// include the one GETXATTR of the harness's own counter read after
+	// each run (about 1e-5 per op on the 4 KiB rows).
+	GetxattrPerOp *float64 `json:"getxattr_per_op,omitempty"`
 }
+
+// opGetxattr is GETXATTR's name in Check.Ops (fusering.OpName(22)).
+const opGetxattr = "GETXATTR"
 
 // Params are the run's settings.
 type Params struct {
@@ -91,6 +104,8 @@ type TargetInfo struct {
 	Name    string `json:"name"`
 	Label   string `json:"label"`
 	Channel string `json:"channel,omitempty"`
+	// Baseline marks a base-* target: it ran Machine.Baseline.
+	Baseline bool `json:"baseline,omitempty"`
 }
 
 // Report is everything a run produced; it is the JSON file.
@@ -179,6 +194,10 @@ func (r *Report) summarize() {
 		for _, row := range r.Rows {
 			s := Summary{Target: t.Name, Row: row.ID}
 			var iops, gbps, mean, p50, p99 []float64
+			// zcfuse's counters (ring and dev) count GETXATTR; go-fuse's
+			// have READ and WRITE only, the directory has none
+			xattrs := t.Channel == ChannelRing || t.Channel == ChannelDev || t.Channel == ChannelNone
+			var nx, nop uint64
 			for _, res := range r.Results {
 				if res.Target != t.Name || res.Row != row.ID {
 					continue
@@ -188,11 +207,21 @@ func (r *Report) summarize() {
 					continue
 				}
 				s.Valid++
+				if xattrs && res.Check != nil {
+					for _, ch := range []string{ChannelRing, ChannelDev} {
+						nx += res.Check.Ops[ch][opGetxattr]
+						nop += res.Check.Ops[ch][row.Op]
+					}
+				}
 				iops = append(iops, res.IOPS)
 				gbps = append(gbps, res.GBps)
 				mean = append(mean, res.MeanUs)
 				p50 = append(p50, res.P50Us)
 				p99 = append(p99, res.P99Us)
+			}
+			if nop > 0 {
+				v := float64(nx) / float64(nop)
+				s.GetxattrPerOp = &v
 			}
 			s.IOPS, s.GBps = median(iops), median(gbps)
 			s.MeanUs, s.P50Us, s.P99Us = median(mean), median(p50), median(p99)
@@ -306,6 +335,9 @@ func (r *Report) WriteTables(w io.Writer) {
 	fmt.Fprintf(w, "machine: %d CPUs (%s), kernel %s, %s%s; load %s -> %s\n",
 		r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.Go, fio,
 		firstField(r.LoadStart), firstField(r.LoadEnd))
+	if r.Machine.Baseline != nil {
+		fmt.Fprintf(w, "baseline (base-* targets): %s\n", r.Machine.Baseline)
+	}
 	groups := []struct{ name, title string }{
 		{"randread-4k", "4 KiB random read, QD1, O_DIRECT"},
 		{"randwrite-4k", "4 KiB random write, QD1, O_DIRECT"},
@@ -321,17 +353,21 @@ func (r *Report) WriteTables(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s (%s)\n\n", g.title, g.name)
-		tb := table{head: []string{"target", "fio", "IOPS", "iops / dir", "mean µs", "p50 µs", "p99 µs", "check"},
-			right: []bool{false, false, true, true, true, true, true, false}}
+		tb := table{head: []string{"target", "fio", "IOPS", "iops / dir", "mean µs", "p50 µs", "p99 µs", "getxattr/op", "check"},
+			right: []bool{false, false, true, true, true, true, true, true, false}}
 		for _, t := range r.Targets {
 			for _, row := range rows {
 				s, _ := r.Find(t.Name, row.ID)
 				if s.Valid == 0 {
-					tb.add(t.Name, row.PinWord(), "–", "–", "–", "–", "–", r.checkCell(t, s))
+					tb.add(t.Name, row.PinWord(), "–", "–", "–", "–", "–", "–", r.checkCell(t, s))
 					continue
 				}
+				gx := "–"
+				if s.GetxattrPerOp != nil {
+					gx = fmt.Sprintf("%.2f", *s.GetxattrPerOp)
+				}
 				tb.add(t.Name, row.PinWord(), fmtIOPS(s.IOPS), fmtRatio(s.VsDir),
-					fmtUs(s.MeanUs), fmtUs(s.P50Us), fmtUs(s.P99Us), r.checkCell(t, s))
+					fmtUs(s.MeanUs), fmtUs(s.P50Us), fmtUs(s.P99Us), gx, r.checkCell(t, s))
 			}
 		}
 		tb.write(w)

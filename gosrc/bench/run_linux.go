@@ -26,7 +26,14 @@ const testFile = "bench.dat"
 // nothing was measured.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.setDefaults()
-	sel, err := selectAll(cfg.Targets, cfg.Rows, cfg.Smoke)
+	if cfg.Baseline != "" {
+		abs, err := filepath.Abs(cfg.Baseline)
+		if err != nil {
+			return nil, fmt.Errorf("--baseline %s: %w", cfg.Baseline, err)
+		}
+		cfg.Baseline = abs
+	}
+	sel, err := selectAll(cfg.Targets, cfg.Rows, cfg.Smoke, cfg.Baseline)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +68,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.Params.ZCPin = cfg.ZCPin
 	}
 	for _, t := range targets {
-		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Label: t.Label, Channel: t.Channel})
+		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Label: t.Label, Channel: t.Channel, Baseline: t.Baseline})
+		if t.Baseline && len(rows) > 0 && r.Machine.Baseline == nil {
+			r.Machine.Baseline = binaryInfo(cfg.Baseline)
+		}
+	}
+	if cfg.Baseline != "" && r.Machine.Baseline == nil {
+		fmt.Fprintf(cfg.Progress, "zcfuse bench: --baseline %s given, but no base-* target is selected\n", cfg.Baseline)
 	}
 	for _, p := range sel.paths {
 		r.ZCPaths = append(r.ZCPaths, ZCPathInfo{Name: p.Name, Label: p.Label, Mode: p.Mode, Check: p.Check})
@@ -160,7 +173,11 @@ func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) err
 	if t.kind != kindDir {
 		mnt := filepath.Join(b.tmp, fmt.Sprintf("mnt.%s.%d", t.Name, rep))
 		var err error
-		if srv, err = startServer(ctx, b.cfg.Exe, t, b.backing, mnt); err != nil {
+		exe := b.cfg.Exe
+		if t.Baseline {
+			exe = b.cfg.Baseline
+		}
+		if srv, err = startServer(ctx, exe, t, b.backing, mnt); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -389,10 +406,19 @@ func preflight(cfg *Config, sel selection) error {
 	if cfg.CPU < 0 || cfg.CPU >= runtime.NumCPU() {
 		errs = append(errs, fmt.Errorf("%w: --cpu %d: this process may use %d CPUs", ErrUsage, cfg.CPU, runtime.NumCPU()))
 	}
-	var mounts, uring bool
+	var mounts, uring, baseline bool
 	for _, t := range targets {
 		mounts = mounts || t.kind != kindDir
 		uring = uring || t.Transport == "uring"
+		baseline = baseline || t.Baseline
+	}
+	if baseline {
+		if st, err := os.Stat(cfg.Baseline); err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			if err == nil {
+				err = errors.New("not an executable file")
+			}
+			errs = append(errs, fmt.Errorf("--baseline %s (the base-* targets' zcfuse binary): %v", cfg.Baseline, err))
+		}
 	}
 	if mounts {
 		if os.Geteuid() != 0 {

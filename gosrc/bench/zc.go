@@ -163,8 +163,8 @@ type selection struct {
 // a list that names only one family leaves the other out, so that
 // `--targets zcfuse-uring --rows randread-4k` runs what it did before
 // the zero-copy rows existed. Under smoke, "all" zero-copy rows are
-// smokeZCRows.
-func selectAll(targetNames, rowNames []string, smoke bool) (selection, error) {
+// smokeZCRows. baseline is Config.Baseline (see SelectTargets).
+func selectAll(targetNames, rowNames []string, smoke bool, baseline string) (selection, error) {
 	var sel selection
 	fioT, zcT, allT := splitFamilies(targetNames, isZCPath)
 	fioR, zcR, allR := splitFamilies(rowNames, isZCRow)
@@ -174,7 +174,7 @@ func selectAll(targetNames, rowNames []string, smoke bool) (selection, error) {
 	var err error
 	if allT || len(fioT) > 0 {
 		if allR || len(fioR) > 0 {
-			if sel.targets, err = SelectTargets(fioT); err != nil {
+			if sel.targets, err = SelectTargets(fioT, baseline); err != nil {
 				return sel, err
 			}
 			if sel.rows, err = SelectRows(fioR); err != nil {

@@ -33,8 +33,18 @@ func TestSelectAll(t *testing.T) {
 		{[]string{"ring-sleep"}, []string{"randread-4k"}, false, 0, 0, 0, 0, "select nothing"},
 		{[]string{"nfs"}, nil, false, 0, 0, 0, 0, "unknown target"},
 		{nil, []string{"zc-nope"}, false, 0, 0, 0, 0, "unknown row"},
+		{[]string{"base-uring"}, []string{"randwrite-4k"}, false, 0, 0, 0, 0, "needs --baseline"},
+		{[]string{"zcfuse-uring", "base-uring"}, []string{"randwrite-4k-pinned", "zc-qd1"}, false, 0, 0, 0, 0, "needs --baseline"},
+		// with --baseline (the base string below): all holds the base-* targets too
+		{[]string{"all"}, nil, false, len(Targets) + len(BaselineTargets), len(Rows), len(ZCPaths), len(ZCRows), "base"},
+		{[]string{"base-uring", "zcfuse-uring"}, []string{"randwrite-4k-pinned"}, false, 2, 1, 0, 0, "base"},
+		{[]string{"base-classic", "ring-sleep"}, []string{"seqread-1m", "zc-qd1"}, false, 1, 1, 1, 4, "base"},
 	} {
-		sel, err := selectAll(c.targets, c.rows, c.smoke)
+		baseline := ""
+		if c.bad == "base" {
+			baseline, c.bad = "/tmp/zcfuse-base", ""
+		}
+		sel, err := selectAll(c.targets, c.rows, c.smoke, baseline)
 		if c.bad != "" {
 			if err == nil || !strings.Contains(err.Error(), c.bad) {
 				t.Errorf("selectAll(%q, %q) = %v, want %q", c.targets, c.rows, err, c.bad)
@@ -78,7 +88,7 @@ func TestZCRows(t *testing.T) {
 			t.Errorf("fio row %s clashes with a zc row", r.ID)
 		}
 	}
-	for _, tg := range Targets {
+	for _, tg := range tableTargets("/base") {
 		if isZCPath(tg.Name) {
 			t.Errorf("fio target %s clashes with a zc path", tg.Name)
 		}
