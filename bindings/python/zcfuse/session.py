@@ -224,7 +224,8 @@ class Session:
         unless ``require_zc``: then it raises EFAULT instead. Raises
         :class:`zcfuse.Error`: EFAULT (straddles an arena's end), EBADF
         (unknown file id, detached or closed file, attached read-only),
-        EINVAL (negative offset), ENOTCONN (server gone), EBADF
+        EINVAL (negative offset), EFBIG (past the process's RLIMIT_FSIZE:
+        nothing written, no SIGXFSZ), ENOTCONN (server gone), EBADF
         (:class:`zcfuse.ClosedError`) once the session is closed.
         """
         flags = F_REQUIRE_ZC if require_zc else 0

@@ -378,7 +378,9 @@ impl Session {
     /// `buf` inside a shared arena moves without a copy; any other is
     /// written through the mount, or with `require_zc` fails with `EFAULT`.
     /// Errors (errno only): `EFAULT`, `EBADF` (unknown or released file,
-    /// or attached read-only), `EINVAL` (offset past i64::MAX), `ENOTCONN`.
+    /// or attached read-only), `EINVAL` (offset past i64::MAX), `EFBIG`
+    /// (past the process's `RLIMIT_FSIZE`: nothing written, no `SIGXFSZ`),
+    /// `ENOTCONN`.
     pub fn pwrite(&mut self, file: FileId, buf: &[u8], off: u64, require_zc: bool) -> io::Result<usize> {
         // SAFETY: the session is live; buf is readable for its length and
         // borrowed until the call (which waits for the op) returns.
