@@ -80,6 +80,10 @@ type Config struct {
 	// NoFastRead turns the READ fast path off, so every READ reaches the
 	// node tree (a server whose read hook must see the data).
 	NoFastRead bool
+	// ThreadInit, if set, runs on every request thread once it has its
+	// own file-system context (requestThread), before it serves anything:
+	// a file system can set the thread's working directory there.
+	ThreadInit func() error
 }
 
 // Conn is one FUSE connection: a mount, its /dev/fuse fd and the threads
@@ -414,11 +418,12 @@ func (c *Conn) devReader() {
 	// Locked for good: the thread dies with the goroutine, and its
 	// private umask with it.
 	runtime.LockOSThread()
-	if err := requestThread(); err != nil {
+	if err := c.requestThread(); err != nil {
 		c.logger.Printf("/dev/fuse reader: %v", err)
 		c.ending.Store(true)
 		return
 	}
+	defer requestThreads.Delete(unix.Gettid())
 	buf := make([]byte, MaxWrite+64<<10)
 	out := make([]byte, MaxWrite+64<<10)
 	for {
@@ -560,15 +565,34 @@ func (c *Conn) unmount() error {
 }
 
 // requestThread prepares the locked OS thread of a request loop: its own
-// file-system context (unshare(CLONE_FS)) with umask 0. The kernel has
-// applied the caller's umask to the mode of every CREATE, MKDIR and MKNOD
-// already (FUSE_DONT_MASK is not negotiated), so the server must not apply
-// its own a second time; a process-wide umask(0) would change it for the
-// program that embeds the server too.
-func requestThread() error {
+// file-system context (unshare(CLONE_FS)) with umask 0, then
+// Config.ThreadInit. The kernel has applied the caller's umask to the
+// mode of every CREATE, MKDIR and MKNOD already (FUSE_DONT_MASK is not
+// negotiated), so the server must not apply its own a second time; a
+// process-wide umask(0), or chdir, would change them for the program that
+// embeds the server too. The thread is then a request thread
+// (OnRequestThread) until its loop ends.
+func (c *Conn) requestThread() error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare(CLONE_FS) for a private umask: %w", err)
 	}
 	unix.Umask(0)
+	if c.cfg.ThreadInit != nil {
+		if err := c.cfg.ThreadInit(); err != nil {
+			return fmt.Errorf("request thread set-up: %w", err)
+		}
+	}
+	requestThreads.Store(unix.Gettid(), true)
 	return nil
+}
+
+// requestThreads holds the thread ids of the request threads serving now.
+var requestThreads sync.Map // int -> true
+
+// OnRequestThread reports whether the caller runs on a request thread of
+// this package: a locked OS thread with its own file-system context,
+// whose credentials a file system may switch for the length of a request.
+func OnRequestThread() bool {
+	_, ok := requestThreads.Load(unix.Gettid())
+	return ok
 }

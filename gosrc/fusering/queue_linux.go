@@ -79,10 +79,11 @@ func (w *ringWorker) run(registered chan<- error) {
 	// The thread stays locked until the goroutine ends, so the Go runtime
 	// retires it with its affinity and its ring.
 	runtime.LockOSThread()
-	if err := requestThread(); err != nil {
+	if err := w.c.requestThread(); err != nil {
 		registered <- fmt.Errorf("queue %d: %w", w.qid, err)
 		return
 	}
+	defer requestThreads.Delete(unix.Gettid())
 	if err := w.setup(); err != nil {
 		w.teardown()
 		registered <- fmt.Errorf("queue %d: %w", w.qid, err)

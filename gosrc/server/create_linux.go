@@ -111,8 +111,8 @@ func (n *node) made(ctx context.Context, pfd int, name string, mode uint32, setg
 	return n.LoopbackNode.Lookup(ctx, name, out)
 }
 
-// Mkdir makes a directory with exactly mode (sticky included).
-func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// mkdir makes a directory with exactly mode (sticky included).
+func (n *node) mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	pfd, setgid, errno := n.parent()
 	if errno != 0 {
 		return nil, errno
@@ -124,8 +124,8 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return n.made(ctx, pfd, name, unix.S_IFDIR|mode&07777, setgid, out)
 }
 
-// Mknod makes a special file or FIFO with exactly mode.
-func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// mknod makes a special file or FIFO with exactly mode.
+func (n *node) mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	pfd, setgid, errno := n.parent()
 	if errno != 0 {
 		return nil, errno
@@ -137,13 +137,13 @@ func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 	return n.made(ctx, pfd, name, mode, setgid, out)
 }
 
-// Create makes and opens a regular file with exactly mode. It never opens
+// create makes and opens a regular file with exactly mode. It never opens
 // a file that exists already (O_EXCL on the backing file system, whatever
 // the caller asked): the kernel sends CREATE only for a name it found
 // missing, and a file made meanwhile directly on the backing file system
 // must not be opened, or given to the caller, as root. That race answers
 // EEXIST.
-func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+func (n *node) create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	pfd, setgid, errno := n.parent()
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -184,10 +184,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return child, fh, 0, 0
 }
 
-// Tmpfile makes an unnamed file (O_TMPFILE) in n with exactly mode, owned
+// tmpfile makes an unnamed file (O_TMPFILE) in n with exactly mode, owned
 // by the caller: go-fuse's loopback left it to root, with whatever mode
 // was asked (04755 included), outside the caller's quota.
-func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+func (n *node) tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	pfd, setgid, errno := n.parent()
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -221,4 +221,44 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	}
 	n.srv.raw.noteOpened(ctx, fh)
 	return child, fh, fuseFlags, 0
+}
+
+// Create, Mkdir, Mknod and Tmpfile run as the caller (creds_linux.go):
+// the object is then the caller's from the start, and adopt, which gives
+// a root server's objects away, has nothing to do.
+
+// Create makes and opens a regular file as the caller (create).
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (ch *fs.Inode, fh fs.FileHandle, fuseFlags uint32, errno syscall.Errno) {
+	errno = n.srv.asCaller(ctx, func() syscall.Errno {
+		ch, fh, fuseFlags, errno = n.create(ctx, name, flags, mode, out)
+		return errno
+	})
+	return ch, fh, fuseFlags, errno
+}
+
+// Mkdir makes a directory as the caller (mkdir).
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (ch *fs.Inode, errno syscall.Errno) {
+	errno = n.srv.asCaller(ctx, func() syscall.Errno {
+		ch, errno = n.mkdir(ctx, name, mode, out)
+		return errno
+	})
+	return ch, errno
+}
+
+// Mknod makes a special file or FIFO as the caller (mknod).
+func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (ch *fs.Inode, errno syscall.Errno) {
+	errno = n.srv.asCaller(ctx, func() syscall.Errno {
+		ch, errno = n.mknod(ctx, name, mode, rdev, out)
+		return errno
+	})
+	return ch, errno
+}
+
+// Tmpfile makes an unnamed file as the caller (tmpfile).
+func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (ch *fs.Inode, fh fs.FileHandle, fuseFlags uint32, errno syscall.Errno) {
+	errno = n.srv.asCaller(ctx, func() syscall.Errno {
+		ch, fh, fuseFlags, errno = n.tmpfile(ctx, flags, mode, out)
+		return errno
+	})
+	return ch, fh, fuseFlags, errno
 }

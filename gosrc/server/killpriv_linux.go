@@ -229,9 +229,10 @@ var (
 // file's group before the chown, as the kernel does.
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	n.attrsChanged()
+	setattr := func() syscall.Errno { return n.LoopbackNode.Setattr(ctx, fh, in, out) }
 	caller, _ := fuse.FromContext(ctx)
 	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || caller == nil {
-		return n.LoopbackNode.Setattr(ctx, fh, in, out)
+		return n.srv.asCaller(ctx, setattr)
 	}
 	fd, own := -1, false
 	if f, ok := fh.(*file); ok {
@@ -251,7 +252,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if err := unix.Fstat(fd, &before); err != nil {
 		return fs.ToErrno(err)
 	}
-	if errno := n.LoopbackNode.Setattr(ctx, fh, in, out); errno != 0 {
+	if errno := n.srv.asCaller(ctx, setattr); errno != 0 {
 		return errno
 	}
 	pc := callerOf(caller)
@@ -280,5 +281,11 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EPERM
 	}
 	n.attrsChanged()
-	return n.LoopbackNode.Removexattr(ctx, attr)
+	if attr == passthrough.CapabilityXattr {
+		// The kernel's own kill-priv removes it for a writer (which may
+		// not remove it itself), and the kernel lets no caller without
+		// CAP_SETFCAP ask: either way, the server's job.
+		return n.LoopbackNode.Removexattr(ctx, attr)
+	}
+	return n.srv.asCaller(ctx, func() syscall.Errno { return n.LoopbackNode.Removexattr(ctx, attr) })
 }

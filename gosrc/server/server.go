@@ -102,6 +102,10 @@ type Server struct {
 	// nosecTTL is how long a kill-priv check that found nothing holds:
 	// the attribute timeout.
 	nosecTTL time.Duration
+	// switchCreds: the server is root, so requests run with their
+	// callers' identities (creds_linux.go); groups finds their groups.
+	switchCreds bool
+	groups      passthrough.GroupCache
 	// callbacks is the node tree's notifier; set before any node exists.
 	callbacks *callbacks
 }
@@ -165,6 +169,12 @@ func (s *Server) Start() error {
 		return ErrStarted
 	}
 	s.started = true
+	var err error
+	if s.rootFd, err = unix.Open(s.backing, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("backing directory: %w", err)
+	}
+	s.switchCreds = os.Geteuid() == 0 && os.Getenv(TestRootRequestsEnv) != "1"
+	s.groups = passthrough.GroupCache{TTL: 2 * time.Second, Max: 4096}
 	conn, err := fusering.Open(fusering.Config{
 		Mountpoint:  s.mountpoint,
 		Source:      s.backing,
@@ -175,6 +185,10 @@ func (s *Server) Start() error {
 		Passthrough: s.opts.Passthrough,
 		Logger:      s.opts.Logger,
 		NoFastRead:  s.opts.Hooks != nil && s.opts.Hooks.OnRead != nil,
+		// Every request thread works in the backing root, so that the
+		// node tree's paths (relative: LoopbackRoot.Path is ".") need no
+		// rights above it when a request runs as its caller.
+		ThreadInit: func() error { return unix.Fchdir(s.rootFd) },
 		MountOptions: fuse.MountOptions{
 			Debug:         s.opts.Debug,
 			EnableLocks:   true,
@@ -187,6 +201,7 @@ func (s *Server) Start() error {
 		},
 	})
 	if err != nil {
+		s.closeRoot()
 		return err
 	}
 	var st syscall.Stat_t
@@ -194,12 +209,8 @@ func (s *Server) Start() error {
 		conn.Stop()
 		return fmt.Errorf("backing directory: %w", err)
 	}
-	if s.rootFd, err = unix.Open(s.backing, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		conn.Stop()
-		return fmt.Errorf("backing directory: %w", err)
-	}
 	s.nosecTTL = *timeout(s.opts.AttrTimeout)
-	lr := &fs.LoopbackRoot{Path: s.backing, Dev: uint64(st.Dev)}
+	lr := &fs.LoopbackRoot{Path: ".", Dev: uint64(st.Dev)}
 	root := &rootNode{node: node{LoopbackNode: fs.LoopbackNode{RootData: lr}, srv: s}}
 	lr.RootNode = root
 	lr.NewNode = func(rd *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
@@ -359,6 +370,12 @@ type node struct {
 
 var _ fs.NodeOpener = (*node)(nil)
 
+// openFlags are the open flags passed on to the backing file: not
+// O_APPEND (the kernel gives every WRITE its offset, which O_APPEND would
+// override), not FUSE's FMODE_EXEC or anything else openat2 refuses.
+const openFlags = syscall.O_ACCMODE | syscall.O_TRUNC | syscall.O_DIRECT | syscall.O_SYNC | syscall.O_DSYNC |
+	syscall.O_NOATIME | syscall.O_NONBLOCK | syscall.O_LARGEFILE
+
 func noteFd(fh fs.FileHandle) {
 	if p, ok := fh.(fs.FilePassthroughFder); ok {
 		if fd, ok := p.PassthroughFd(); ok {
@@ -369,7 +386,18 @@ func noteFd(fh fs.FileHandle) {
 
 // Open opens the backing file and notes its fd for the READ fast path.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	fh, fuseFlags, errno := n.LoopbackNode.Open(ctx, flags)
+	var fh fs.FileHandle
+	var fuseFlags uint32
+	errno := n.srv.asCaller(ctx, func() syscall.Errno {
+		// Relative to the backing root's fd, never through a symlink: the
+		// caller needs no rights on the directories above the backing one.
+		fd, err := n.openAt(int(flags & openFlags))
+		if err != nil {
+			return fs.ToErrno(err)
+		}
+		fh = fs.NewLoopbackFile(fd)
+		return 0
+	})
 	if errno == 0 {
 		noteFd(fh)
 		fh = n.wrapFile(fh, flags)
@@ -416,7 +444,12 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if virtualXattr(attr) {
 		return 0, syscall.ENODATA
 	}
-	return n.LoopbackNode.Getxattr(ctx, attr, dest)
+	var size uint32
+	errno := n.srv.asCaller(ctx, func() (errno syscall.Errno) {
+		size, errno = n.LoopbackNode.Getxattr(ctx, attr, dest)
+		return errno
+	})
+	return size, errno
 }
 
 // Setxattr refuses the root's attribute names everywhere.
@@ -425,7 +458,12 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return syscall.EPERM
 	}
 	n.attrsChanged()
-	return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
+	if attr == passthrough.CapabilityXattr {
+		// The kernel lets no caller without CAP_SETFCAP ask, and the
+		// switched thread has no capabilities: the server's job.
+		return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
+	}
+	return n.srv.asCaller(ctx, func() syscall.Errno { return n.LoopbackNode.Setxattr(ctx, attr, data, flags) })
 }
 
 // rootNode is the loopback root plus the virtual stats attribute.
@@ -456,7 +494,7 @@ func (n *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 		}
 		b = []byte(ctl.path)
 	default:
-		return n.LoopbackNode.Getxattr(ctx, attr, dest)
+		return n.node.Getxattr(ctx, attr, dest)
 	}
 	if len(dest) == 0 {
 		return uint32(len(b)), 0

@@ -1,0 +1,177 @@
+package passthrough
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Creds are the identity a request runs with on the backing file system:
+// the caller's fsuid and fsgid as the kernel reports them, and its
+// supplementary groups.
+type Creds struct {
+	Uid, Gid uint32
+	Groups   []uint32
+}
+
+// Become makes the calling OS thread act as c until Restore: its
+// supplementary groups, real and effective gid, real and effective uid
+// (the saved uid stays 0, so the thread can come back). The thread must be
+// locked (runtime.LockOSThread) and running as root; only it changes: raw
+// setgroups/setresgid/setresuid, not the syscall package's versions,
+// which change every thread of the process. With a nonzero effective uid
+// the thread's effective capabilities are empty, so the backing file
+// system checks modes, ACLs, quotas and reserved blocks as for the caller
+// itself (setfsuid alone would keep CAP_SYS_RESOURCE and CAP_DAC_*).
+// On failure the thread is restored and the error returned.
+func Become(c Creds) error {
+	groups := c.Groups
+	var p unsafe.Pointer
+	if len(groups) > 0 {
+		p = unsafe.Pointer(&groups[0])
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), uintptr(p), 0); e != 0 {
+		Restore()
+		return e
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(c.Gid), uintptr(c.Gid), ^uintptr(0)); e != 0 {
+		Restore()
+		return e
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(c.Uid), uintptr(c.Uid), 0); e != 0 {
+		Restore()
+		return e
+	}
+	return nil
+}
+
+// serverGroups are the supplementary groups the server started with, put
+// back by Restore.
+var serverGroups = func() []uint32 {
+	gs, _ := unix.Getgroups()
+	out := make([]uint32, len(gs))
+	for i, g := range gs {
+		out[i] = uint32(g)
+	}
+	return out
+}()
+
+// Restore returns the calling thread to root: uid first (which brings the
+// effective capabilities back from the permitted set), then gid and
+// groups. Failing to come back is fatal: a thread that might serve the
+// next request with another user's identity must not go on.
+func Restore() {
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0); e != 0 {
+		panic("zcfuse: cannot restore a request thread to uid 0: " + e.Error())
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0); e != 0 {
+		panic("zcfuse: cannot restore a request thread to gid 0: " + e.Error())
+	}
+	var p unsafe.Pointer
+	if len(serverGroups) > 0 {
+		p = unsafe.Pointer(&serverGroups[0])
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(serverGroups)), uintptr(p), 0); e != 0 {
+		panic("zcfuse: cannot restore a request thread's groups: " + e.Error())
+	}
+}
+
+// GroupCache finds a caller's supplementary groups: the kernel passes a
+// request's uid, gid and thread id, not its groups. It reads `Groups:`
+// from /proc/TID/status and keeps the answer for TTL, for at most Max
+// threads. An answer is used only when the thread's fsuid and fsgid there
+// are the request's (a thread id reused by another process is not taken
+// for the caller). A caller it cannot read — a thread id of 0 (a caller in
+// another pid namespace) or a thread that has exited — gets no
+// supplementary groups: never more rights than it has, sometimes fewer.
+type GroupCache struct {
+	TTL time.Duration
+	Max int
+
+	mu sync.Mutex
+	m  map[uint32]groupEntry
+}
+
+type groupEntry struct {
+	uid, gid uint32
+	groups   []uint32
+	until    time.Time
+}
+
+// Groups returns the supplementary groups of thread tid running as
+// uid/gid; the slice is shared, read only.
+func (c *GroupCache) Groups(tid, uid, gid uint32) []uint32 {
+	if tid == 0 {
+		return nil
+	}
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.m[tid]
+	c.mu.Unlock()
+	if ok && e.uid == uid && e.gid == gid && now.Before(e.until) {
+		return e.groups
+	}
+	groups, ok := readGroups(tid, uid, gid)
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[uint32]groupEntry{}
+	}
+	if len(c.m) >= max(c.Max, 1) {
+		for k, v := range c.m {
+			if now.After(v.until) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= max(c.Max, 1) {
+			clear(c.m)
+		}
+	}
+	c.m[tid] = groupEntry{uid: uid, gid: gid, groups: groups, until: now.Add(c.TTL)}
+	c.mu.Unlock()
+	return groups
+}
+
+// readGroups parses /proc/TID/status: ok only when its fsuid and fsgid
+// (the fourth field of Uid: and Gid:) are uid and gid.
+func readGroups(tid, uid, gid uint32) ([]uint32, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
+	if err != nil {
+		return nil, false
+	}
+	var groups []uint32
+	seen := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		key, val, found := strings.Cut(line, ":")
+		if !found {
+			continue
+		}
+		f := strings.Fields(val)
+		switch key {
+		case "Uid", "Gid":
+			want := uid
+			if key == "Gid" {
+				want = gid
+			}
+			if len(f) < 4 || f[3] != strconv.FormatUint(uint64(want), 10) {
+				return nil, false
+			}
+			seen++
+		case "Groups":
+			for _, g := range f {
+				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+					groups = append(groups, uint32(n))
+				}
+			}
+			seen++
+		}
+	}
+	return groups, seen == 3
+}

@@ -1,0 +1,146 @@
+package passthrough
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const nobody = 65534
+
+// onLockedThread runs fn on a fresh locked OS thread that dies with it, so
+// a failed Restore cannot leak into other tests.
+func onLockedThread(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		fn()
+	}()
+	<-done
+}
+
+// threadStatus returns the value of key in /proc/thread-self/status.
+func threadStatus(t *testing.T, key string) string {
+	b, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// TestBecomeRestore: a switched thread has the caller's ids, no
+// effective capabilities and the caller's rights on files; only that
+// thread; Restore brings root back.
+func TestBecomeRestore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755) // TempDir makes both 0700
+	os.Chmod(dir, 0o755)
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("s"), 0o600)
+	group := filepath.Join(dir, "group")
+	os.WriteFile(group, []byte("g"), 0o640)
+	os.Chown(group, 0, 4242)
+	pub := filepath.Join(dir, "pub")
+	os.Mkdir(pub, 0o777)
+	os.Chmod(pub, 0o1777)
+
+	onLockedThread(func() {
+		if err := Become(Creds{Uid: nobody, Gid: nobody}); err != nil {
+			t.Fatalf("Become: %v", err)
+		}
+		if got := threadStatus(t, "Uid"); strings.Fields(got)[3] != "65534" || strings.Fields(got)[2] != "0" {
+			t.Errorf("Uid: %q; want fsuid 65534, saved uid 0", got)
+		}
+		if got := threadStatus(t, "CapEff"); got != "0000000000000000" {
+			t.Errorf("CapEff: %s; want none while switched", got)
+		}
+		if _, err := os.ReadFile(secret); !os.IsPermission(err) {
+			t.Errorf("a root 0600 file read as uid %d: %v; want EACCES", nobody, err)
+		}
+		if _, err := os.ReadFile(group); !os.IsPermission(err) {
+			t.Errorf("a 0640 file of group 4242 read without that group: %v; want EACCES", err)
+		}
+		// Another thread of the process is still root.
+		other := make(chan error)
+		go func() { _, err := os.ReadFile(secret); other <- err }()
+		if err := <-other; err != nil {
+			t.Errorf("another thread lost root: %v", err)
+		}
+		f := filepath.Join(pub, "made")
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatalf("create as uid %d: %v", nobody, err)
+		}
+		var st unix.Stat_t
+		unix.Stat(f, &st)
+		if st.Uid != nobody || st.Gid != nobody {
+			t.Errorf("a file made while switched belongs to %d:%d; want %d:%d", st.Uid, st.Gid, nobody, nobody)
+		}
+		Restore()
+		if _, err := os.ReadFile(secret); err != nil {
+			t.Errorf("after Restore: %v", err)
+		}
+		if got := threadStatus(t, "Uid"); got != "0\t0\t0\t0" {
+			t.Errorf("after Restore Uid: %q", got)
+		}
+		if err := Become(Creds{Uid: nobody, Gid: nobody, Groups: []uint32{4242}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.ReadFile(group); err != nil {
+			t.Errorf("a 0640 file of group 4242 read with that supplementary group: %v", err)
+		}
+		if got := threadStatus(t, "Groups"); got != "4242" {
+			t.Errorf("Groups while switched: %q; want 4242", got)
+		}
+		Restore()
+		var want []string
+		for _, g := range serverGroups {
+			want = append(want, strconv.FormatUint(uint64(g), 10))
+		}
+		if got := threadStatus(t, "Groups"); got != strings.Join(want, " ") {
+			t.Errorf("Groups after Restore: %q; want the server's %v", got, serverGroups)
+		}
+	})
+}
+
+// TestGroupCache: a live thread's groups, only for its own ids; nothing
+// for tid 0 or a thread that is gone; the cache stays bounded.
+func TestGroupCache(t *testing.T) {
+	c := &GroupCache{TTL: time.Minute, Max: 2}
+	tid := uint32(unix.Gettid())
+	uid, gid := uint32(unix.Getuid()), uint32(unix.Getgid())
+	got := c.Groups(tid, uid, gid)
+	if !slices.Equal(got, serverGroups) && !(len(got) == 0 && len(serverGroups) == 0) {
+		t.Errorf("Groups(self) = %v; want %v", got, serverGroups)
+	}
+	if g := c.Groups(tid, uid+1, gid); g != nil {
+		t.Errorf("Groups with another uid than the thread's = %v; want nil", g)
+	}
+	if g := c.Groups(0, uid, gid); g != nil {
+		t.Errorf("Groups(tid 0) = %v; want nil", g)
+	}
+	if g := c.Groups(1<<30, uid, gid); g != nil {
+		t.Errorf("Groups(a thread that does not exist) = %v; want nil", g)
+	}
+	for i := 0; i < 5; i++ {
+		onLockedThread(func() { c.Groups(uint32(unix.Gettid()), uid, gid) })
+	}
+	if n := len(c.m); n > 2 {
+		t.Errorf("cache holds %d threads; Max is 2", n)
+	}
+}
