@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
@@ -50,7 +51,7 @@ var (
 )
 
 type attackSpec struct {
-	Kind    string     // "ioctls", "leak" or "steps"
+	Kind    string     // "ioctls", "leak", "steps" or "race"
 	Targets []ioTarget // ioctls: files to open and attack, in order
 	Donors  [2]int     // ioctls: EXT4_IOC_MOVE_EXT donor fds tried, inclusive
 	MoveLen uint64     // ioctls: EXT4_IOC_MOVE_EXT length in blocks
@@ -58,6 +59,12 @@ type attackSpec struct {
 	Shutdown bool   `json:",omitempty"`
 	Path     string // leak: the file whose ioctls are tried
 	Steps    []step // steps
+	// race: in directory Dir (through the mount), swap Dir/d, a directory
+	// of the attacker's, with Dir/l, a symlink to Target, for Secs
+	// seconds (renameat2 RENAME_EXCHANGE) while creating Dir/d/xN and
+	// unlinking Dir/d/victim.
+	Dir, Target string  `json:",omitempty"`
+	Secs        float64 `json:",omitempty"`
 }
 
 type ioTarget struct {
@@ -95,6 +102,7 @@ type step struct {
 	Flags int    `json:",omitempty"`
 	Off   int64  `json:",omitempty"`
 	Len   int    `json:",omitempty"`
+	To    string `json:",omitempty"` // rename: the new name; symlink: the target
 }
 
 type stepResult struct {
@@ -127,6 +135,8 @@ func attackMain(js string) int {
 			return attackLeak(spec) // speaks a line protocol of its own
 		case "steps":
 			out.Steps, out.Err = attackSteps(spec.Steps)
+		case "race":
+			out.Steps, out.Err = attackRace(spec)
 		default:
 			out.Err = "unknown kind " + spec.Kind
 		}
@@ -337,6 +347,15 @@ func attackSteps(steps []step) ([]stepResult, string) {
 			err = withFd(unix.O_WRONLY, func(fd int) error { return unix.Ftruncate(fd, s.Off) })
 		case "truncate":
 			err = unix.Truncate(s.Path, s.Off)
+		case "rename":
+			err = unix.Rename(s.Path, s.To)
+		case "symlink":
+			err = unix.Symlink(s.To, s.Path)
+		case "unlink":
+			err = unix.Unlink(s.Path)
+		case "stat":
+			var st unix.Stat_t
+			err = unix.Stat(s.Path, &st)
 		case "fallocate":
 			err = withFd(unix.O_WRONLY, func(fd int) error { return unix.Fallocate(fd, 0, 0, 8192) })
 		case "copyrange":
@@ -395,4 +414,44 @@ func attackSteps(steps []step) ([]stepResult, string) {
 		res = append(res, r)
 	}
 	return res, ""
+}
+
+// attackRace runs the rename-exchange race (attackSpec.Dir) and reports
+// how many creates and unlinks succeeded, as two step results.
+func attackRace(spec attackSpec) ([]stepResult, string) {
+	d, l := spec.Dir+"/d", spec.Dir+"/l"
+	if err := unix.Mkdir(d, 0o755); err != nil && err != unix.EEXIST {
+		return nil, "mkdir: " + err.Error()
+	}
+	unix.Unlink(l)
+	if err := unix.Symlink(spec.Target, l); err != nil {
+		return nil, "symlink: " + err.Error()
+	}
+	stop := make(chan struct{})
+	swapped := make(chan struct{})
+	go func() {
+		defer close(swapped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				unix.Renameat2(unix.AT_FDCWD, d, unix.AT_FDCWD, l, unix.RENAME_EXCHANGE)
+			}
+		}
+	}()
+	created, unlinked := stepResult{Op: "create", Path: d}, stepResult{Op: "unlink", Path: d + "/victim"}
+	deadline := time.Now().Add(time.Duration(spec.Secs * float64(time.Second)))
+	for i := 0; time.Now().Before(deadline); i++ {
+		if fd, err := unix.Open(fmt.Sprintf("%s/x%d", d, i), unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644); err == nil {
+			unix.Close(fd)
+			created.N++
+		}
+		if unix.Unlink(d+"/victim") == nil {
+			unlinked.N++
+		}
+	}
+	close(stop)
+	<-swapped
+	return []stepResult{created, unlinked}, ""
 }
