@@ -223,6 +223,12 @@ func TestBadOptions(t *testing.T) {
 	file := filepath.Join(dir, "file")
 	writeFile(t, file, []byte("x"), 0o644)
 	missing := filepath.Join(dir, "no-such-dir")
+	nested := mkdir(t, filepath.Join(backing, "a", "mnt"))
+	// The same, reached through a symlink outside the backing directory.
+	viaLink := filepath.Join(dir, "link-to-nested")
+	if err := os.Symlink(nested, viaLink); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name     string
@@ -236,6 +242,9 @@ func TestBadOptions(t *testing.T) {
 		{"unknown flag", mountOpts{transport: "classic", args: []string{"--bogus-flag"}, backing: backing, mountpoint: mnt}, 2, []string{"bogus-flag"}},
 		{"queue depth 0", mountOpts{transport: "classic", args: []string{"--queue-depth", "0"}, backing: backing, mountpoint: mnt}, 2, []string{"queue-depth", "queue depth"}},
 		{"unknown transport", mountOpts{transport: "carrier-pigeon", backing: backing, mountpoint: mnt}, 2, []string{"carrier-pigeon", "transport"}},
+		// It would serve lookups of its own mount until no thread is left.
+		{"mountpoint inside the backing dir", mountOpts{transport: "classic", backing: backing, mountpoint: nested}, 1, []string{"inside the backing directory"}},
+		{"mountpoint inside the backing dir, through a symlink", mountOpts{transport: "classic", backing: backing, mountpoint: viaLink}, 1, []string{"inside the backing directory"}},
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {

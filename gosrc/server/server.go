@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -147,7 +148,26 @@ func New(backing, mountpoint string, opts Options) (*Server, error) {
 	if rel, err := filepath.Rel(mountpoint, backing); err == nil && rel == "." {
 		return nil, fmt.Errorf("backing directory and mountpoint are the same: %s: %w", backing, syscall.EINVAL)
 	}
+	if inside(backing, mountpoint) {
+		// The server would serve lookups of its own mount from its own
+		// request threads, one level deeper each time, until none is left:
+		// `ls -la` three levels down hung in D state.
+		return nil, fmt.Errorf("mountpoint %s is inside the backing directory %s: %w", mountpoint, backing, syscall.EINVAL)
+	}
 	return &Server{backing: backing, mountpoint: mountpoint, opts: opts, rootFd: -1}, nil
+}
+
+// inside reports whether path lies below dir, both resolved through
+// symlinks (as far as they exist).
+func inside(dir, path string) bool {
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		path = p
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func timeout(d time.Duration) *time.Duration {
