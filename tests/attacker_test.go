@@ -365,6 +365,21 @@ func attackSteps(steps []step) ([]stepResult, string) {
 				r.N, err = unix.CopyFileRange(fd, &in, fd, &out, 1, 0)
 				return err
 			})
+		case "orphanwrite":
+			// A setuid file of one's own, written after its last name is
+			// gone: the write clears setuid as on any file.
+			var fd int
+			if fd, err = unix.Open(s.Path, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_CLOEXEC, s.Mode); err == nil {
+				if err = unix.Unlink(s.Path); err == nil {
+					if r.N, err = unix.Pwrite(fd, []byte("hi"), 0); err == nil {
+						var st unix.Stat_t
+						if err = unix.Fstat(fd, &st); err == nil {
+							r.Stat = &statResult{Perm: st.Mode & 0o7777, Uid: st.Uid, Gid: st.Gid}
+						}
+					}
+				}
+				unix.Close(fd)
+			}
 		case "tmpfile":
 			var fd int
 			if fd, err = unix.Open(s.Path, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, s.Mode); err == nil {

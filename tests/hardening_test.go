@@ -548,6 +548,7 @@ func TestHardeningModes(t *testing.T) {
 			att := f.attack(t, nobody, attackSpec{Kind: "steps", Steps: []step{
 				{Op: "umask", Mode: 0},
 				{Op: "tmpfile", Path: p("tmp"), Mode: 0o4755},
+				{Op: "orphanwrite", Path: p("tmp/orphan"), Mode: 0o4755},
 				{Op: "create", Path: p("tmp/a0666"), Mode: 0o666},
 				{Op: "mkdir", Path: p("sgid/ad0777"), Mode: 0o777},
 				{Op: "create", Path: p("sgid/af0666"), Mode: 0o666},
@@ -572,6 +573,12 @@ func TestHardeningModes(t *testing.T) {
 				// asked (go-fuse's loopback made it root's).
 				if want := (statResult{Perm: 0o4755, Uid: nobody, Gid: nobody}); r.Op == "tmpfile" && (r.Stat == nil || *r.Stat != want) {
 					t.Errorf("%s: O_TMPFILE in %s as %s: fstat says %+v; want %+v", where.name, r.Path, who, r.Stat, want)
+				}
+				// Its own 04755 file, written after unlink: setuid goes
+				// (the kernel asks with a SETATTR that names no field, and
+				// the file has no path left).
+				if want := (statResult{Perm: 0o755, Uid: nobody, Gid: nobody}); r.Op == "orphanwrite" && (r.Stat == nil || *r.Stat != want) {
+					t.Errorf("%s: write to an unlinked 04755 file as %s: fstat says %+v; want %+v", where.name, who, r.Stat, want)
 				}
 			}
 			for _, w := range wants {

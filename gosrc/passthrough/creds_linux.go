@@ -175,3 +175,24 @@ func readGroups(tid, uid, gid uint32) ([]uint32, bool) {
 	}
 	return groups, seen == 3
 }
+
+// capSysResource is CAP_SYS_RESOURCE's number.
+const capSysResource = 24
+
+// DropResourceOverride removes CAP_SYS_RESOURCE from the calling thread
+// for good (effective, permitted and inheritable sets; the thread must be
+// locked and die with its goroutine). A root server's request thread
+// without it no longer writes past a user's disk quota on that user's
+// behalf.
+func DropResourceOverride() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	word, bit := capSysResource/32, uint32(1)<<(capSysResource%32)
+	data[word].Effective &^= bit
+	data[word].Permitted &^= bit
+	data[word].Inheritable &^= bit
+	return unix.Capset(&hdr, &data[0])
+}

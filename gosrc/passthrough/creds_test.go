@@ -144,3 +144,53 @@ func TestGroupCache(t *testing.T) {
 		t.Errorf("cache holds %d threads; Max is 2", n)
 	}
 }
+
+// TestDropResourceOverride: the thread loses CAP_SYS_RESOURCE from its
+// effective and permitted sets, for good (Become/Restore do not bring it
+// back); other threads keep it.
+func TestDropResourceOverride(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	has := func(key string) bool {
+		v, err := strconv.ParseUint(threadStatus(t, key), 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v&(1<<capSysResource) != 0
+	}
+	if !has("CapEff") {
+		t.Skip("this test runs without CAP_SYS_RESOURCE")
+	}
+	onLockedThread(func() {
+		if err := DropResourceOverride(); err != nil {
+			t.Fatal(err)
+		}
+		if has("CapEff") || has("CapPrm") {
+			t.Errorf("CAP_SYS_RESOURCE still there after DropResourceOverride")
+		}
+		Become(Creds{Uid: nobody, Gid: nobody})
+		Restore()
+		if has("CapEff") {
+			t.Errorf("Become/Restore brought CAP_SYS_RESOURCE back")
+		}
+		if !threadHasOtherCaps(t) {
+			t.Errorf("DropResourceOverride took more than CAP_SYS_RESOURCE")
+		}
+		other := make(chan bool)
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			other <- has("CapEff")
+		}()
+		if !<-other {
+			t.Errorf("another thread lost CAP_SYS_RESOURCE too")
+		}
+	})
+}
+
+// threadHasOtherCaps reports whether the thread still has CAP_DAC_OVERRIDE.
+func threadHasOtherCaps(t *testing.T) bool {
+	v, _ := strconv.ParseUint(threadStatus(t, "CapEff"), 16, 64)
+	return v&(1<<1) != 0
+}

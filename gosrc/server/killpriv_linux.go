@@ -30,7 +30,8 @@ import (
 // fallocate through the mount kept 06777), while a local file system
 // clears them for a caller without CAP_FSETID. For those two the server
 // reads the caller's effective capabilities from /proc/PID/status
-// (hasCapFsetid), only when the inode may carry bits to clear.
+// (callerHasFsetid: root only), only when the inode may carry bits to
+// clear.
 //
 // and ring writes of a session whose peer lacked CAP_FSETID when it
 // connected (worker.start). go-fuse's node API drops the WRITE and OPEN
@@ -78,7 +79,7 @@ func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 	st := r.RawFileSystem.Open(cancel, in, out)
 	f := r.opened(cancel, out.Fh, st == fuse.OK)
 	if f != nil && in.Mode&fuse.OPEN_KILL_SUIDGID != 0 && in.Flags&syscall.O_TRUNC != 0 {
-		f.killPriv(true, callerOf(&in.Caller))
+		f.killPriv(true, r.srv.callerOf(&in.Caller))
 	}
 	return st
 }
@@ -116,10 +117,10 @@ func (r *rawFS) unflagged(fh uint64, caller *fuse.Caller) {
 		return
 	}
 	f := v.(*file)
-	if time.Now().UnixNano() < f.node.nosecUntil.Load() || hasCapFsetid(caller.Pid) {
+	if time.Now().UnixNano() < f.node.nosecUntil.Load() || callerHasFsetid(caller.Uid, caller.Pid) {
 		return
 	}
-	f.killPriv(false, callerOf(caller))
+	f.killPriv(false, r.srv.callerOf(caller))
 }
 
 func (r *rawFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
@@ -137,7 +138,7 @@ func (r *rawFS) beforeWrite(in *fuse.WriteIn) {
 		return
 	}
 	if v, ok := r.handles.Load(in.Fh); ok {
-		v.(*file).killPriv(false, callerOf(&in.Caller))
+		v.(*file).killPriv(false, r.srv.callerOf(&in.Caller))
 	}
 }
 
@@ -148,22 +149,27 @@ func (r *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 }
 
 // privCaller is whom a kill-priv check is for: a caller without
-// CAP_FSETID, with a primary group and supplementary groups (read from
-// /proc/PID/status when first needed, unless known).
+// CAP_FSETID, with a primary group and supplementary groups (known, or
+// found through the server's group cache when first needed).
 type privCaller struct {
-	gid    uint32
-	pid    uint32
-	groups []uint32 // nil: read them from pid when asked
+	uid, gid, pid uint32
+	groups        []uint32 // nil: ask cache
+	cache         *passthrough.GroupCache
 	// fixedGid: judge membership of fileGid, whatever the file's group
 	// is now (a chown judges the group the file had before).
 	fileGid  uint32
 	fixedGid bool
 }
 
-func callerOf(c *fuse.Caller) privCaller { return privCaller{gid: c.Gid, pid: c.Pid} }
+// callerOf is the kill-priv caller of a FUSE request.
+func (s *Server) callerOf(c *fuse.Caller) privCaller {
+	return privCaller{uid: c.Uid, gid: c.Gid, pid: c.Pid, cache: &s.groups}
+}
 
 // inGroup reports whether the caller is in group gid. Only a setgid file
-// without group execute asks, so /proc is read only then.
+// without group execute asks, so the groups are looked up only then; the
+// cache takes them only from a thread whose fsuid and fsgid are still the
+// request's (not a setgid binary the caller exec'd since).
 func (c privCaller) inGroup(gid uint32) bool {
 	if c.fixedGid {
 		gid = c.fileGid
@@ -172,10 +178,27 @@ func (c privCaller) inGroup(gid uint32) bool {
 		return true
 	}
 	groups := c.groups
-	if groups == nil {
-		_, groups, _ = procStatus(c.pid)
+	if groups == nil && c.cache != nil {
+		groups = c.cache.Groups(c.pid, c.uid, c.gid)
 	}
 	return slices.Contains(groups, gid)
+}
+
+// openFd returns the backing fd of an open handle of n, or -1: for an
+// inode that may no longer have a name. It looks at every open handle
+// (rare: only SETATTRs that change nothing come here).
+func (r *rawFS) openFd(n *node) int {
+	fd := -1
+	r.handles.Range(func(_, v any) bool {
+		if f := v.(*file); f.node == n {
+			if d, ok := f.LoopbackFile.PassthroughFd(); ok {
+				fd = d
+				return false
+			}
+		}
+		return true
+	})
+	return fd
 }
 
 // killPriv clears f's setuid/setgid/capability for caller
@@ -195,13 +218,18 @@ func (n *node) killPriv(fd int, force bool, caller privCaller) bool {
 	if !force && now < n.nosecUntil.Load() {
 		return false
 	}
+	gen := n.attrGen.Load()
 	changed, clean, errno := passthrough.KillPriv(fd, caller.inGroup)
 	switch {
 	case errno != 0:
 		n.srv.logf("clearing setuid/setgid of %q: %v", n.Path(nil), errno)
 		n.nosecUntil.Store(0)
 	case clean:
-		n.nosecUntil.Store(now + int64(n.srv.nosecTTL))
+		// Unless an attribute change began meanwhile: its chmod may have
+		// landed after the check.
+		if n.attrGen.Load() == gen {
+			n.nosecUntil.Store(now + int64(n.srv.nosecTTL))
+		}
 	default: // a setgid file kept for a group member: check every time
 		n.nosecUntil.Store(0)
 	}
@@ -209,16 +237,30 @@ func (n *node) killPriv(fd int, force bool, caller privCaller) bool {
 }
 
 // nosec is embedded in node: when the last kill-priv check of the inode
-// found nothing to clear, until when that holds (unix nanoseconds).
-type nosec struct{ nosecUntil atomic.Int64 }
+// found nothing to clear, until when that holds (unix nanoseconds), and a
+// generation that every attribute change through the mount advances.
+type nosec struct {
+	nosecUntil atomic.Int64
+	attrGen    atomic.Uint64
+}
 
-// attrsChanged ends a kill-priv check's validity.
-func (n *node) attrsChanged() { n.nosecUntil.Store(0) }
+// attrsChanged ends a kill-priv check's validity. Changes call it before
+// and after they reach the backing file system, so a check that raced
+// with one (a ring write is not serialised with SETATTR by the kernel's
+// inode lock) is not kept.
+func (n *node) attrsChanged() {
+	n.attrGen.Add(1)
+	n.nosecUntil.Store(0)
+}
 
 var (
 	_ fs.NodeSetattrer     = (*node)(nil)
 	_ fs.NodeRemovexattrer = (*node)(nil)
 )
+
+// setattrBits are the SETATTR fields that change something.
+const setattrBits = fuse.FATTR_MODE | fuse.FATTR_UID | fuse.FATTR_GID | fuse.FATTR_SIZE | fuse.FATTR_ATIME |
+	fuse.FATTR_MTIME | fuse.FATTR_ATIME_NOW | fuse.FATTR_MTIME_NOW | fuse.FATTR_CTIME
 
 // Setattr changes attributes, then clears setuid/setgid/capability when
 // the kernel says so. FATTR_KILL_SUIDGID comes with a truncate only when
@@ -226,17 +268,34 @@ var (
 // the backing chown (made by the server) has already cleared what it
 // clears for a capable caller, so for a chown the rest is cleared only
 // when the caller lacks CAP_FSETID, judging its group membership on the
-// file's group before the chown, as the kernel does.
+// file's group before the chown, as the kernel does. A SETATTR that
+// changes nothing (the kernel's file_remove_privs sends one, also for a
+// file that is open but no longer has a name) is answered from an open
+// handle of the inode: by its path the inode may be gone.
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	n.attrsChanged()
-	setattr := func() syscall.Errno { return n.LoopbackNode.Setattr(ctx, fh, in, out) }
+	defer n.attrsChanged()
 	caller, _ := fuse.FromContext(ctx)
-	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || caller == nil {
-		return n.srv.asCaller(ctx, setattr)
-	}
 	fd, own := -1, false
 	if f, ok := fh.(*file); ok {
 		fd, _ = f.LoopbackFile.PassthroughFd()
+	} else if in.Valid&setattrBits == 0 {
+		fd = n.srv.raw.openFd(n)
+	}
+	if in.Valid&setattrBits == 0 && fd >= 0 {
+		if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 && caller != nil {
+			n.killPriv(fd, true, n.srv.callerOf(caller))
+		}
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return fs.ToErrno(err)
+		}
+		out.FromStat(&st)
+		return 0
+	}
+	setattr := func() syscall.Errno { return n.LoopbackNode.Setattr(ctx, fh, in, out) }
+	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || caller == nil {
+		return n.srv.asCaller(ctx, setattr)
 	}
 	if fd < 0 {
 		var err error
@@ -255,9 +314,9 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if errno := n.srv.asCaller(ctx, setattr); errno != 0 {
 		return errno
 	}
-	pc := callerOf(caller)
+	pc := n.srv.callerOf(caller)
 	if in.Valid&fuse.FATTR_SIZE == 0 { // a chown
-		if hasCapFsetid(caller.Pid) {
+		if callerHasFsetid(caller.Uid, caller.Pid) {
 			return 0
 		}
 		pc.fileGid, pc.fixedGid = before.Gid, true
@@ -281,6 +340,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EPERM
 	}
 	n.attrsChanged()
+	defer n.attrsChanged()
 	if attr == passthrough.CapabilityXattr {
 		// The kernel's own kill-priv removes it for a writer (which may
 		// not remove it itself), and the kernel lets no caller without

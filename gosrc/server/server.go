@@ -208,7 +208,7 @@ func (s *Server) Start() error {
 		// Every request thread works in the backing root, so that the
 		// node tree's paths (relative: LoopbackRoot.Path is ".") need no
 		// rights above it when a request runs as its caller.
-		ThreadInit: func() error { return unix.Fchdir(s.rootFd) },
+		ThreadInit: s.threadInit,
 		MountOptions: fuse.MountOptions{
 			Debug:         s.opts.Debug,
 			EnableLocks:   true,
@@ -443,10 +443,10 @@ func passthroughOpen(ctx context.Context, f *file, flags uint32) {
 	}
 	fd, ok := f.LoopbackFile.PassthroughFd()
 	caller, ok2 := fuse.FromContext(ctx)
-	if !ok || !ok2 || !passthrough.HasPriv(fd) || hasCapFsetid(caller.Pid) {
+	if !ok || !ok2 || !passthrough.HasPriv(fd) || callerHasFsetid(caller.Uid, caller.Pid) {
 		return
 	}
-	f.killPriv(true, callerOf(caller))
+	f.killPriv(true, f.srv.callerOf(caller))
 }
 
 var (
@@ -478,6 +478,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return syscall.EPERM
 	}
 	n.attrsChanged()
+	defer n.attrsChanged()
 	if attr == passthrough.CapabilityXattr {
 		// The kernel lets no caller without CAP_SETFCAP ask, and the
 		// switched thread has no capabilities: the server's job.

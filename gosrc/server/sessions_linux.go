@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
 	"github.com/zcfuse/zcfuse/gosrc/wire"
@@ -215,12 +216,11 @@ func (s *sessions) admit(fd int) error {
 		return fmt.Errorf("uid %d may not use this mount (owner %d; mount with --allow-other to let others in): %w", cred.Uid, s.ownerUID, unix.EACCES)
 	}
 	ss := &session{s: s, fd: fd, id: s.nextID.Add(1), cred: *cred, arenas: map[uint32]*sharedArena{}, files: map[uint32]*attachment{}}
-	caps, groups, _ := procStatus(uint32(max(cred.Pid, 0)))
-	ss.killPriv = caps&capFsetid == 0
-	ss.priv = privCaller{gid: cred.Gid, groups: groups}
-	if ss.priv.groups == nil {
-		ss.priv.groups = []uint32{} // unknown: the primary group only
-	}
+	// Both from the socket, as the kernel took them at connect(): /proc
+	// would show whatever the peer exec'd since (a setuid-root binary's
+	// CAP_FSETID, a setgid binary's group).
+	ss.killPriv = cred.Uid != 0
+	ss.priv = privCaller{gid: cred.Gid, groups: peerGroups(fd)}
 	rand.Read(ss.token[:])
 	s.mu.Lock()
 	switch {
@@ -451,37 +451,58 @@ func sweepStaleSockets(dir string) {
 // capFsetid is CAP_FSETID's bit in a capability set.
 const capFsetid = 1 << 4
 
-// procStatus reads process pid's effective capabilities and
-// supplementary groups from /proc/PID/status (pid in this pid
-// namespace). ok is false for a pid of 0 (a caller in another pid
-// namespace) or one that cannot be read (it has exited).
-func procStatus(pid uint32) (capEff uint64, groups []uint32, ok bool) {
+// capEff reads process pid's effective capabilities from
+// /proc/PID/status (pid in this pid namespace). ok is false for a pid of
+// 0 (a caller in another pid namespace) or one that cannot be read (it
+// has exited).
+func capEff(pid uint32) (caps uint64, ok bool) {
 	if pid == 0 {
-		return 0, nil, false
+		return 0, false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
 	if err != nil {
-		return 0, nil, false
+		return 0, false
 	}
-	groups = []uint32{}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, found := strings.CutPrefix(line, "CapEff:"); found {
-			capEff, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		} else if v, found := strings.CutPrefix(line, "Groups:"); found {
-			for _, g := range strings.Fields(v) {
-				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-					groups = append(groups, uint32(n))
-				}
-			}
+			caps, err = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return caps, err == nil
 		}
 	}
-	return capEff, groups, true
+	return 0, false
 }
 
-// hasCapFsetid reports whether process pid has CAP_FSETID in its
-// effective set. One that cannot be read (procStatus) counts as not
-// having it: its writes then clear setuid/setgid, the safe side.
-func hasCapFsetid(pid uint32) bool {
-	caps, _, ok := procStatus(pid)
+// callerHasFsetid reports whether a caller may keep setuid/setgid when it
+// writes: only root, and only with CAP_FSETID in its effective set (from
+// /proc/PID/status). A non-root caller never counts as having it, even
+// with the capability (the bits then go, the safe side): its /proc entry
+// could show a setuid-root binary it exec'd after making the request. A
+// root caller that cannot be read counts as not having it either.
+func callerHasFsetid(uid, pid uint32) bool {
+	if uid != 0 {
+		return false
+	}
+	caps, ok := capEff(pid)
 	return ok && caps&capFsetid != 0
+}
+
+// peerGroups returns the supplementary groups of the peer of socket fd
+// as they were at connect() (SO_PEERGROUPS), or none when the kernel does
+// not say.
+func peerGroups(fd int) []uint32 {
+	const soPeerGroups = 59
+	for n := 64; n <= 1<<16; n *= 4 {
+		buf := make([]uint32, n)
+		size := uint32(4 * n)
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, soPeerGroups,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		switch e {
+		case 0:
+			return buf[:size/4]
+		case unix.ERANGE:
+			continue
+		}
+		break
+	}
+	return []uint32{}
 }
