@@ -75,40 +75,46 @@ func (f *hfix) servePub(t *testing.T, tr string, asRoot bool) string {
 	return filepath.Join(f.mnt, "pub")
 }
 
-// TestCallerRightsRace: uid 65534 swaps a directory of its own with a
-// symlink to a root-only directory (renameat2 RENAME_EXCHANGE, through
-// the mount only) while creating and unlinking names inside it. As root
-// the server follows the symlink and deletes root's file; as the caller
-// it cannot.
-func TestCallerRightsRace(t *testing.T) {
+// withControl runs fn on both transports, first as the control (the
+// server told to run requests as root), then as the server is.
+func withControl(t *testing.T, fn func(t *testing.T, tr string, control bool)) {
 	forTransports(t, func(t *testing.T, tr string) {
 		for _, control := range []bool{true, false} {
 			name := "as the caller"
 			if control {
 				name = "control: requests as root"
 			}
-			t.Run(name, func(t *testing.T) {
-				f := ext4Fixture(t)
-				target := f.rootOnly(t)
-				pub := f.servePub(t, tr, control)
-				var got []string
-				for try := 0; try < 3 && len(got) == 0; try++ {
-					out := f.attack(t, nobody, attackSpec{Kind: "race", Dir: pub, Target: target, Secs: 2})
-					if out.Err != "" {
-						t.Fatalf("attacker: %s", out.Err)
-					}
-					got = escaped(t, target)
-					if !control {
-						break // one run, as long as the control needs at most
-					}
-				}
-				switch {
-				case control && len(got) == 0:
-					t.Errorf("the control (requests as root) did not escape in 3 × 2 s: the race does not bite, so the test proves nothing")
-				case !control && len(got) > 0:
-					t.Errorf("uid %d escaped the backing directory: %v", nobody, got)
-				}
-			})
+			t.Run(name, func(t *testing.T) { fn(t, tr, control) })
+		}
+	})
+}
+
+// TestCallerRightsRace: uid 65534 swaps a directory of its own with a
+// symlink to a root-only directory (renameat2 RENAME_EXCHANGE, through
+// the mount only) while creating and unlinking names inside it. As root
+// the server follows the symlink and deletes root's file; as the caller
+// it cannot.
+func TestCallerRightsRace(t *testing.T) {
+	withControl(t, func(t *testing.T, tr string, control bool) {
+		f := ext4Fixture(t)
+		target := f.rootOnly(t)
+		pub := f.servePub(t, tr, control)
+		var got []string
+		for try := 0; try < 3 && len(got) == 0; try++ {
+			out := f.attack(t, nobody, attackSpec{Kind: "race", Dir: pub, Target: target, Secs: 2})
+			if out.Err != "" {
+				t.Fatalf("attacker: %s", out.Err)
+			}
+			got = escaped(t, target)
+			if !control {
+				break // one run, as long as the control needs at most
+			}
+		}
+		switch {
+		case control && len(got) == 0:
+			t.Errorf("the control (requests as root) did not escape in 3 × 2 s: the race does not bite, so the test proves nothing")
+		case !control && len(got) > 0:
+			t.Errorf("uid %d escaped the backing directory: %v", nobody, got)
 		}
 	})
 }
@@ -120,41 +126,33 @@ func TestCallerRightsRace(t *testing.T) {
 // creates through the mount, where the kernel still has the directory's
 // entry: no race needed.
 func TestCallerRightsDeterministic(t *testing.T) {
-	forTransports(t, func(t *testing.T, tr string) {
-		for _, control := range []bool{true, false} {
-			name := "as the caller"
-			if control {
-				name = "control: requests as root"
+	withControl(t, func(t *testing.T, tr string, control bool) {
+		f := ext4Fixture(t)
+		target := f.rootOnly(t)
+		pub := f.servePub(t, tr, control)
+		direct := filepath.Join(f.backing, "pub")
+		out := f.attack(t, nobody, attackSpec{Kind: "steps", Steps: []step{
+			{Op: "mkdir", Path: pub + "/d", Mode: 0o755},
+			{Op: "stat", Path: pub + "/d"},
+			{Op: "rename", Path: direct + "/d", To: direct + "/d.old"},
+			{Op: "symlink", Path: direct + "/d", To: target},
+			{Op: "unlink", Path: pub + "/d/victim"},
+			{Op: "create", Path: pub + "/d/made", Mode: 0o644},
+		}})
+		if out.Err != "" {
+			t.Fatalf("attacker: %s", out.Err)
+		}
+		for _, r := range out.Steps[:4] {
+			if r.Errno != 0 {
+				t.Fatalf("set-up step %s %s: %s %s", r.Op, r.Path, errnoStr(r.Errno), r.Msg)
 			}
-			t.Run(name, func(t *testing.T) {
-				f := ext4Fixture(t)
-				target := f.rootOnly(t)
-				pub := f.servePub(t, tr, control)
-				direct := filepath.Join(f.backing, "pub")
-				out := f.attack(t, nobody, attackSpec{Kind: "steps", Steps: []step{
-					{Op: "mkdir", Path: pub + "/d", Mode: 0o755},
-					{Op: "stat", Path: pub + "/d"},
-					{Op: "rename", Path: direct + "/d", To: direct + "/d.old"},
-					{Op: "symlink", Path: direct + "/d", To: target},
-					{Op: "unlink", Path: pub + "/d/victim"},
-					{Op: "create", Path: pub + "/d/made", Mode: 0o644},
-				}})
-				if out.Err != "" {
-					t.Fatalf("attacker: %s", out.Err)
-				}
-				for _, r := range out.Steps[:4] {
-					if r.Errno != 0 {
-						t.Fatalf("set-up step %s %s: %s %s", r.Op, r.Path, errnoStr(r.Errno), r.Msg)
-					}
-				}
-				got := escaped(t, target)
-				switch {
-				case control && len(got) == 0:
-					t.Errorf("the control (requests as root) did not escape: unlink %s, create %s", errnoStr(out.Steps[4].Errno), errnoStr(out.Steps[5].Errno))
-				case !control && len(got) > 0:
-					t.Errorf("uid %d escaped the backing directory: %v (unlink: %s, create: %s)", nobody, got, errnoStr(out.Steps[4].Errno), errnoStr(out.Steps[5].Errno))
-				}
-			})
+		}
+		got := escaped(t, target)
+		switch {
+		case control && len(got) == 0:
+			t.Errorf("the control (requests as root) did not escape: unlink %s, create %s", errnoStr(out.Steps[4].Errno), errnoStr(out.Steps[5].Errno))
+		case !control && len(got) > 0:
+			t.Errorf("uid %d escaped the backing directory: %v (unlink: %s, create: %s)", nobody, got, errnoStr(out.Steps[4].Errno), errnoStr(out.Steps[5].Errno))
 		}
 	})
 }
