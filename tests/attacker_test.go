@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -102,7 +104,8 @@ type step struct {
 	Flags int    `json:",omitempty"`
 	Off   int64  `json:",omitempty"`
 	Len   int    `json:",omitempty"`
-	To    string `json:",omitempty"` // rename: the new name; symlink: the target
+	To    string `json:",omitempty"` // rename: the new name; symlink, swapstat, capswap: the target
+	From  string `json:",omitempty"` // swapstat, capswap: the backing directory replaced
 }
 
 type stepResult struct {
@@ -137,6 +140,11 @@ func attackMain(js string) int {
 			out.Steps, out.Err = attackSteps(spec.Steps)
 		case "race":
 			out.Steps, out.Err = attackRace(spec)
+		case "setcap": // inside the user namespace: fd 3 is the file
+			if err := unix.Fsetxattr(3, "security.capability", capBlob(), 0); err != nil {
+				return int(errnoOf(err))
+			}
+			return 0
 		default:
 			out.Err = "unknown kind " + spec.Kind
 		}
@@ -347,6 +355,38 @@ func attackSteps(steps []step) ([]stepResult, string) {
 			err = withFd(unix.O_WRONLY, func(fd int) error { return unix.Ftruncate(fd, s.Off) })
 		case "truncate":
 			err = unix.Truncate(s.Path, s.Off)
+		case "swapstat":
+			// Hold an O_PATH fd of Path (on the mount), replace directory
+			// From on the backing fs by a symlink to To, wait out the
+			// attribute timeout, then fstat the fd: the server must not
+			// answer with what lies behind the symlink.
+			var fd int
+			if fd, err = unix.Open(s.Path, unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
+				if err = swapDir(s.From, s.To); err == nil {
+					time.Sleep(1200 * time.Millisecond)
+					var st unix.Stat_t
+					if err = unix.Fstat(fd, &st); err == nil {
+						r.Stat = &statResult{Perm: st.Mode & 0o7777, Uid: st.Uid, Gid: st.Gid}
+					}
+				}
+				unix.Close(fd)
+			}
+		case "capswap":
+			// Open Path (on the mount), replace directory From on the
+			// backing fs by a symlink to To, then, as root of a user
+			// namespace of one's own (which may set file capabilities on
+			// its own files), fsetxattr security.capability on the fd.
+			var fd int
+			if fd, err = unix.Open(s.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+				if err = swapDir(s.From, s.To); err == nil {
+					err = setcapInUserns(fd)
+				}
+				unix.Close(fd)
+			}
+		case "touch":
+			err = unix.UtimesNanoAt(unix.AT_FDCWD, s.Path, []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}, 0)
+		case "settime":
+			err = unix.UtimesNanoAt(unix.AT_FDCWD, s.Path, []unix.Timespec{{Sec: 1000}, {Sec: 1000}}, 0)
 		case "rename":
 			err = unix.Rename(s.Path, s.To)
 		case "symlink":
@@ -469,4 +509,51 @@ func attackRace(spec attackSpec) ([]stepResult, string) {
 	close(stop)
 	<-swapped
 	return []stepResult{created, unlinked}, ""
+}
+
+// swapDir renames directory dir aside and puts a symlink to target in
+// its place (on the backing file system, not through the mount).
+func swapDir(dir, target string) error {
+	if err := unix.Rename(dir, dir+".old"); err != nil {
+		return err
+	}
+	return unix.Symlink(target, dir)
+}
+
+// capBlob is a VFS_CAP_REVISION_2 security.capability value granting
+// CAP_SYS_ADMIN.
+func capBlob() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0x02000000)
+	b = binary.LittleEndian.AppendUint32(b, 1<<21)
+	return append(b, make([]byte, 12)...)
+}
+
+// setcapInUserns runs this binary again in a new user namespace whose
+// root is the caller, with fd as its fd 3, to set a file capability on
+// it; the child's exit status is the errno.
+func setcapInUserns(fd int) error {
+	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+	cmd.Env = append(os.Environ(), attackEnv+`={"Kind":"setcap"}`)
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(dup), "victim")
+	defer f.Close()
+	cmd.ExtraFiles = []*os.File{f}
+	uid, gid := os.Getuid(), os.Getgid()
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}},
+	}
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee):
+		return unix.Errno(ee.ExitCode())
+	}
+	return err
 }

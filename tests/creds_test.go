@@ -267,3 +267,53 @@ func TestCallerRightsACLAndOwners(t *testing.T) {
 		}
 	})
 }
+
+// TestCallerRightsBehindSymlinks: what still runs as the server (GETATTR
+// and friends, file capabilities) never follows a directory of the
+// caller's that was replaced by a symlink on the backing file system:
+// the attributes of root's file behind it are not shown, and a file
+// capability set from a user namespace of the caller's own lands on no
+// file behind it. And "touch" works for whoever may write the file, an
+// explicit time only for its owner, as on ext4.
+func TestCallerRightsBehindSymlinks(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr string) {
+		f := ext4Fixture(t)
+		target := f.rootOnly(t)
+		pub := f.servePub(t, tr, false)
+		direct := filepath.Join(f.backing, "pub")
+		for _, d := range []string{direct, f.ctl} {
+			putFile(t, filepath.Join(d, "theirs"), []byte("x"), 0o666, 65533, 65533)
+		}
+		out := f.attack(t, nobody, attackSpec{Kind: "steps", Steps: []step{
+			{Op: "mkdir", Path: pub + "/s", Mode: 0o755},
+			{Op: "create", Path: pub + "/s/victim", Mode: 0o644},
+			{Op: "swapstat", Path: pub + "/s/victim", From: direct + "/s", To: target},
+			{Op: "mkdir", Path: pub + "/c", Mode: 0o755},
+			{Op: "create", Path: pub + "/c/victim", Mode: 0o644},
+			{Op: "capswap", Path: pub + "/c/victim", From: direct + "/c", To: target},
+			{Op: "touch", Path: pub + "/theirs"},
+			{Op: "touch", Path: f.ctl + "/theirs"},
+			{Op: "settime", Path: pub + "/theirs"},
+			{Op: "settime", Path: f.ctl + "/theirs"},
+		}})
+		if out.Err != "" {
+			t.Fatalf("attacker: %s", out.Err)
+		}
+		st := out.Steps
+		if r := st[2]; r.Stat != nil && r.Stat.Uid == 0 {
+			t.Errorf("fstat through the mount showed root's file behind the swapped directory: %+v", *r.Stat)
+		}
+		if _, err := unix.Getxattr(filepath.Join(target, "victim"), "security.capability", make([]byte, 64)); err != unix.ENODATA {
+			t.Errorf("root's file behind the swapped directory got security.capability (getxattr: %v; the attacker's fsetxattr: %s)", err, errnoStr(st[5].Errno))
+		}
+		if st[6].Errno != 0 || st[7].Errno != 0 {
+			t.Errorf("touch of a 0666 file of another user: %s through the mount, %s on ext4; want both to work", errnoStr(st[6].Errno), errnoStr(st[7].Errno))
+		}
+		if st[8].Errno != int(unix.EPERM) || st[9].Errno != int(unix.EPERM) {
+			t.Errorf("an explicit time on another user's file: %s through the mount, %s on ext4; want EPERM for both", errnoStr(st[8].Errno), errnoStr(st[9].Errno))
+		}
+		if escaped(t, target) != nil {
+			t.Errorf("the root-only directory changed: %v", escaped(t, target))
+		}
+	})
+}

@@ -86,9 +86,10 @@ func Restore() {
 // from /proc/TID/status and keeps the answer for TTL, for at most Max
 // threads. An answer is used only when the thread's fsuid and fsgid there
 // are the request's (a thread id reused by another process is not taken
-// for the caller). A caller it cannot read — a thread id of 0 (a caller in
-// another pid namespace) or a thread that has exited — gets no
-// supplementary groups: never more rights than it has, sometimes fewer.
+// for the caller). A caller it cannot read — a thread id of 0 (the kernel
+// reports the caller's id in the server's pid namespace, 0 when it has
+// none there) or a thread that has exited — gets no supplementary groups:
+// never more rights than it has, sometimes fewer.
 type GroupCache struct {
 	TTL time.Duration
 	Max int

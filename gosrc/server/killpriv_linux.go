@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -293,7 +295,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		out.FromStat(&st)
 		return 0
 	}
-	setattr := func() syscall.Errno { return n.LoopbackNode.Setattr(ctx, fh, in, out) }
+	setattr := func() syscall.Errno { return n.setattr(ctx, fh, in, out) }
 	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || caller == nil {
 		return n.srv.asCaller(ctx, setattr)
 	}
@@ -334,6 +336,49 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	return 0
 }
 
+// setattr is go-fuse's Setattr, except for times set to "now"
+// (FATTR_ATIME_NOW, FATTR_MTIME_NOW: touch): go-fuse turns them into
+// explicit times, which only the owner may set, while anyone who may
+// write the file may set them to now. Times go first, with UTIME_NOW where
+// asked, by the handle's fd or by the node's path (relative: this thread
+// works in the backing root, as the caller); the rest then as before.
+func (n *node) setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	const timeBits = fuse.FATTR_ATIME | fuse.FATTR_MTIME | fuse.FATTR_ATIME_NOW | fuse.FATTR_MTIME_NOW
+	if in.Valid&(fuse.FATTR_ATIME_NOW|fuse.FATTR_MTIME_NOW) == 0 {
+		return n.LoopbackNode.Setattr(ctx, fh, in, out)
+	}
+	when := func(set, now uint32, sec uint64, nsec uint32) unix.Timespec {
+		switch {
+		case in.Valid&now != 0:
+			return unix.Timespec{Nsec: unix.UTIME_NOW}
+		case in.Valid&set != 0:
+			return unix.Timespec{Sec: int64(sec), Nsec: int64(nsec)}
+		}
+		return unix.Timespec{Nsec: unix.UTIME_OMIT}
+	}
+	ts := [2]unix.Timespec{
+		when(fuse.FATTR_ATIME, fuse.FATTR_ATIME_NOW, in.Atime, in.Atimensec),
+		when(fuse.FATTR_MTIME, fuse.FATTR_MTIME_NOW, in.Mtime, in.Mtimensec),
+	}
+	var e syscall.Errno
+	if f, ok := fh.(*file); ok {
+		fd, _ := f.LoopbackFile.PassthroughFd()
+		_, _, e = unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	} else {
+		rel := n.Path(n.srv.root.EmbeddedInode())
+		if rel == "" {
+			rel = "."
+		}
+		e = fs.ToErrno(unix.UtimesNanoAt(unix.AT_FDCWD, rel, ts[:], unix.AT_SYMLINK_NOFOLLOW))
+	}
+	if e != 0 {
+		return e
+	}
+	rest := *in
+	rest.Valid &^= timeBits
+	return n.LoopbackNode.Setattr(ctx, fh, &rest, out)
+}
+
 // Removexattr removes an attribute (the root's own names excepted).
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if virtualXattr(attr) {
@@ -343,9 +388,23 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	defer n.attrsChanged()
 	if attr == passthrough.CapabilityXattr {
 		// The kernel's own kill-priv removes it for a writer (which may
-		// not remove it itself), and the kernel lets no caller without
-		// CAP_SETFCAP ask: either way, the server's job.
-		return n.LoopbackNode.Removexattr(ctx, attr)
+		// not remove it itself); otherwise the kernel let the caller ask
+		// (CAP_SETFCAP, in its own user namespace over its own file).
+		// Either way the server's job, on this inode only (capXattr).
+		return n.capXattr(func(p string) error { return unix.Removexattr(p, attr) })
 	}
 	return n.srv.asCaller(ctx, func() syscall.Errno { return n.LoopbackNode.Removexattr(ctx, attr) })
+}
+
+// capXattr runs fn, as the server, on the path "/proc/self/fd/N" of an
+// O_PATH fd of n resolved below the backing root without following a
+// symlink: the inode the caller named, never one a swapped directory
+// leads to.
+func (n *node) capXattr(fn func(path string) error) syscall.Errno {
+	fd, err := n.openAt(unix.O_PATH | unix.O_NOFOLLOW)
+	if err != nil {
+		return fs.ToErrno(err)
+	}
+	defer unix.Close(fd)
+	return fs.ToErrno(fn("/proc/self/fd/" + strconv.Itoa(fd)))
 }

@@ -480,9 +480,10 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	n.attrsChanged()
 	defer n.attrsChanged()
 	if attr == passthrough.CapabilityXattr {
-		// The kernel lets no caller without CAP_SETFCAP ask, and the
-		// switched thread has no capabilities: the server's job.
-		return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
+		// The kernel let the caller ask (CAP_SETFCAP in its own user
+		// namespace over its own file), and a switched thread has no
+		// capabilities: the server's job, on this inode only.
+		return n.capXattr(func(p string) error { return unix.Setxattr(p, attr, data, int(flags)) })
 	}
 	return n.srv.asCaller(ctx, func() syscall.Errno { return n.LoopbackNode.Setxattr(ctx, attr, data, flags) })
 }
