@@ -157,22 +157,30 @@ func TestCallerRightsDeterministic(t *testing.T) {
 	})
 }
 
+// aclEntry is one entry of a POSIX ACL xattr value.
+type aclEntry struct {
+	tag, perm uint16
+	id        uint32
+}
+
+const aclNoID = ^uint32(0)
+
+// aclBlob encodes a system.posix_acl_* value (POSIX_ACL_XATTR_VERSION 2).
+func aclBlob(entries ...aclEntry) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range entries {
+		b = binary.LittleEndian.AppendUint16(b, e.tag)
+		b = binary.LittleEndian.AppendUint16(b, e.perm)
+		b = binary.LittleEndian.AppendUint32(b, e.id)
+	}
+	return b
+}
+
 // posixACL is a system.posix_acl_access value: owner rw, user uid ---,
 // group r, mask r, other r.
 func posixACL(uid uint32) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, 2) // POSIX_ACL_XATTR_VERSION
-	entry := func(tag, perm uint16, id uint32) {
-		b = binary.LittleEndian.AppendUint16(b, tag)
-		b = binary.LittleEndian.AppendUint16(b, perm)
-		b = binary.LittleEndian.AppendUint32(b, id)
-	}
-	const undefined = ^uint32(0)
-	entry(0x01, 6, undefined) // ACL_USER_OBJ rw-
-	entry(0x02, 0, uid)       // ACL_USER uid ---
-	entry(0x04, 4, undefined) // ACL_GROUP_OBJ r--
-	entry(0x10, 4, undefined) // ACL_MASK r--
-	entry(0x20, 4, undefined) // ACL_OTHER r--
-	return b
+	return aclBlob(aclEntry{0x01, 6, aclNoID}, aclEntry{0x02, 0, uid}, aclEntry{0x04, 4, aclNoID},
+		aclEntry{0x10, 4, aclNoID}, aclEntry{0x20, 4, aclNoID})
 }
 
 // TestCallerRightsACLAndOwners: an ACL that denies uid 65534 a 0644 file
@@ -314,6 +322,69 @@ func TestCallerRightsBehindSymlinks(t *testing.T) {
 		}
 		if escaped(t, target) != nil {
 			t.Errorf("the root-only directory changed: %v", escaped(t, target))
+		}
+	})
+}
+
+// TestCallerRightsDefaultACL: POSIX ACLs are negotiated, and the caller's
+// umask reaches the backing file system with the create: in a directory
+// with a default ACL, new files and directories get the mode and ACLs
+// ext4 gives them (the default ACL, not the umask, shapes the mode); in
+// one without, the umask applies. Compared with the same creates
+// directly on ext4.
+func TestCallerRightsDefaultACL(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr string) {
+		f := ext4Fixture(t)
+		def := aclBlob(aclEntry{0x01, 7, aclNoID}, aclEntry{0x02, 7, 65533}, aclEntry{0x04, 5, aclNoID},
+			aclEntry{0x10, 7, aclNoID}, aclEntry{0x20, 0, aclNoID})
+		pubBacking := filepath.Join(f.backing, "pub")
+		for _, d := range []string{filepath.Join(f.backing, "pub", "acl"), filepath.Join(f.ctl, "acl")} {
+			os.MkdirAll(d, 0o755)
+			os.Chmod(filepath.Dir(d), 0o1777)
+			os.Chmod(d, 0o777)
+			if err := unix.Setxattr(d, "system.posix_acl_default", def, 0); err != nil {
+				t.Skipf("ext4 image without POSIX ACLs: %v", err)
+			}
+		}
+		pub := f.servePub(t, tr, false)
+		var steps []step
+		for _, d := range []string{pub, f.ctl} {
+			steps = append(steps,
+				step{Op: "umask", Mode: 0o027},
+				step{Op: "create", Path: d + "/acl/f", Mode: 0o666},
+				step{Op: "mkdir", Path: d + "/acl/d", Mode: 0o777},
+				step{Op: "create", Path: d + "/plain", Mode: 0o666})
+		}
+		out := f.attack(t, nobody, attackSpec{Kind: "steps", Steps: steps})
+		if out.Err != "" {
+			t.Fatalf("attacker: %s", out.Err)
+		}
+		for _, r := range out.Steps {
+			if r.Errno != 0 {
+				t.Fatalf("%s %s: %s", r.Op, r.Path, errnoStr(r.Errno))
+			}
+		}
+		xattr := func(p, name string) string {
+			buf := make([]byte, 256)
+			n, err := unix.Getxattr(p, name, buf)
+			if err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("% x", buf[:n])
+		}
+		for _, name := range []string{"acl/f", "acl/d", "plain"} {
+			mine, ctl := filepath.Join(pubBacking, name), filepath.Join(f.ctl, name)
+			if m, c := modeOf(mine), modeOf(ctl); m != c {
+				t.Errorf("%s made through the mount is %v; on ext4 %v", name, m, c)
+			}
+			for _, x := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+				if m, c := xattr(mine, x), xattr(ctl, x); m != c {
+					t.Errorf("%s made through the mount has %s %s; on ext4 %s", name, x, m, c)
+				}
+			}
+		}
+		if m := modeOf(filepath.Join(pubBacking, "plain")); m.perm != 0o640 {
+			t.Errorf("a 0666 create under umask 027 outside the ACL directory gave %v; want 0640", m)
 		}
 	})
 }

@@ -566,12 +566,11 @@ func (c *Conn) unmount() error {
 
 // requestThread prepares the locked OS thread of a request loop: its own
 // file-system context (unshare(CLONE_FS)) with umask 0, then
-// Config.ThreadInit. The kernel has applied the caller's umask to the
-// mode of every CREATE, MKDIR and MKNOD already (FUSE_DONT_MASK is not
-// negotiated), so the server must not apply its own a second time; a
-// process-wide umask(0), or chdir, would change them for the program that
-// embeds the server too. The thread is then a request thread
-// (OnRequestThread) until its loop ends.
+// Config.ThreadInit. The server's own umask must never apply to a
+// caller's CREATE, MKDIR or MKNOD (the caller's does: the kernel's, or the
+// file system's with FUSE_DONT_MASK); a process-wide umask(0), or chdir,
+// would change them for the program that embeds the server too. The
+// thread is then a request thread (OnRequestThread) until its loop ends.
 func (c *Conn) requestThread() error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare(CLONE_FS) for a private umask: %w", err)

@@ -13,9 +13,11 @@
 //
 // Every request runs on a locked OS thread of this package (a ring thread
 // or a /dev/fuse reader) with a file-system context of its own and umask
-// 0: the kernel applied the caller's umask already, and the server's
-// must not apply a second time (requestThread). The process's umask, which
-// belongs to a program that embeds the server, is left alone.
+// 0 (requestThread): the server's umask never applies to a caller's
+// create, and a file system may set the thread's umask (the caller's,
+// with FUSE_DONT_MASK) or working directory for a request without
+// touching the process's, which belong to a program that embeds the
+// server.
 //
 // # Lifetimes
 //

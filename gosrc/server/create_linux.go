@@ -13,13 +13,14 @@ import (
 
 // Creating files, directories and special files with the mode the caller
 // asked for. go-fuse's loopback passes modes through os.FileMode (which
-// drops setuid, setgid and sticky), lets the server's umask apply a second
-// time (the kernel has applied the caller's already: FUSE_DONT_MASK is not
-// negotiated), and chowns by path afterwards (which clears setuid and
-// setgid again). Here the request threads run with umask 0 (fusering), the
-// object is made relative to its parent directory's fd with the exact
-// mode, owned by the caller through an fd on the new object itself, and
-// the setuid and setgid bits that the chown cleared are put back.
+// drops setuid, setgid and sticky), lets the server's umask apply, and
+// chowns by path afterwards (which clears setuid and setgid again). Here
+// the request thread's umask is the caller's for the request
+// (acl_linux.go: FUSE_DONT_MASK, so a parent's default ACL can take its
+// place as on a local file system), the object is made relative to its
+// parent directory's fd with the exact mode, as the caller (creds_linux.go);
+// a root caller's object is owned through an fd on the new object itself
+// (adopt), with the setuid and setgid bits that chown cleared put back.
 
 var (
 	_ fs.NodeCreater  = (*node)(nil)

@@ -89,12 +89,14 @@ func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 func (r *rawFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
 	// The file is new (node.Create never opens an existing one): nothing
 	// to kill, whatever CreateIn.OpenFlags says.
+	defer withUmask(&in.Mode, in.Umask)()
 	st := r.RawFileSystem.Create(cancel, in, name, out)
 	r.opened(cancel, out.Fh, st == fuse.OK)
 	return st
 }
 
 func (r *rawFS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	defer withUmask(&in.Mode, in.Umask)()
 	st := r.RawFileSystem.Tmpfile(cancel, in, out)
 	r.opened(cancel, out.Fh, st == fuse.OK)
 	return st

@@ -217,7 +217,8 @@ func (s *Server) Start() error {
 			// The server clears setuid/setgid itself when the kernel
 			// says so (killpriv_linux.go), and the kernel stops asking
 			// GETXATTR security.capability before every WRITE.
-			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2,
+			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | aclCaps,
+			EnableAcl:         true, // acl_linux.go
 		},
 	})
 	if err != nil {
@@ -463,6 +464,9 @@ func virtualXattr(attr string) bool { return attr == StatsXattr || attr == Contr
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if virtualXattr(attr) {
 		return 0, syscall.ENODATA
+	}
+	if aclXattr(attr) {
+		return n.getACL(ctx, attr, dest)
 	}
 	var size uint32
 	errno := n.srv.asCaller(ctx, func() (errno syscall.Errno) {
