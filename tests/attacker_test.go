@@ -67,6 +67,8 @@ type attackSpec struct {
 	// unlinking Dir/d/victim.
 	Dir, Target string  `json:",omitempty"`
 	Secs        float64 `json:",omitempty"`
+	// Timeout bounds the whole attack (seconds); 0: 30 s.
+	Timeout float64 `json:",omitempty"`
 }
 
 type ioTarget struct {
@@ -387,6 +389,24 @@ func attackSteps(steps []step) ([]stepResult, string) {
 			err = unix.UtimesNanoAt(unix.AT_FDCWD, s.Path, []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}, 0)
 		case "settime":
 			err = unix.UtimesNanoAt(unix.AT_FDCWD, s.Path, []unix.Timespec{{Sec: 1000}, {Sec: 1000}}, 0)
+		case "tree":
+			// Len directories of Off files each under Path; N counts them.
+			for d := 0; d < s.Len && err == nil; d++ {
+				dir := fmt.Sprintf("%s/d%03d", s.Path, d)
+				if err = unix.Mkdir(dir, 0o755); err != nil {
+					break
+				}
+				for i := 0; i < int(s.Off); i++ {
+					var fd int
+					if fd, err = unix.Open(fmt.Sprintf("%s/f%05d", dir, i), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644); err != nil {
+						break
+					}
+					unix.Close(fd)
+					r.N++
+				}
+			}
+		case "rmtree":
+			err = os.RemoveAll(s.Path)
 		case "rename":
 			err = unix.Rename(s.Path, s.To)
 		case "symlink":

@@ -41,10 +41,11 @@ type hfix struct {
 	bin     string // this test binary, where uid 65534 may execute it
 }
 
-// ext4Fixture makes a 64 MiB ext4 image under a scratch directory, attaches
+// ext4Fixture makes a 64 MiB ext4 image (mkfs.ext4 mkfsArgs, e.g. more
+// inodes) under a scratch directory, attaches
 // it to a loop device, mounts it and makes backing/ and ctl/ (0755) on it.
 // Cleanup unmounts it, detaches the loop device and removes the image.
-func ext4Fixture(t *testing.T) *hfix {
+func ext4Fixture(t *testing.T, mkfsArgs ...string) *hfix {
 	t.Helper()
 	requireTool(t, "mkfs.ext4", "apt-get install e2fsprogs")
 	requireTool(t, "e2label", "apt-get install e2fsprogs")
@@ -69,7 +70,7 @@ func ext4Fixture(t *testing.T) *hfix {
 		}
 		os.Remove(img)
 	})
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", ext4Label, f.dev).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mkfs.ext4", append(append([]string{"-q", "-F", "-L", ext4Label}, mkfsArgs...), f.dev)...).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4 %s: %v: %s", f.dev, err, out)
 	}
 	if out, err := exec.Command("mount", "-t", "ext4", f.dev, f.fs).CombinedOutput(); err != nil {
@@ -117,36 +118,50 @@ func (f *hfix) attacker(t *testing.T, uid int, spec attackSpec) *exec.Cmd {
 	return cmd
 }
 
-// attack runs spec as uid to completion (30 s at most) and returns its
-// result.
+// attack runs spec as uid to completion (spec.Timeout, else 30 s, at
+// most) and returns its result; a failure ends the test.
 func (f *hfix) attack(t *testing.T, uid int, spec attackSpec) attackOut {
 	t.Helper()
+	out, err := f.tryAttack(t, uid, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tryAttack is attack for goroutines other than the test's: it reports
+// a failure instead of ending the test.
+func (f *hfix) tryAttack(t *testing.T, uid int, spec attackSpec) (attackOut, error) {
+	var out attackOut
 	cmd := f.attacker(t, uid, spec)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start the attacker: %v", err)
+		return out, fmt.Errorf("start the attacker: %v", err)
+	}
+	limit := 30 * time.Second
+	if spec.Timeout > 0 {
+		limit = time.Duration(spec.Timeout * float64(time.Second))
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("attacker (uid %d, %s): %v\nstdout: %s\nstderr: %s", uid, spec.Kind, err, so.String(), se.String())
+			return out, fmt.Errorf("attacker (uid %d, %s): %v\nstdout: %s\nstderr: %s", uid, spec.Kind, err, so.String(), se.String())
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("attacker (uid %d, %s) still running after 30 s (a request hangs in the server?)\nstderr: %s", uid, spec.Kind, se.String())
+		return out, fmt.Errorf("attacker (uid %d, %s) still running after %v (a request hangs in the server?)\nstderr: %s", uid, spec.Kind, limit, se.String())
 	}
-	var out attackOut
 	if err := json.Unmarshal(so.Bytes(), &out); err != nil {
-		t.Fatalf("attacker output: %v\nstdout: %s\nstderr: %s", err, so.String(), se.String())
+		return out, fmt.Errorf("attacker output: %v\nstdout: %s\nstderr: %s", err, so.String(), se.String())
 	}
 	if out.Err != "" {
-		t.Fatalf("attacker (uid %d) could not carry out its attack: %s", uid, out.Err)
+		return out, fmt.Errorf("attacker (uid %d) could not carry out its attack: %s", uid, out.Err)
 	}
-	return out
+	return out, nil
 }
 
 func errnoStr(e int) string {
