@@ -130,6 +130,128 @@ func TestSelect(t *testing.T) {
 	if _, err := SelectRows([]string{"randread"}); !errors.Is(err, ErrUsage) {
 		t.Errorf("unknown row: %v, want ErrUsage", err)
 	}
+	// the meta rows: by name, in table order, and in all
+	rows, err = SelectRows([]string{"unlink", "create"})
+	if err != nil || len(rows) != 2 || rows[0].ID != "create" || rows[1].ID != "unlink" ||
+		!rows[0].Meta || rows[0].Op != "CREATE" || rows[1].Op != "UNLINK" {
+		t.Errorf("SelectRows(unlink, create) = %v, %v", rows, err)
+	}
+	all4, _ := SelectRows(nil)
+	var metas []string
+	for _, r := range all4 {
+		if r.Meta {
+			metas = append(metas, r.ID)
+		}
+	}
+	if strings.Join(metas, ",") != "create,unlink" {
+		t.Errorf("all rows hold meta rows %v, want create,unlink", metas)
+	}
+	sel, err := selectAll([]string{"dir", "zcfuse-uring"}, []string{"create", "unlink"}, false, "")
+	if err != nil || len(sel.rows) != 2 || len(sel.targets) != 2 || len(sel.zcRows) != 0 {
+		t.Errorf("selectAll(--rows create,unlink) = %d rows, %d targets, %d zc rows, %v", len(sel.rows), len(sel.targets), len(sel.zcRows), err)
+	}
+}
+
+func TestMetaFioArgs(t *testing.T) {
+	create, _ := SelectRows([]string{"create"})
+	a := strings.Join(metaFioArgs(create[0], "/m/d", "/o.json", 1234, 3*time.Second), " ")
+	for _, want := range []string{"--ioengine=filecreate", "--directory=/m/d", "--nrfiles=1234", "--iodepth=1",
+		"--runtime=3s", "--filename_format=f.$jobnum.$filenum", "--output=/o.json"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("metaFioArgs = %s: no %s", a, want)
+		}
+	}
+	if strings.Contains(a, "--direct=") || strings.Contains(a, "--ramp_time") || strings.Contains(a, "time_based") {
+		t.Errorf("metaFioArgs = %s: want no O_DIRECT, ramp or time_based", a)
+	}
+	unlink, _ := SelectRows([]string{"unlink"})
+	if a := strings.Join(metaFioArgs(unlink[0], "/d", "/o", 10, time.Second), " "); !strings.Contains(a, "--ioengine=filedelete") {
+		t.Errorf("unlink args %s", a)
+	}
+	c := Config{Runtime: 3 * time.Second}
+	c.setDefaults()
+	if c.MetaFiles != 1000 {
+		t.Errorf("default MetaFiles = %d, want 1000", c.MetaFiles)
+	}
+}
+
+func TestCheckMeta(t *testing.T) {
+	rows, _ := SelectRows([]string{"create", "unlink"})
+	create, unlink := rows[0], rows[1]
+	for _, c := range []struct {
+		target string
+		row    Row
+		ck     Check
+		ios    uint64
+		bad    string
+	}{
+		{"zcfuse-uring", create, Check{Transport: "uring", Ops: Counts{"ring": {"CREATE": 500, "LOOKUP": 500}}}, 500, ""},
+		{"zcfuse-uring", create, Check{Transport: "uring", Ops: Counts{"ring": {"CREATE": 499}}}, 500, "want all on ring"},
+		{"base-classic", unlink, Check{Transport: "classic", Ops: Counts{"dev": {"UNLINK": 500}}}, 500, ""},
+		{"zcfuse-classic", unlink, Check{Transport: "classic", Ops: Counts{"dev": {"UNLINK": 400}, "ring": {"UNLINK": 100}}}, 500, "UNLINK counted"},
+		// passthrough passes READ and WRITE only: CREATE must be on the ring
+		{"zcfuse-passthrough", create, Check{Transport: "uring", Ops: Counts{"ring": {"CREATE": 500}}}, 500, ""},
+		{"zcfuse-passthrough", unlink, Check{Transport: "uring", Ops: Counts{"ring": {"LOOKUP": 500}}}, 500, "want all on ring"},
+		{"gofuse", unlink, Check{Transport: "classic", Ops: Counts{"server": {"UNLINK": 500}}}, 500, ""},
+		{"gofuse", create, Check{Transport: "classic", Ops: Counts{"server": {"CREATE": 10}}}, 500, "counted 10 CREATE"},
+	} {
+		got := check(target(c.target), c.row, &c.ck, c.ios)
+		if (c.bad == "") != (got == "") || !strings.Contains(got, c.bad) {
+			t.Errorf("check(%s, %s, %v, %d) = %q, want %q", c.target, c.row.ID, c.ck.Ops, c.ios, got, c.bad)
+		}
+	}
+}
+
+func TestMetaTable(t *testing.T) {
+	rows, _ := SelectRows([]string{"create", "unlink"})
+	r := &Report{Machine: Machine{ShmFS: "tmpfs"}, Params: Params{Reps: 2, RuntimeS: 3, MetaFiles: 15000}, Rows: rows}
+	for _, n := range []string{"dir", "zcfuse-uring", "base-uring", "zcfuse-passthrough"} {
+		tg := target(n)
+		r.Targets = append(r.Targets, TargetInfo{Name: tg.Name, Label: tg.Label, Channel: tg.Channel, Baseline: tg.Baseline})
+	}
+	add := func(tg, row string, files float64, valid bool) {
+		r.Results = append(r.Results, Result{Target: tg, Row: row, Rep: 1, Valid: valid,
+			Measurement: Measurement{IOPS: files, IOs: uint64(files)}})
+	}
+	add("dir", "create", 200000, true)
+	add("dir", "unlink", 250000, true)
+	add("zcfuse-uring", "create", 50000, true)
+	add("zcfuse-uring", "create", 60000, true)
+	add("zcfuse-uring", "unlink", 40000, true)
+	add("base-uring", "create", 25000, true)
+	add("base-uring", "unlink", 30000, false)
+	add("zcfuse-passthrough", "create", 48000, true)
+	add("zcfuse-passthrough", "unlink", 39000, true)
+	r.summarize()
+	var b bytes.Buffer
+	r.WriteTables(&b)
+	out := b.String()
+	const title = "(files/s)"
+	for _, c := range []struct{ target, col, want string }{
+		{"dir", "create files/s", "200.0k"},
+		{"dir", "unlink / dir", "1.000"},
+		{"zcfuse-uring", "create files/s", "55.0k"},
+		{"zcfuse-uring", "create / dir", "0.275"},
+		{"zcfuse-uring", "unlink / dir", "0.160"},
+		{"zcfuse-uring", "check", "ring ✓"},
+		{"base-uring", "create / dir", "0.125"},
+		{"base-uring", "unlink files/s", "–"},
+		{"base-uring", "check", "INVALID 1/2"},
+		{"zcfuse-passthrough", "check", "ring ✓"},
+	} {
+		if got := tableCell(out, title, c.target, c.col); got != c.want {
+			t.Errorf("%s %s = %q, want %q\n%s", c.target, c.col, got, c.want, out)
+		}
+	}
+	if !strings.Contains(out, "up to 15000 files per run") || strings.Contains(out, "4 KiB") {
+		t.Errorf("meta table title or other tables wrong:\n%s", out)
+	}
+	if _, err := r.Plot(); err != nil {
+		t.Errorf("plot with meta rows: %v", err)
+	}
+	if n := len(r.panels()); n != 2 {
+		t.Errorf("%d panels, want 2 (create, unlink)", n)
+	}
 }
 
 func TestSelectBaseline(t *testing.T) {
@@ -250,11 +372,15 @@ func TestCountsSub(t *testing.T) {
 }
 
 func TestParseCountsLine(t *testing.T) {
-	r, w, err := parseCountsLine("zcfuse-bench-gofuse: counts reads=12 writes=3")
-	if err != nil || r != 12 || w != 3 {
-		t.Errorf("got %d %d %v", r, w, err)
+	ops, err := parseCountsLine("zcfuse-bench-gofuse: counts reads=12 writes=3")
+	if err != nil || ops["READ"] != 12 || ops["WRITE"] != 3 || len(ops) != 2 {
+		t.Errorf("got %v %v", ops, err)
 	}
-	if _, _, err := parseCountsLine("counts reads=12"); err == nil {
+	ops, err = parseCountsLine("zcfuse-bench-gofuse: counts reads=12 writes=3 creates=500 unlinks=499")
+	if err != nil || ops["CREATE"] != 500 || ops["UNLINK"] != 499 || ops["READ"] != 12 {
+		t.Errorf("got %v %v", ops, err)
+	}
+	if _, err := parseCountsLine("counts reads=12"); err == nil {
 		t.Error("a line without writes parsed")
 	}
 }

@@ -115,11 +115,22 @@ func ChildMain(args []string, stderr io.Writer) error {
 	}
 }
 
-// countingFS counts READ and WRITE in front of the loopback bridge: one
+// countingFS counts READ, WRITE, CREATE and UNLINK in front of the loopback bridge: one
 // atomic add each.
 type countingFS struct {
 	fuse.RawFileSystem
-	reads, writes atomic.Uint64
+	reads, writes, creates, unlinks atomic.Uint64
+}
+
+// Create and Unlink are counted for the meta rows (create, unlink).
+func (c *countingFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	c.creates.Add(1)
+	return c.RawFileSystem.Create(cancel, in, name, out)
+}
+
+func (c *countingFS) Unlink(cancel <-chan struct{}, header *fuse.InHeader, name string) fuse.Status {
+	c.unlinks.Add(1)
+	return c.RawFileSystem.Unlink(cancel, header, name)
 }
 
 func (c *countingFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
@@ -135,5 +146,5 @@ func (c *countingFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]b
 }
 
 func (c *countingFS) report(logger *log.Logger) {
-	logger.Printf("counts reads=%d writes=%d", c.reads.Load(), c.writes.Load())
+	logger.Printf("counts reads=%d writes=%d creates=%d unlinks=%d", c.reads.Load(), c.writes.Load(), c.creates.Load(), c.unlinks.Load())
 }

@@ -18,7 +18,7 @@ import (
 var ErrUsage = errors.New("usage")
 
 // Usage is the synopsis of `zcfuse bench`.
-const Usage = `zcfuse bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB] [--cpu N]
+const Usage = `zcfuse bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB] [--cpu N] [--meta-files N]
              [--targets LIST] [--rows LIST] [--smoke] [--json FILE] [--plot FILE.png]
              [--zc-runtime DUR] [--zc-ramp DUR] [--spin DUR] [--zc-pin thread|process]
              [--fio PATH] [--tmpdir DIR] [--baseline PATH]
@@ -41,6 +41,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	runtimeS := fl.String("runtime", "5s", "measured time per fio run (seconds, or a duration: 1500ms)")
 	rampS := fl.String("ramp", "1s", "fio --ramp_time before each measurement (0: none)")
 	size := fl.Int("size", 256, "test file size in MiB")
+	metaFiles := fl.Int("meta-files", 0, "files per run of the create and unlink rows, unless --runtime ends it first (default 1000: fio's own cost per file grows with the files in a run; 500 with --smoke)")
 	cpu := fl.Int("cpu", 0, "the CPU pinned rows run fio on")
 	targets := fl.String("targets", "all", "comma list: fio targets "+targetNames()+"; zero-copy paths "+zcPathNames())
 	rows := fl.String("rows", "all", "comma list: fio rows "+rowNames()+"; zero-copy rows "+zcRowNames()+
@@ -49,7 +50,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	zcRampS := fl.String("zc-ramp", "500ms", "unrecorded warm-up before each zero-copy measurement (0: none)")
 	zcPin := fl.String("zc-pin", PinThread, "how a pinned zero-copy client is pinned: thread (the thread doing the I/O, as fio's one thread) or process (the whole Go process, runtime threads included)")
 	spin := fl.String("spin", "100us", "ring-poll: how long client and server spin before they sleep (client.SetMode)")
-	smoke := fl.Bool("smoke", false, "CI run: 1 repetition, 2 s fio runs without ramp, 0.25 s zero-copy runs of "+
+	smoke := fl.Bool("smoke", false, "CI run: 1 repetition, 2 s fio runs without ramp, 500 files per create/unlink run, 0.25 s zero-copy runs of "+
 		strings.Join(smokeZCRows, ", ")+" unless --rows names others; invalid results fail")
 	jsonPath := fl.String("json", "", "write every result, the medians and the machine to FILE")
 	plotPath := fl.String("plot", "", "write a bar chart PNG to FILE")
@@ -86,7 +87,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	set := map[string]bool{}
 	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg := Config{
-		Reps: *reps, SizeMiB: *size, CPU: *cpu, Smoke: *smoke, Fio: *fio, ShmDir: *tmpdir,
+		Reps: *reps, SizeMiB: *size, MetaFiles: *metaFiles, CPU: *cpu, Smoke: *smoke, Fio: *fio, ShmDir: *tmpdir,
 		ZCPin:       *zcPin,
 		Baseline:    *baseline,
 		Targets:     splitList(*targets),
@@ -131,6 +132,9 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		}
 		if !set["ramp"] {
 			cfg.Ramp = -1
+		}
+		if !set["meta-files"] {
+			cfg.MetaFiles = 500
 		}
 		if !set["zc-runtime"] {
 			cfg.ZCRuntime = 250 * time.Millisecond

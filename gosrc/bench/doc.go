@@ -14,6 +14,16 @@
 //	seqread-1m             1 MiB sequential read, pinned
 //	seqwrite-1m            1 MiB sequential overwrite of the file, pinned
 //
+// Two metadata rows use fio's filecreate and filedelete engines instead
+// (QD1, pinned, no O_DIRECT, no ramp), each run in a fresh directory:
+//
+//	create                 files created per second (open O_CREAT, empty)
+//	unlink                 files removed per second (unlink(2))
+//
+// A run does Config.MetaFiles files or stops at the runtime; its check is
+// that the server counted at least as many CREATE (UNLINK) requests on
+// the target's channel (the ring with passthrough) as fio did files.
+//
 // With --baseline PATH (Config.Baseline), two more fio targets compare
 // another zcfuse binary, typically an older build, with the running one
 // in the same run: base-classic and base-uring mount exactly as

@@ -47,6 +47,37 @@ func fioArgs(row Row, file, out string, runtime, ramp time.Duration) []string {
 	return a
 }
 
+// metaFilePrefix names the files of a meta row: fio's filename_format
+// is metaFilePrefix+"$jobnum.$filenum", so job 0's files are f.0.0,
+// f.0.1, ...; the unlink row's files are made under these names first.
+const metaFilePrefix = "f."
+
+// metaFioArgs are the fio arguments of one run of the meta row row
+// (create or unlink) in dir, writing JSON to out: fio's filecreate or
+// filedelete engine at QD1, one job, each "I/O" one open(O_CREAT) of a
+// new file (left empty: fallocate=none, and filecreate writes nothing)
+// or one unlink(2) of an existing one, over files files or until
+// runtime, whichever comes first. No ramp: it would use up files.
+func metaFioArgs(row Row, dir, out string, files int, runtime time.Duration) []string {
+	return []string{
+		"--name=" + row.ID,
+		"--directory=" + dir,
+		"--filename_format=" + metaFilePrefix + "$jobnum.$filenum",
+		"--ioengine=" + row.Engine,
+		"--iodepth=1",
+		"--numjobs=1",
+		"--nrfiles=" + strconv.Itoa(files),
+		"--openfiles=1",
+		"--filesize=4k",
+		"--bs=4k",
+		"--fallocate=none",
+		"--runtime=" + fioTime(runtime),
+		"--percentile_list=50:99:99.9",
+		"--output-format=json",
+		"--output=" + out,
+	}
+}
+
 // fioTime writes d the way fio's time options read it.
 func fioTime(d time.Duration) string {
 	if d%time.Second == 0 {
@@ -79,7 +110,8 @@ type fioDir struct {
 }
 
 // parseFio reads fio's JSON output for one job and returns the side
-// (read or write) of op. Text fio writes before the JSON is skipped.
+// (read or write) of op; the meta ops (CREATE, UNLINK) are counted on
+// the read side. Text fio writes before the JSON is skipped.
 func parseFio(data []byte, op string) (Measurement, error) {
 	var m Measurement
 	if i := bytes.IndexByte(data, '{'); i > 0 {

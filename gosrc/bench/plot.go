@@ -174,6 +174,18 @@ func (r *Report) panels() []panel {
 				series: []series{{name: "fio pinned", col: colPinned, bars: bars}}})
 		}
 	}
+	for _, g := range []struct{ id, title string }{
+		{"create", "File create, QD1 (fio filecreate): files/s"},
+		{"unlink", "File unlink, QD1 (fio filedelete): files/s"},
+	} {
+		if _, ok := r.row(g.id); !ok {
+			continue
+		}
+		if bars, ok := pick(g.id, 1e3); ok {
+			out = append(out, panel{title: g.title, unit: "kfiles/s", targets: names, format: kfmt,
+				series: []series{{name: "fio pinned", col: colPinned, bars: bars}}})
+		}
+	}
 	return append(out, r.zcPanels()...)
 }
 

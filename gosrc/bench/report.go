@@ -81,6 +81,10 @@ type Params struct {
 	CPU      int     `json:"fio_pinned_cpu"`
 	Smoke    bool    `json:"smoke"`
 	Fio      string  `json:"fio_common"`
+	// The meta rows (create, unlink): files per run (fewer when the
+	// runtime ends it first) and their fio arguments.
+	MetaFiles int    `json:"meta_files,omitempty"`
+	MetaFio   string `json:"meta_fio,omitempty"`
 	// The zero-copy runs: measured time and warm-up per run, and the
 	// ring-poll spin.
 	ZCRuntimeS float64 `json:"zc_runtime_s,omitempty"`
@@ -405,6 +409,7 @@ func (r *Report) WriteTables(w io.Writer) {
 		}
 		tb.write(w)
 	}
+	r.writeMetaTable(w)
 	r.writeZCTables(w)
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\n")
@@ -412,6 +417,51 @@ func (r *Report) WriteTables(w io.Writer) {
 			fmt.Fprintf(w, "WARNING: %s\n", p)
 		}
 	}
+}
+
+// writeMetaTable writes the meta rows (create, unlink) side by side:
+// files per second and the ratio to the directory itself.
+func (r *Report) writeMetaTable(w io.Writer) {
+	var meta []Row
+	for _, row := range r.Rows {
+		if row.Meta {
+			meta = append(meta, row)
+		}
+	}
+	if len(meta) == 0 {
+		return
+	}
+	files := ""
+	if r.Params.MetaFiles > 0 {
+		files = fmt.Sprintf(", up to %d files per run", r.Params.MetaFiles)
+	}
+	fmt.Fprintf(w, "\nFile create and unlink, QD1, fio filecreate/filedelete, fio pinned, a fresh directory per run%s (files/s)\n\n", files)
+	tb := table{head: []string{"target"}, right: []bool{false}}
+	for _, row := range meta {
+		tb.head = append(tb.head, row.ID+" files/s", row.ID+" / dir")
+		tb.right = append(tb.right, true, true)
+	}
+	tb.head = append(tb.head, "check")
+	tb.right = append(tb.right, false)
+	for _, t := range r.Targets {
+		cells := []string{t.Name}
+		var all Summary
+		for _, row := range meta {
+			s, _ := r.Find(t.Name, row.ID)
+			all.Runs += s.Runs
+			all.Valid += s.Valid
+			if s.Valid == 0 {
+				cells = append(cells, "–", "–")
+				continue
+			}
+			cells = append(cells, fmtIOPS(s.IOPS), fmtRatio(s.VsDir))
+		}
+		if t.Channel == ChannelNone {
+			t.Channel = ChannelRing // CREATE and UNLINK go over the ring with passthrough too
+		}
+		tb.add(append(cells, r.checkCell(t, all))...)
+	}
+	tb.write(w)
 }
 
 func firstField(s string) string {

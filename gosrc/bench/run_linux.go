@@ -63,6 +63,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Rows:   rows,
 		ZCRows: sel.zcRows,
 	}
+	for _, row := range rows {
+		if row.Meta {
+			r.Params.MetaFiles = cfg.MetaFiles
+			r.Params.MetaFio = strings.Join(metaFioArgs(Row{ID: "ROW", Engine: "ENGINE"}, "DIR", "OUT", cfg.MetaFiles, cfg.Runtime), " ")
+			break
+		}
+	}
 	if len(sel.paths) > 0 {
 		r.Params.ZCRuntimeS, r.Params.ZCRampS, r.Params.SpinUs = cfg.ZCRuntime.Seconds(), cfg.ZCRamp.Seconds(), float64(cfg.Spin/time.Microsecond)
 		r.Params.ZCPin = cfg.ZCPin
@@ -169,6 +176,7 @@ func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) err
 		return err
 	}
 	file := filepath.Join(b.backing, testFile)
+	root := b.backing // where the meta rows' directories are seen
 	var srv *serverProc
 	if t.kind != kindDir {
 		mnt := filepath.Join(b.tmp, fmt.Sprintf("mnt.%s.%d", t.Name, rep))
@@ -198,6 +206,7 @@ func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) err
 			}
 		}()
 		file = filepath.Join(mnt, testFile)
+		root = mnt
 	}
 	for _, row := range rows {
 		if err := ctx.Err(); err != nil {
@@ -206,6 +215,17 @@ func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) err
 		res := Result{Target: t.Name, Row: row.ID, Rep: rep}
 		var before snapshot
 		var err error
+		path := file
+		if row.Meta {
+			name, err := b.metaDir(t, row, rep)
+			if err != nil {
+				res.Problem = err.Error()
+				b.record(res, row, true)
+				continue
+			}
+			defer os.RemoveAll(filepath.Join(b.backing, name))
+			path = filepath.Join(root, name)
+		}
 		if srv != nil {
 			if before, err = srv.counts(); err != nil {
 				res.Problem = fmt.Sprintf("server counters: %v", err)
@@ -218,7 +238,7 @@ func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) err
 		if srv != nil {
 			ticks = srv.cpuTicks()
 		}
-		res.Measurement, res.FioCPUs, err = b.fio(ctx, row, file, out)
+		res.Measurement, res.FioCPUs, err = b.fio(ctx, row, path, out)
 		if srv != nil && ticks >= 0 {
 			if t1 := srv.cpuTicks(); t1 >= ticks {
 				cpu := float64(t1-ticks) / 100
@@ -257,11 +277,41 @@ func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) err
 	return nil
 }
 
+// metaDir makes a fresh directory in the backing directory for one run
+// of the meta row row on t and returns its name: empty for create, and
+// for unlink holding the Config.MetaFiles empty files fio will remove,
+// made directly in the backing directory so that no server sees them
+// made. The caller removes it after the run.
+func (b *bencher) metaDir(t Target, row Row, rep int) (string, error) {
+	name := fmt.Sprintf("meta.%s.%s.%d", t.Name, row.ID, rep)
+	dir := filepath.Join(b.backing, name)
+	os.RemoveAll(dir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	if row.Op == "UNLINK" {
+		for i := 0; i < b.cfg.MetaFiles; i++ {
+			f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%s0.%d", metaFilePrefix, i)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err != nil {
+				os.RemoveAll(dir)
+				return "", fmt.Errorf("make the files to unlink: %w", err)
+			}
+			f.Close()
+		}
+	}
+	return name, nil
+}
+
 // check says what is wrong with the counts of a run of row on t that did
 // ios I/Os, or "" when the I/O went where it should.
 func check(t Target, row Row, c *Check, ios uint64) string {
 	if t.Transport != "" && c.Transport != t.Transport {
 		return fmt.Sprintf("server transport is %q, want %q", c.Transport, t.Transport)
+	}
+	if row.Meta && t.Channel == ChannelNone {
+		// passthrough is for READ and WRITE only: CREATE and UNLINK
+		// still go over the ring
+		t.Channel = ChannelRing
 	}
 	ring, dev, srv := c.Ops[ChannelRing][row.Op], c.Ops[ChannelDev][row.Op], c.Ops[ChannelServer][row.Op]
 	switch t.Channel {
@@ -306,7 +356,9 @@ func (b *bencher) record(res Result, row Row, failed bool) {
 		return
 	}
 	val := fmt.Sprintf("%.2f GB/s", res.GBps)
-	if row.Latency {
+	if row.Meta {
+		val = fmt.Sprintf("%s files/s (%d files), mean %s µs, p99 %s µs", fmtIOPS(res.IOPS), res.IOs, fmtUs(res.MeanUs), fmtUs(res.P99Us))
+	} else if row.Latency {
 		val = fmt.Sprintf("%s IOPS, mean %s µs, p99 %s µs", fmtIOPS(res.IOPS), fmtUs(res.MeanUs), fmtUs(res.P99Us))
 	}
 	if !res.Valid {
@@ -321,7 +373,11 @@ func (b *bencher) record(res Result, row Row, failed bool) {
 func (b *bencher) fio(ctx context.Context, row Row, file, out string) (Measurement, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Runtime+b.cfg.Ramp+60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, b.cfg.Fio, fioArgs(row, file, out, b.cfg.Runtime, b.cfg.Ramp)...)
+	args := fioArgs(row, file, out, b.cfg.Runtime, b.cfg.Ramp)
+	if row.Meta {
+		args = metaFioArgs(row, file, out, b.cfg.MetaFiles, b.cfg.Runtime)
+	}
+	cmd := exec.CommandContext(ctx, b.cfg.Fio, args...)
 	var text bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &text, &text
 	// fio forks its job: on cancel, kill the whole process group, so that

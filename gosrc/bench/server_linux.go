@@ -179,57 +179,58 @@ func (s *serverProc) counts() (snapshot, error) {
 		}
 		return snapshot{ops: c, transport: st.Transport, fastReads: st.FastReads}, nil
 	case kindGofuse:
-		r, w, err := s.gofuseCounts()
+		ops, err := s.gofuseCounts()
 		if err != nil {
 			return snapshot{}, err
 		}
-		return snapshot{ops: Counts{ChannelServer: {"READ": r, "WRITE": w}}, transport: "classic"}, nil
+		return snapshot{ops: Counts{ChannelServer: ops}, transport: "classic"}, nil
 	}
 	return snapshot{}, nil
 }
 
 // gofuseCounts asks the go-fuse child for its counters (SIGUSR1; it
 // answers with a counts line).
-func (s *serverProc) gofuseCounts() (reads, writes uint64, err error) {
+func (s *serverProc) gofuseCounts() (map[string]uint64, error) {
 	for len(s.out.counts) > 0 {
 		<-s.out.counts // stale answers
 	}
 	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	select {
 	case line := <-s.out.counts:
 		return parseCountsLine(line)
 	case <-s.exited:
-		return 0, 0, fmt.Errorf("go-fuse server exited: %s", s.out.tail())
+		return nil, fmt.Errorf("go-fuse server exited: %s", s.out.tail())
 	case <-time.After(5 * time.Second):
-		return 0, 0, errors.New("go-fuse server did not report its counters within 5 s")
+		return nil, errors.New("go-fuse server did not report its counters within 5 s")
 	}
 }
 
-// parseCountsLine reads "... counts reads=N writes=M".
-func parseCountsLine(line string) (reads, writes uint64, err error) {
-	var gotR, gotW bool
+// countsKeys maps the go-fuse child's counts line keys to opcodes.
+var countsKeys = map[string]string{"reads": "READ", "writes": "WRITE", "creates": "CREATE", "unlinks": "UNLINK"}
+
+// parseCountsLine reads "... counts reads=N writes=M [creates=C
+// unlinks=U]" into counts by opcode; reads and writes must be there.
+func parseCountsLine(line string) (map[string]uint64, error) {
+	ops := map[string]uint64{}
 	for _, f := range strings.Fields(line) {
 		k, v, ok := strings.Cut(f, "=")
-		if !ok {
+		if !ok || countsKeys[k] == "" {
 			continue
 		}
 		n, perr := strconv.ParseUint(v, 10, 64)
 		if perr != nil {
 			continue
 		}
-		switch k {
-		case "reads":
-			reads, gotR = n, true
-		case "writes":
-			writes, gotW = n, true
-		}
+		ops[countsKeys[k]] = n
 	}
+	_, gotR := ops["READ"]
+	_, gotW := ops["WRITE"]
 	if !gotR || !gotW {
-		return 0, 0, fmt.Errorf("bad counts line %q", line)
+		return nil, fmt.Errorf("bad counts line %q", line)
 	}
-	return reads, writes, nil
+	return ops, nil
 }
 
 // lineLog keeps a child's output and picks out its ready and counts lines.

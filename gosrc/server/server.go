@@ -218,7 +218,7 @@ func (s *Server) Start() error {
 			// says so (killpriv_linux.go), and the kernel stops asking
 			// GETXATTR security.capability before every WRITE.
 			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | aclCaps,
-			EnableAcl:         true, // acl_linux.go
+			EnableAcl:         s.opts.AllowOther, // acl_linux.go
 		},
 	})
 	if err != nil {
