@@ -384,30 +384,9 @@ func (r *Report) WriteTables(w io.Writer) {
 	}
 	if len(seq) > 0 {
 		fmt.Fprintf(w, "\n1 MiB sequential read and overwrite, QD1, O_DIRECT, fio pinned (GB/s = 1e9 bytes/s)\n\n")
-		tb := table{head: []string{"target"}, right: []bool{false}}
-		for _, row := range seq {
-			n := map[string]string{"seqread-1m": "read", "seqwrite-1m": "overwrite"}[row.ID]
-			tb.head = append(tb.head, n+" GB/s", n+" / dir")
-			tb.right = append(tb.right, true, true)
-		}
-		tb.head = append(tb.head, "check")
-		tb.right = append(tb.right, false)
-		for _, t := range r.Targets {
-			cells := []string{t.Name}
-			all := Summary{Runs: 0, Valid: 0}
-			for _, row := range seq {
-				s, _ := r.Find(t.Name, row.ID)
-				all.Runs += s.Runs
-				all.Valid += s.Valid
-				if s.Valid == 0 {
-					cells = append(cells, "–", "–")
-					continue
-				}
-				cells = append(cells, fmt.Sprintf("%.2f", s.GBps), fmtRatio(s.VsDir))
-			}
-			tb.add(append(cells, r.checkCell(t, all))...)
-		}
-		tb.write(w)
+		name := map[string]string{"seqread-1m": "read", "seqwrite-1m": "overwrite"}
+		r.sideBySide(w, seq, func(row Row) string { return name[row.ID] + " GB/s" }, func(row Row) string { return name[row.ID] + " / dir" },
+			func(s Summary) string { return fmt.Sprintf("%.2f", s.GBps) }, func(t TargetInfo) TargetInfo { return t })
 	}
 	r.writeMetaTable(w)
 	r.writeZCTables(w)
@@ -436,9 +415,23 @@ func (r *Report) writeMetaTable(w io.Writer) {
 		files = fmt.Sprintf(", up to %d files per run", r.Params.MetaFiles)
 	}
 	fmt.Fprintf(w, "\nFile create and unlink, QD1, fio filecreate/filedelete, fio pinned, a fresh directory per run%s (files/s)\n\n", files)
+	r.sideBySide(w, meta, func(row Row) string { return row.ID + " files/s" }, func(row Row) string { return row.ID + " / dir" },
+		func(s Summary) string { return fmtIOPS(s.IOPS) },
+		func(t TargetInfo) TargetInfo {
+			if t.Channel == ChannelNone {
+				t.Channel = ChannelRing // CREATE and UNLINK go over the ring with passthrough too
+			}
+			return t
+		})
+}
+
+// sideBySide writes a table of rows side by side: for each target, each
+// row's value (cell) and ratio to the directory, then one check over all
+// of them (checkAs may change the target's channel for the check).
+func (r *Report) sideBySide(w io.Writer, rows []Row, valueHead, ratioHead func(Row) string, cell func(Summary) string, checkAs func(TargetInfo) TargetInfo) {
 	tb := table{head: []string{"target"}, right: []bool{false}}
-	for _, row := range meta {
-		tb.head = append(tb.head, row.ID+" files/s", row.ID+" / dir")
+	for _, row := range rows {
+		tb.head = append(tb.head, valueHead(row), ratioHead(row))
 		tb.right = append(tb.right, true, true)
 	}
 	tb.head = append(tb.head, "check")
@@ -446,7 +439,7 @@ func (r *Report) writeMetaTable(w io.Writer) {
 	for _, t := range r.Targets {
 		cells := []string{t.Name}
 		var all Summary
-		for _, row := range meta {
+		for _, row := range rows {
 			s, _ := r.Find(t.Name, row.ID)
 			all.Runs += s.Runs
 			all.Valid += s.Valid
@@ -454,12 +447,9 @@ func (r *Report) writeMetaTable(w io.Writer) {
 				cells = append(cells, "–", "–")
 				continue
 			}
-			cells = append(cells, fmtIOPS(s.IOPS), fmtRatio(s.VsDir))
+			cells = append(cells, cell(s), fmtRatio(s.VsDir))
 		}
-		if t.Channel == ChannelNone {
-			t.Channel = ChannelRing // CREATE and UNLINK go over the ring with passthrough too
-		}
-		tb.add(append(cells, r.checkCell(t, all))...)
+		tb.add(append(cells, r.checkCell(checkAs(t), all))...)
 	}
 	tb.write(w)
 }
