@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strconv"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -65,8 +64,8 @@ func aclXattr(attr string) bool {
 // right beyond the lookup), on n's own inode: through an O_PATH fd
 // resolved below the root without following a symlink.
 func (n *node) getACL(ctx context.Context, attr string, dest []byte) (size uint32, errno syscall.Errno) {
-	errno = n.withPathFd(func(fd int) error {
-		got, err := unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), attr, dest)
+	errno = n.withProcPath(func(path string) error {
+		got, err := unix.Getxattr(path, attr, dest)
 		size = uint32(max(got, 0))
 		return err
 	})

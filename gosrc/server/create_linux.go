@@ -36,11 +36,15 @@ const resolveHow = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLV
 // openAt opens n's backing inode relative to the backing root's fd, with
 // flags (O_CLOEXEC added), resolved by resolveHow.
 func (n *node) openAt(flags int) (int, error) {
-	rel := n.Path(n.srv.root.EmbeddedInode())
-	if rel == "" {
-		rel = "."
+	return unix.Openat2(n.srv.rootFd, n.relPath(), &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveHow})
+}
+
+// relPath is n's path relative to the backing root ("." for the root).
+func (n *node) relPath() string {
+	if rel := n.Path(n.srv.root.EmbeddedInode()); rel != "" {
+		return rel
 	}
-	return unix.Openat2(n.srv.rootFd, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveHow})
+	return "."
 }
 
 // parent opens n as a directory (O_PATH) for *at calls, and reports

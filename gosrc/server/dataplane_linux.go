@@ -376,7 +376,7 @@ func (w *worker) start(o *op) {
 		return
 	}
 	if o.e.Opcode == opq.OpWrite {
-		if q.ss.killPriv {
+		if q.ss.priv.uid != 0 {
 			// As write(2) by this peer would (killpriv_linux.go); the
 			// invalidation after the write drops the kernel's cached mode.
 			o.at.f.node.killPriv(o.at.fd, false, q.ss.priv)

@@ -33,11 +33,10 @@ import (
 // clears them for a caller without CAP_FSETID. For those two the server
 // reads the caller's effective capabilities from /proc/PID/status
 // (callerHasFsetid: root only), only when the inode may carry bits to
-// clear.
+// clear. Ring writes of a session whose peer is not root follow the same
+// rule (worker.start).
 //
-// and ring writes of a session whose peer lacked CAP_FSETID when it
-// connected (worker.start). go-fuse's node API drops the WRITE and OPEN
-// flags, so rawFS, a thin layer over its RawFileSystem, reads them and
+// go-fuse's node API drops the WRITE and OPEN flags, so rawFS, a thin layer over its RawFileSystem, reads them and
 // finds the handle's file through the handles map; the file an OPEN or
 // CREATE made reaches rawFS through opening, keyed by the request's
 // cancel channel (unique to a request in flight).
@@ -280,7 +279,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	n.attrsChanged()
 	defer n.attrsChanged()
 	caller, _ := fuse.FromContext(ctx)
-	fd, own := -1, false
+	fd := -1
 	if f, ok := fh.(*file); ok {
 		fd, _ = f.LoopbackFile.PassthroughFd()
 	} else if in.Valid&setattrBits == 0 {
@@ -306,9 +305,6 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		if fd, err = n.openAt(unix.O_PATH | unix.O_NOFOLLOW); err != nil {
 			return fs.ToErrno(err)
 		}
-		own = true
-	}
-	if own {
 		defer unix.Close(fd)
 	}
 	var before unix.Stat_t
@@ -367,11 +363,7 @@ func (n *node) setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		fd, _ := f.LoopbackFile.PassthroughFd()
 		_, _, e = unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
 	} else {
-		rel := n.Path(n.srv.root.EmbeddedInode())
-		if rel == "" {
-			rel = "."
-		}
-		e = fs.ToErrno(unix.UtimesNanoAt(unix.AT_FDCWD, rel, ts[:], unix.AT_SYMLINK_NOFOLLOW))
+		e = fs.ToErrno(unix.UtimesNanoAt(unix.AT_FDCWD, n.relPath(), ts[:], unix.AT_SYMLINK_NOFOLLOW))
 	}
 	if e != 0 {
 		return e
@@ -392,21 +384,16 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		// The kernel's own kill-priv removes it for a writer (which may
 		// not remove it itself); otherwise the kernel let the caller ask
 		// (CAP_SETFCAP, in its own user namespace over its own file).
-		// Either way the server's job, on this inode only (capXattr).
-		return n.capXattr(func(p string) error { return unix.Removexattr(p, attr) })
+		// Either way the server's job, on this inode only (withProcPath).
+		return n.withProcPath(func(p string) error { return unix.Removexattr(p, attr) })
 	}
 	return n.srv.asCaller(ctx, func() syscall.Errno { return n.LoopbackNode.Removexattr(ctx, attr) })
 }
 
-// capXattr runs fn, as the server, on the path "/proc/self/fd/N" of an
-// O_PATH fd of n resolved below the backing root without following a
-// symlink: the inode the caller named, never one a swapped directory
-// leads to.
-func (n *node) capXattr(fn func(path string) error) syscall.Errno {
-	fd, err := n.openAt(unix.O_PATH | unix.O_NOFOLLOW)
-	if err != nil {
-		return fs.ToErrno(err)
-	}
-	defer unix.Close(fd)
-	return fs.ToErrno(fn("/proc/self/fd/" + strconv.Itoa(fd)))
+// withProcPath runs fn, as the server, on the path "/proc/self/fd/N" of
+// an O_PATH fd of n resolved below the backing root without following a
+// symlink (withPathFd): the inode the caller named, never one a swapped
+// directory leads to; for the xattr calls, which take no O_PATH fd.
+func (n *node) withProcPath(fn func(path string) error) syscall.Errno {
+	return n.withPathFd(func(fd int) error { return fn("/proc/self/fd/" + strconv.Itoa(fd)) })
 }

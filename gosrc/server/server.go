@@ -408,7 +408,6 @@ func noteFd(fh fs.FileHandle) {
 // Open opens the backing file and notes its fd for the READ fast path.
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	var fh fs.FileHandle
-	var fuseFlags uint32
 	errno := n.srv.asCaller(ctx, func() syscall.Errno {
 		// Relative to the backing root's fd, never through a symlink: the
 		// caller needs no rights on the directories above the backing one.
@@ -427,7 +426,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 		n.srv.raw.noteOpened(ctx, fh)
 	}
-	return fh, fuseFlags, errno
+	return fh, 0, errno
 }
 
 // passthroughOpen clears setuid/setgid/capability (killPriv) when a
@@ -487,7 +486,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		// The kernel let the caller ask (CAP_SETFCAP in its own user
 		// namespace over its own file), and a switched thread has no
 		// capabilities: the server's job, on this inode only.
-		return n.capXattr(func(p string) error { return unix.Setxattr(p, attr, data, int(flags)) })
+		return n.withProcPath(func(p string) error { return unix.Setxattr(p, attr, data, int(flags)) })
 	}
 	return n.srv.asCaller(ctx, func() syscall.Errno { return n.LoopbackNode.Setxattr(ctx, attr, data, flags) })
 }

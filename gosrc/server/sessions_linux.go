@@ -71,11 +71,10 @@ type session struct {
 	id    uint64
 	token [16]byte
 	cred  unix.Ucred // the peer, from SO_PEERCRED at connect
-	// killPriv: the peer lacked CAP_FSETID when it connected, so its
-	// ring writes clear setuid/setgid/capability as its write(2) would.
-	killPriv bool
-	priv     privCaller // the peer's groups, for setgid files
-	queue    *opQueue
+	// priv is the peer for kill-priv: a peer that is not root has its ring
+	// writes clear setuid/setgid/capability as its write(2) would.
+	priv  privCaller
+	queue *opQueue
 	// arenas is changed by the session's goroutine and read by workers.
 	amu    sync.RWMutex
 	arenas map[uint32]*sharedArena
@@ -219,8 +218,7 @@ func (s *sessions) admit(fd int) error {
 	// Both from the socket, as the kernel took them at connect(): /proc
 	// would show whatever the peer exec'd since (a setuid-root binary's
 	// CAP_FSETID, a setgid binary's group).
-	ss.killPriv = cred.Uid != 0
-	ss.priv = privCaller{gid: cred.Gid, groups: peerGroups(fd)}
+	ss.priv = privCaller{uid: cred.Uid, gid: cred.Gid, groups: peerGroups(fd)}
 	rand.Read(ss.token[:])
 	s.mu.Lock()
 	switch {
