@@ -4,8 +4,9 @@ package tests
 // request that looks up, creates, opens, changes or removes something as
 // its caller. Each attack here runs as a separate uid-65534 process on a
 // loop-mounted ext4 image, against the server as it is and against the
-// same server told to run requests as root (zcserver.TestRootRequestsEnv),
-// which must show the attack biting within the same time.
+// layer the project had before its own, go-fuse's loopback node tree
+// running every request as root (zcserver.TestRootRequestsEnv), which must
+// show the attack biting within the same time.
 
 import (
 	"encoding/binary"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	zfs "github.com/zcfuse/zcfuse/gosrc/fs"
 	zcserver "github.com/zcfuse/zcfuse/gosrc/server"
 	"golang.org/x/sys/unix"
 )
@@ -58,7 +60,7 @@ func escaped(t *testing.T, dir string) []string {
 }
 
 // servePub serves the fixture with a 1777 pub/ in the backing directory;
-// asRoot runs the control (requests as root).
+// asRoot runs the control (the old layer, as root).
 func (f *hfix) servePub(t *testing.T, tr string, asRoot bool) string {
 	t.Helper()
 	pub := mkdir(t, filepath.Join(f.backing, "pub"))
@@ -77,13 +79,13 @@ func (f *hfix) servePub(t *testing.T, tr string, asRoot bool) string {
 }
 
 // withControl runs fn on both transports, first as the control (the
-// server told to run requests as root), then as the server is.
+// server told to serve the old layer as root), then as the server is.
 func withControl(t *testing.T, fn func(t *testing.T, tr string, control bool)) {
 	forTransports(t, func(t *testing.T, tr string) {
 		for _, control := range []bool{true, false} {
 			name := "as the caller"
 			if control {
-				name = "control: requests as root"
+				name = "control: old layer as root"
 			}
 			t.Run(name, func(t *testing.T) { fn(t, tr, control) })
 		}
@@ -113,7 +115,7 @@ func TestCallerRightsRace(t *testing.T) {
 		}
 		switch {
 		case control && len(got) == 0:
-			t.Errorf("the control (requests as root) did not escape in 3 × 2 s: the race does not bite, so the test proves nothing")
+			t.Errorf("the control (old layer as root) did not escape in 3 × 2 s: the race does not bite, so the test proves nothing")
 		case !control && len(got) > 0:
 			t.Errorf("uid %d escaped the backing directory: %v", nobody, got)
 		}
@@ -151,7 +153,7 @@ func TestCallerRightsDeterministic(t *testing.T) {
 		got := escaped(t, target)
 		switch {
 		case control && len(got) == 0:
-			t.Errorf("the control (requests as root) did not escape: unlink %s, create %s", errnoStr(out.Steps[4].Errno), errnoStr(out.Steps[5].Errno))
+			t.Errorf("the control (old layer as root) did not escape: unlink %s, create %s", errnoStr(out.Steps[4].Errno), errnoStr(out.Steps[5].Errno))
 		case !control && len(got) > 0:
 			t.Errorf("uid %d escaped the backing directory: %v (unlink: %s, create: %s)", nobody, got, errnoStr(out.Steps[4].Errno), errnoStr(out.Steps[5].Errno))
 		}
@@ -397,8 +399,9 @@ func TestCallerRightsDefaultACL(t *testing.T) {
 // by uid 65534; with the kernel's caches dropped, every file is stat'ed
 // and the tree walked (find) while uid 65533 writes files of its own
 // beside it; then it is removed. Nothing fails with EMFILE or otherwise,
-// and the server holds no descriptor per file (its fd count is back near
-// where it started).
+// and the server holds no descriptor per file: the kernel remembers tens
+// of thousands of inodes, the server keeps at most its bounded cache of
+// fds for them (fs.DefaultMaxFds).
 func TestCallerRightsTree(t *testing.T) {
 	const dirs, per = 100, 1000
 	forTransports(t, func(t *testing.T, tr string) {
@@ -455,9 +458,12 @@ func TestCallerRightsTree(t *testing.T) {
 				break
 			}
 		}
-		if got := fds(); got > base+16 {
-			t.Errorf("the server holds %d fds after the walk (%d before): it keeps descriptors per file", got, base)
+		st := f.s.stats()
+		if got := fds(); got > base+zfs.DefaultMaxFds+16 || st.FS.InodeFds > zfs.DefaultMaxFds || st.FS.Inodes < 10*zfs.DefaultMaxFds {
+			t.Errorf("the server holds %d fds after the walk (%d before), %d for the %d inodes the kernel remembers: want at most %d",
+				got, base, st.FS.InodeFds, st.FS.Inodes, zfs.DefaultMaxFds)
 		}
+		t.Logf("after the walk: the kernel remembers %d inodes, the server holds %d fds for them (file handles: %v)", st.FS.Inodes, st.FS.InodeFds, st.FS.FileHandles)
 		var rm []step
 		for d := 0; d < dirs; d++ {
 			rm = append(rm, step{Op: "rmtree", Path: fmt.Sprintf("%s/d%03d", pub, d)})

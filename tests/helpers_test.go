@@ -589,6 +589,13 @@ type Stats struct {
 	FixedSlotsUsed uint64 `json:"fixed_slots_used"`
 	ZCOps          uint64 `json:"zc_ops"`
 	ZeroCopyBytes  uint64 `json:"zero_copy_bytes"`
+	// The file-system layer.
+	FS struct {
+		Inodes      int  `json:"inodes"`
+		InodeFds    int  `json:"inode_fds"`
+		OpenFiles   int  `json:"open_files"`
+		FileHandles bool `json:"file_handles"`
+	} `json:"fs"`
 }
 
 func (s *server) stats() Stats {

@@ -160,9 +160,9 @@ func TestFifoBlockedReader(t *testing.T) {
 }
 
 // TestBlockedHandler blocks a server handler for real: a second zcfuse
-// server is mounted on a subdirectory of the first one's backing dir and
-// stopped (SIGSTOP), so the first server's LOOKUP handler for a name in it
-// waits inside lstat(2). The request comes from CPU 0, so it holds an
+// server is mounted on a subdirectory of the first one's backing dir (the
+// first serves it with --cross-mounts) and stopped (SIGSTOP), so the first
+// server's LOOKUP handler for a name in it waits inside openat2(2). The request comes from CPU 0, so it holds an
 // entry of queue 0; requests from CPU 0 must keep completing on the other
 // entries of that queue, and the blocked one completes once the inner
 // server continues.
@@ -173,7 +173,7 @@ func TestBlockedHandler(t *testing.T) {
 		sub := mkdir(t, filepath.Join(backing, "sub"))
 		makeSmallFiles(t, backing)
 		s := startMount(t, mountOpts{transport: tr, backing: backing, mountpoint: mkdir(t, filepath.Join(dir, "mnt")),
-			args: []string{"--queue-depth", "4"}})
+			args: []string{"--queue-depth", "4", "--cross-mounts"}})
 		inner := startMount(t, mountOpts{transport: "classic", backing: mkdir(t, filepath.Join(dir, "inner")), mountpoint: sub})
 		// Runs before inner's own cleanup (cleanups run last-in first-out).
 		t.Cleanup(func() { inner.signal(syscall.SIGCONT) })

@@ -112,8 +112,8 @@ type Conn struct {
 	stopOnce sync.Once
 	stopErr  error
 
-	fast     fastFds
-	fastRead bool // the READ fast path is on (not in debug mode)
+	fastRead bool     // the READ fast path may be on (not in debug mode)
+	readFd   ReadFder // set by Start when it is on
 
 	readers    atomic.Int32
 	idle       atomic.Int32
@@ -293,6 +293,9 @@ func (c *Conn) init(rawFS fuse.RawFileSystem) error {
 		opts.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
 	}
 	c.ps = fuse.NewProtocolServer(rawFS, &opts)
+	if rf, ok := rawFS.(ReadFder); ok && c.fastRead {
+		c.readFd = rf
+	}
 	out := make([]byte, 4096)
 	m := c.serve(chanDev, [][]byte{buf[:n]}, [][]byte{out})
 	if _, err := unix.Write(c.devFd, out[:m]); err != nil {
@@ -349,11 +352,6 @@ func (c *Conn) serve(ch int, in, out [][]byte) int {
 		slot = 0
 	}
 	c.cnt.ops[ch][slot].Add(1)
-	arg := in[0][uapi.FuseInHeaderSize:] // /dev/fuse: one buffer
-	if len(in) > 1 {
-		arg = in[1] // ring: the op_in area
-	}
-	c.fast.forget(op, arg) // before go-fuse closes the fd
 	n, st := c.ps.HandleRequest(in, out)
 	if n == 0 {
 		if st == fuse.OK {

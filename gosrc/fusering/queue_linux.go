@@ -35,7 +35,6 @@ type ringWorker struct {
 	payload []byte
 	scratch []byte // private copy of non-WRITE input payloads
 	tid     int
-	openFd  int // set through NoteOpenFd while an OPEN/CREATE is served
 }
 
 // startRings starts QueueDepth workers per queue and waits until each has
@@ -93,10 +92,8 @@ func (w *ringWorker) run(registered chan<- error) {
 	w.c.workers = append(w.c.workers, w)
 	w.c.mu.Unlock()
 	w.tid = unix.Gettid()
-	workersByTid.Store(w.tid, w)
 	registered <- nil
 	w.loop()
-	workersByTid.Delete(w.tid)
 	w.c.mu.Lock()
 	for i, o := range w.c.workers {
 		if o == w {
@@ -193,7 +190,7 @@ func (w *ringWorker) handle() {
 	hdr := w.hdr
 	total := int(binary.NativeEndian.Uint32(hdr[0:]))
 	op := binary.NativeEndian.Uint32(hdr[4:])
-	if op == opRead && w.c.fastRead && w.fastRead() {
+	if op == opRead && w.c.readFd != nil && w.fastRead() {
 		return
 	}
 	psz := int(binary.NativeEndian.Uint32(hdr[uapi.FuseURingPayloadSzOff:]))
@@ -216,11 +213,7 @@ func (w *ringWorker) handle() {
 		copy(in[2], w.payload[:psz])
 	}
 	out := [2][]byte{hdr[:uapi.FuseOutHeaderSize], w.payload}
-	w.openFd = -1
 	n := w.c.serve(chanRing, in[:], out[:])
-	if op == opOpen || op == opCreate {
-		w.c.fast.noteReply(op, hdr, w.payload, w.openFd)
-	}
 	if n < uapi.FuseOutHeaderSize {
 		// Every ring request needs a commit; a request the server would
 		// not answer gets an error instead.

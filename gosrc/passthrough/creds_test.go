@@ -194,3 +194,20 @@ func threadHasOtherCaps(t *testing.T) bool {
 	v, _ := strconv.ParseUint(threadStatus(t, "CapEff"), 16, 64)
 	return v&(1<<1) != 0
 }
+
+// TestCallerHasFsetid: only root keeps setuid/setgid on its writes: a
+// non-root caller never counts as having CAP_FSETID, whatever its /proc
+// entry says (it could show a setuid-root binary exec'd after the
+// request was made).
+func TestCallerHasFsetid(t *testing.T) {
+	self := uint32(os.Getpid())
+	if os.Geteuid() == 0 && !CallerHasFsetid(0, self) {
+		t.Errorf("root (this test, pid %d) has CAP_FSETID, but CallerHasFsetid says no", self)
+	}
+	if CallerHasFsetid(65534, self) {
+		t.Errorf("uid 65534 counted as having CAP_FSETID because pid %d (root) has it", self)
+	}
+	if CallerHasFsetid(0, 0) || CallerHasFsetid(0, 1<<30) {
+		t.Errorf("a root caller that cannot be read (pid 0, or gone) counted as having CAP_FSETID")
+	}
+}

@@ -1,89 +1,72 @@
 package server
 
 import (
-	"context"
 	"crypto/subtle"
 	"fmt"
 	"sync/atomic"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	zfs "github.com/zcfuse/zcfuse/gosrc/fs"
 	"github.com/zcfuse/zcfuse/gosrc/wire"
 	"golang.org/x/sys/unix"
 )
 
-// file is an open file of the loopback tree. It can be attached to client
-// sessions (node.Ioctl answers the attach ioctl with attachIoctl) and,
-// when the kernel releases the handle, detaches it from every session.
+// file is an open file of the passthrough that has been attached to a
+// client session (the attach ioctl, fsHooks); when the kernel releases the
+// handle it is detached from every session.
 type file struct {
-	*fs.LoopbackFile
-	srv    *Server
-	node   *node
-	nodeID uint64 // the FUSE node id, for cache invalidation
-	mode   uint32 // wire.AttachRead|AttachWrite, from the open flags
+	h *zfs.Handle
 
 	// attached holds the sessions this handle is attached to and the id
 	// each gave it; guarded by sessions.fmu.
 	attached map[*session]uint32
 }
 
-var _ fs.FileReleaser = (*file)(nil)
-
-// wrapFile wraps a loopback handle of node n opened with flags; other
-// handles (none today) are returned as they are and cannot be attached.
-func (n *node) wrapFile(fh fs.FileHandle, flags uint32) fs.FileHandle {
-	lf, ok := fh.(*fs.LoopbackFile)
-	if !ok {
-		return fh
-	}
-	var mode uint32
-	switch flags & syscall.O_ACCMODE {
+// attachMode is what a client may do with an attachment of f: the open's
+// access mode.
+func (f *file) attachMode() uint32 {
+	switch f.h.AccessMode() {
 	case syscall.O_RDONLY:
-		mode = wire.AttachRead
+		return wire.AttachRead
 	case syscall.O_WRONLY:
-		mode = wire.AttachWrite
-	default:
-		mode = wire.AttachRead | wire.AttachWrite
+		return wire.AttachWrite
 	}
-	f := &file{LoopbackFile: lf, srv: n.srv, node: n, mode: mode}
-	if cb := n.srv.callbacks; cb != nil {
-		f.nodeID = cb.nodeID(n.EmbeddedInode())
-	}
-	return f
+	return wire.AttachRead | wire.AttachWrite
 }
 
-// attachIoctl answers wire.AttachIoctl on this handle.
-func (f *file) attachIoctl(ctx context.Context, input []byte, output []byte) (int32, syscall.Errno) {
-	ctl := f.srv.ctl.Load()
+// attachIoctl answers wire.AttachIoctl on handle h.
+func (s *Server) attachIoctl(h *zfs.Handle, caller *fuse.Caller, input, output []byte) (int32, syscall.Errno) {
+	ctl := s.ctl.Load()
 	if ctl == nil {
 		return 0, syscall.ESHUTDOWN
-	}
-	caller, ok := fuse.FromContext(ctx)
-	if !ok {
-		return 0, syscall.EIO
 	}
 	a, err := wire.DecodeAttachArg(input)
 	if err != nil || len(output) != wire.AttachArgSize {
 		return 0, syscall.EINVAL
 	}
+	v, _ := s.files.LoadOrStore(h, &file{h: h})
+	f := v.(*file)
 	id, errno := ctl.attach(a, caller.Uid, caller.Gid, f)
 	if errno != 0 {
 		return 0, errno
 	}
-	a.FileID, a.Mode = id, f.mode
+	a.FileID, a.Mode = id, f.attachMode()
 	a.Token = [16]byte{} // the token never travels back
 	a.Encode(output)
 	return 0, 0
 }
 
-// Release detaches the handle from every session before the backing file
+// released detaches a released handle from every session before its fd
 // is closed.
-func (f *file) Release(ctx context.Context) syscall.Errno {
-	if ctl := f.srv.ctl.Load(); ctl != nil {
-		ctl.forgetFile(f)
+func (s *Server) released(h *zfs.Handle) {
+	v, ok := s.files.LoadAndDelete(h)
+	if !ok {
+		return
 	}
-	return f.LoopbackFile.Release(ctx)
+	if ctl := s.lastCtl.Load(); ctl != nil {
+		ctl.forgetFile(v.(*file))
+	}
 }
 
 // attachment is one file attached to one session. It holds its own
@@ -151,15 +134,11 @@ func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, s
 	// The backing fd, duplicated and registered with the workers before
 	// fmu is taken: the workers take fmu themselves, and registering waits
 	// for them.
-	bfd, ok := f.LoopbackFile.PassthroughFd()
-	if !ok {
-		return 0, syscall.EBADF
-	}
-	dup, err := unix.FcntlInt(uintptr(bfd), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := unix.FcntlInt(uintptr(f.h.Fd()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return 0, syscall.EMFILE
 	}
-	at := &attachment{f: f, mode: f.mode, fd: dup, exec: s.exec}
+	at := &attachment{f: f, mode: f.attachMode(), fd: dup, exec: s.exec}
 	at.refs.Store(1)
 	if slot, err := s.exec.registerFile(dup); err == nil {
 		at.slot, at.fixed = slot, true

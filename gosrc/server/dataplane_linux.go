@@ -376,10 +376,11 @@ func (w *worker) start(o *op) {
 		return
 	}
 	if o.e.Opcode == opq.OpWrite {
-		if q.ss.priv.uid != 0 {
-			// As write(2) by this peer would (killpriv_linux.go); the
-			// invalidation after the write drops the kernel's cached mode.
-			o.at.f.node.killPriv(o.at.fd, false, q.ss.priv)
+		if q.ss.priv.Uid != 0 {
+			// As write(2) by this peer would (the fs package's kill-priv);
+			// the invalidation after the write drops the kernel's cached
+			// mode.
+			o.at.f.h.KillPriv(o.at.fd, q.ss.priv)
 		}
 		if hooks := q.ss.s.hooks; hooks != nil && hooks.OnWrite != nil {
 			if hooks.CopyForHooks {
@@ -599,10 +600,10 @@ type dataStats struct {
 // of f, from a worker thread (never a FUSE thread: it may wait on page
 // locks of READs in flight).
 func (s *sessions) invalidate(f *file, off, n int64) {
-	if s.cb == nil || f.nodeID == 0 {
+	if s.cb == nil {
 		return
 	}
-	if err := s.cb.InvalidateNow(f.nodeID, off, n); err != nil && err != unix.ENOTCONN {
-		s.logger.Printf("invalidate node %d [%d, +%d): %v", f.nodeID, off, n, err)
+	if err := s.cb.InvalidateNow(f.h.NodeID(), off, n); err != nil && err != unix.ENOTCONN {
+		s.logger.Printf("invalidate node %d [%d, +%d): %v", f.h.NodeID(), off, n, err)
 	}
 }

@@ -1,23 +1,20 @@
-// Package server mounts a backing directory through zcfuse: go-fuse's
-// loopback node tree (with relative paths) served over
-// FUSE-over-io_uring (package fusering),
-// with the classic /dev/fuse transport as fallback.
+// Package server mounts a backing directory through zcfuse: the
+// project's own file-system layer (package fs: fd-based, each request
+// with its caller's rights) served over FUSE-over-io_uring (package
+// fusering), with the classic /dev/fuse transport as fallback, plus the
+// control plane (client sessions, arenas, attached files) and the data
+// plane (the workers that run zero-copy ring ops).
 //
-// Kernel FUSE passthrough stays off unless Options.Passthrough is set:
-// go-fuse's loopback turns it on by itself when run as root, which would
-// route READ and WRITE around the server (and around its counters).
+// It composes; it resolves no names and opens no backing file itself.
+// What it adds to the layer goes through fs.Hooks: the attach ioctl (an
+// open file's fd, node id and access mode come from fs.Handle), the
+// root's virtual attributes, detaching on RELEASE, and the read and write
+// hooks. Ring writes of sessions without CAP_FSETID clear
+// setuid/setgid/capability through fs.Handle.KillPriv, as write(2) would.
 //
-// Requests that look up, create, open, change or remove run with their
-// caller's uid, gid and groups (creds_linux.go), on request threads whose
-// working directory is the backing root, so the backing file system
-// decides as it would for the caller. What the node tree does for a
-// client is bounded further (package passthrough holds the rules): every FUSE_IOCTL reaches node.Ioctl, which answers the
-// attach ioctl and passthrough's allow-list and nothing else; create,
-// mkdir and mknod make objects with exactly the mode asked, owned by the
-// caller (create_linux.go); FUSE_HANDLE_KILLPRIV_V2 is negotiated and the
-// kernel's kill-suid/sgid flags on WRITE, SETATTR and OPEN, and ring
-// writes of sessions without CAP_FSETID, clear setuid/setgid/capability
-// (killpriv_linux.go). Mode 0000 stays 0000 (go-fuse's NullPermissions).
+// Kernel FUSE passthrough stays off unless Options.Passthrough is set (it
+// routes READ and WRITE around the server and its counters). File locks
+// stay in the kernel (the server never takes one for a client).
 //
 // The mount root answers a virtual extended attribute, StatsXattr, with
 // the server's statistics as JSON; it never reaches the backing

@@ -1,29 +1,11 @@
 package server
 
 import (
-	"os"
 	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
-
-// TestCallerHasFsetid: only root keeps setuid/setgid on its writes: a
-// non-root caller never counts as having CAP_FSETID, whatever its /proc
-// entry says (it could show a setuid-root binary exec'd after the
-// request was made).
-func TestCallerHasFsetid(t *testing.T) {
-	self := uint32(os.Getpid())
-	if os.Geteuid() == 0 && !callerHasFsetid(0, self) {
-		t.Errorf("root (this test, pid %d) has CAP_FSETID, but callerHasFsetid says no", self)
-	}
-	if callerHasFsetid(65534, self) {
-		t.Errorf("uid 65534 counted as having CAP_FSETID because pid %d (root) has it", self)
-	}
-	if callerHasFsetid(0, 0) || callerHasFsetid(0, 1<<30) {
-		t.Errorf("a root caller that cannot be read (pid 0, or gone) counted as having CAP_FSETID")
-	}
-}
 
 // TestPeerGroups: a session's groups come from the socket (what the
 // kernel took at connect), not from /proc.
@@ -47,31 +29,5 @@ func TestPeerGroups(t *testing.T) {
 	}
 	if g := peerGroups(-1); g == nil || len(g) != 0 {
 		t.Errorf("peerGroups of a bad fd = %v; want an empty, non-nil list (the primary group only)", g)
-	}
-}
-
-// TestKillPrivGeneration: a kill-priv check that raced with an attribute
-// change is not remembered as clean.
-func TestKillPrivGeneration(t *testing.T) {
-	f, err := os.CreateTemp(t.TempDir(), "f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := &node{srv: &Server{nosecTTL: 1 << 40}}
-	fd := int(f.Fd())
-	n.killPriv(fd, false, privCaller{})
-	if n.nosecUntil.Load() == 0 {
-		t.Fatalf("a clean file's check was not remembered")
-	}
-	n.attrsChanged()
-	if n.nosecUntil.Load() != 0 {
-		t.Fatalf("attrsChanged kept the remembered check")
-	}
-	// A check that began before a change and ends after it.
-	gen := n.attrGen.Load()
-	n.attrsChanged()
-	if n.attrGen.Load() == gen {
-		t.Fatalf("attrsChanged did not advance the generation")
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -13,11 +12,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	zfs "github.com/zcfuse/zcfuse/gosrc/fs"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
-	"github.com/zcfuse/zcfuse/gosrc/passthrough"
-	"golang.org/x/sys/unix"
+	"github.com/zcfuse/zcfuse/gosrc/wire"
 )
 
 // StatsXattr is the extended attribute on the mount root that returns the
@@ -34,6 +32,10 @@ type Options struct {
 	AllowOther  bool
 	ReadOnly    bool
 	Passthrough bool
+	// CrossMounts serves file systems mounted below the backing directory
+	// too; by default a root server serves a detached clone of the backing
+	// mount, where they are not (the directories they cover show).
+	CrossMounts bool
 	Debug       bool
 	// EntryTimeout and AttrTimeout are how long the kernel caches lookups
 	// and attributes; zero means 1 s, negative means no caching.
@@ -52,11 +54,14 @@ type Options struct {
 // Stats is what the server reports about itself.
 type Stats struct {
 	fusering.Stats
-	Passthrough bool   `json:"passthrough"`
-	ReadOnly    bool   `json:"read_only"`
-	Backing     string `json:"backing"`
-	Mountpoint  string `json:"mountpoint"`
-	PID         int    `json:"pid"`
+	// FS is the file-system layer: the inodes the kernel remembers, the
+	// descriptors held for them, open files.
+	FS          zfs.Stats `json:"fs"`
+	Passthrough bool      `json:"passthrough"`
+	ReadOnly    bool      `json:"read_only"`
+	Backing     string    `json:"backing"`
+	Mountpoint  string    `json:"mountpoint"`
+	PID         int       `json:"pid"`
 	// The control plane: client sessions, the arenas they share, and how
 	// many of those bytes sit in io_uring fixed buffers.
 	ControlSocket   string `json:"control_socket"`
@@ -94,21 +99,14 @@ type Server struct {
 	conn    atomic.Pointer[fusering.Conn] // set once serving
 	ctl     atomic.Pointer[sessions]      // the control plane, once serving
 	lastCtl atomic.Pointer[sessions]      // the control plane, also after Stop (its counters)
-	root    *rootNode
-	// rootFd is the backing directory (O_PATH): the node tree resolves
-	// names below it with openat2 (RESOLVE_BENEATH, no symlinks).
-	rootFd int
-	// raw is the RawFileSystem the transport serves (kill-priv flags).
-	raw *rawFS
-	// nosecTTL is how long a kill-priv check that found nothing holds:
-	// the attribute timeout.
-	nosecTTL time.Duration
-	// switchCreds: the server is root, so requests run with their
-	// callers' identities (creds_linux.go); groups finds their groups.
-	switchCreds bool
-	groups      passthrough.GroupCache
-	// callbacks is the node tree's notifier; set before any node exists.
-	callbacks *callbacks
+	// fsys is the file-system layer the transport serves.
+	fsys *zfs.FS
+	// files are the open handles attached to sessions (*zfs.Handle ->
+	// *file).
+	files sync.Map
+	// root: the server runs as root (request threads drop
+	// CAP_SYS_RESOURCE).
+	root bool
 }
 
 // logf logs through the connection's logger, or the options' one.
@@ -154,7 +152,7 @@ func New(backing, mountpoint string, opts Options) (*Server, error) {
 		// `ls -la` three levels down hung in D state.
 		return nil, fmt.Errorf("mountpoint %s is inside the backing directory %s: %w", mountpoint, backing, syscall.EINVAL)
 	}
-	return &Server{backing: backing, mountpoint: mountpoint, opts: opts, rootFd: -1}, nil
+	return &Server{backing: backing, mountpoint: mountpoint, opts: opts}, nil
 }
 
 // inside reports whether path lies below dir, both resolved through
@@ -189,12 +187,7 @@ func (s *Server) Start() error {
 		return ErrStarted
 	}
 	s.started = true
-	var err error
-	if s.rootFd, err = unix.Open(s.backing, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		return fmt.Errorf("backing directory: %w", err)
-	}
-	s.switchCreds = os.Geteuid() == 0 && os.Getenv(TestRootRequestsEnv) != "1"
-	s.groups = passthrough.GroupCache{TTL: 2 * time.Second, Max: 4096}
+	s.root = os.Geteuid() == 0
 	conn, err := fusering.Open(fusering.Config{
 		Mountpoint:  s.mountpoint,
 		Source:      s.backing,
@@ -205,49 +198,41 @@ func (s *Server) Start() error {
 		Passthrough: s.opts.Passthrough,
 		Logger:      s.opts.Logger,
 		NoFastRead:  s.opts.Hooks != nil && s.opts.Hooks.OnRead != nil,
-		// Every request thread works in the backing root, so that the
-		// node tree's paths (relative: LoopbackRoot.Path is ".") need no
-		// rights above it when a request runs as its caller.
-		ThreadInit: s.threadInit,
+		ThreadInit:  s.threadInit,
 		MountOptions: fuse.MountOptions{
-			Debug:         s.opts.Debug,
-			EnableLocks:   true,
+			Debug: s.opts.Debug,
+			// Locks stay in the kernel: it keeps POSIX and flock locks
+			// for the mount itself, and no request thread ever blocks
+			// in F_SETLKW for a client.
+			EnableLocks:   false,
 			MaxBackground: 64,
 			Logger:        s.opts.Logger,
-			// The server clears setuid/setgid itself when the kernel
-			// says so (killpriv_linux.go), and the kernel stops asking
-			// GETXATTR security.capability before every WRITE.
-			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | aclCaps,
-			EnableAcl:         s.opts.AllowOther, // acl_linux.go
+			// The layer clears setuid/setgid itself when the kernel says
+			// so, and the kernel stops asking GETXATTR security.capability
+			// before every WRITE. FUSE_DONT_MASK: the request thread
+			// applies the caller's umask, or the parent's default ACL.
+			ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_DONT_MASK | fuse.CAP_SETXATTR_EXT,
+			EnableAcl:         s.opts.AllowOther, // see aclDoc
 		},
 	})
 	if err != nil {
-		s.closeRoot()
 		return err
 	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(s.backing, &st); err != nil {
+	fo := zfs.Options{
+		EntryTimeout:  *timeout(s.opts.EntryTimeout),
+		AttrTimeout:   *timeout(s.opts.AttrTimeout),
+		Logger:        conn.Logger(),
+		RequestThread: fusering.OnRequestThread,
+		CrossMounts:   s.opts.CrossMounts,
+		Hooks:         s.fsHooks(),
+	}
+	if b, ok := conn.Notifier().(zfs.BackingRegistrar); ok && s.opts.Passthrough {
+		fo.Backing = b
+	}
+	if s.fsys, err = zfs.New(s.backing, fo); err != nil {
 		conn.Stop()
-		return fmt.Errorf("backing directory: %w", err)
+		return err
 	}
-	s.nosecTTL = *timeout(s.opts.AttrTimeout)
-	lr := &fs.LoopbackRoot{Path: ".", Dev: uint64(st.Dev)}
-	root := &rootNode{node: node{LoopbackNode: fs.LoopbackNode{RootData: lr}, srv: s}}
-	lr.RootNode = root
-	lr.NewNode = func(rd *fs.LoopbackRoot, _ *fs.Inode, _ string, _ *syscall.Stat_t) fs.InodeEmbedder {
-		return &node{LoopbackNode: fs.LoopbackNode{RootData: rd}, srv: s}
-	}
-	s.root = root
-	cb, sc := serverCallbacks(conn)
-	s.callbacks = cb
-	s.raw = &rawFS{srv: s, RawFileSystem: fs.NewNodeFS(root, &fs.Options{
-		EntryTimeout:    timeout(s.opts.EntryTimeout),
-		AttrTimeout:     timeout(s.opts.AttrTimeout),
-		ServerCallbacks: sc,
-		Logger:          s.opts.Logger,
-		// A mode of 0000 stays 0000: go-fuse would show it as 0644.
-		NullPermissions: true,
-	})}
 	dir := s.opts.ControlDir
 	if dir == "" {
 		dir = os.TempDir()
@@ -255,17 +240,23 @@ func (s *Server) Start() error {
 			dir = "/run/zcfuse"
 		}
 	}
-	ctl, err := listenSessions(dir, s.opts.AllowOther, s.opts.Limits, conn.Logger(), s.callbacks, s.opts.Hooks)
+	ctl, err := listenSessions(dir, s.opts.AllowOther, s.opts.Limits, conn.Logger(), conn.Invalidator(), s.opts.Hooks)
 	if err != nil {
 		conn.Stop()
+		s.fsys.Close()
 		return err
 	}
 	s.ctl.Store(ctl) // before the mount exists, so ControlXattr always answers
 	s.lastCtl.Store(ctl)
-	if err := conn.Start(s.raw); err != nil {
+	var raw fuse.RawFileSystem = s.fsys
+	if os.Getenv(TestRootRequestsEnv) == "1" {
+		raw = s.oldLayer()
+	}
+	if err := conn.Start(raw); err != nil {
 		conn.Stop()
 		s.ctl.Store(nil)
 		ctl.close()
+		s.fsys.Close()
 		return err
 	}
 	s.conn.Store(conn)
@@ -330,21 +321,12 @@ func (s *Server) Stop() error {
 	if c := s.conn.Load(); c != nil {
 		err = c.Stop()
 		select {
-		case <-c.Done(): // no request can use the root fd any more
-			s.closeRoot()
+		case <-c.Done(): // no request can use the layer's fds any more
+			s.fsys.Close()
 		default:
 		}
-	} else {
-		s.closeRoot()
 	}
 	return err
-}
-
-func (s *Server) closeRoot() {
-	if s.rootFd >= 0 {
-		unix.Close(s.rootFd)
-		s.rootFd = -1
-	}
 }
 
 // Stats returns a snapshot of the counters.
@@ -358,6 +340,9 @@ func (s *Server) Stats() Stats {
 	}
 	if c := s.conn.Load(); c != nil {
 		st.Stats = c.Stats()
+	}
+	if s.fsys != nil {
+		st.FS = s.fsys.Stats()
 	}
 	if ctl := s.lastCtl.Load(); ctl != nil {
 		cs := ctl.stats()
@@ -379,165 +364,56 @@ func (s *Server) Stats() Stats {
 // Mountpoint is the absolute mountpoint.
 func (s *Server) Mountpoint() string { return s.mountpoint }
 
-// node is a loopback node that tells the ring thread serving an OPEN or
-// CREATE which backing fd the new handle reads from, so READs on it can
-// take the transport's fast path (fusering.NoteOpenFd), and whose open
-// files can be attached to client sessions (file).
-type node struct {
-	fs.LoopbackNode
-	nosec
-	srv *Server
-}
-
-var _ fs.NodeOpener = (*node)(nil)
-
-// openFlags are the open flags passed on to the backing file: not
-// O_APPEND (the kernel gives every WRITE its offset, which O_APPEND would
-// override), not FUSE's FMODE_EXEC or anything else openat2 refuses.
-const openFlags = syscall.O_ACCMODE | syscall.O_TRUNC | syscall.O_DIRECT | syscall.O_SYNC | syscall.O_DSYNC |
-	syscall.O_NOATIME | syscall.O_NONBLOCK | syscall.O_LARGEFILE
-
-func noteFd(fh fs.FileHandle) {
-	if p, ok := fh.(fs.FilePassthroughFder); ok {
-		if fd, ok := p.PassthroughFd(); ok {
-			fusering.NoteOpenFd(fd)
-		}
-	}
-}
-
-// Open opens the backing file and notes its fd for the READ fast path.
-func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	var fh fs.FileHandle
-	errno := n.srv.asCaller(ctx, func() syscall.Errno {
-		// Relative to the backing root's fd, never through a symlink: the
-		// caller needs no rights on the directories above the backing one.
-		fd, err := n.openAt(int(flags & openFlags))
-		if err != nil {
-			return fs.ToErrno(err)
-		}
-		fh = fs.NewLoopbackFile(fd)
-		return 0
-	})
-	if errno == 0 {
-		noteFd(fh)
-		fh = n.wrapFile(fh, flags)
-		if f, ok := fh.(*file); ok && n.srv.opts.Passthrough {
-			passthroughOpen(ctx, f, flags)
-		}
-		n.srv.raw.noteOpened(ctx, fh)
-	}
-	return fh, 0, errno
-}
-
-// passthroughOpen clears setuid/setgid/capability (killPriv) when a
-// caller without CAP_FSETID opens a file for writing in passthrough mode:
-// the kernel then writes to the backing file itself, with the server's
-// credentials, and the server never sees the WRITE that would clear them.
-// It clears them at the open rather than at the first write (one way a
-// passthrough mount differs from a local file system), on every such
-// open, since go-fuse puts every handle of an inode in passthrough once
-// one is.
-func passthroughOpen(ctx context.Context, f *file, flags uint32) {
-	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
-		return
-	}
-	fd, ok := f.LoopbackFile.PassthroughFd()
-	caller, ok2 := fuse.FromContext(ctx)
-	if !ok || !ok2 || !passthrough.HasPriv(fd) || callerHasFsetid(caller.Uid, caller.Pid) {
-		return
-	}
-	f.killPriv(true, f.srv.callerOf(caller))
-}
-
-var (
-	_ fs.NodeGetxattrer = (*node)(nil)
-	_ fs.NodeSetxattrer = (*node)(nil)
-)
-
 // virtualXattr reports whether attr is one of the root's own attributes.
 func virtualXattr(attr string) bool { return attr == StatsXattr || attr == ControlXattr }
 
-// Getxattr hides the root's attribute names below the root: a backing
-// file carrying user.zcfuse.control must not steer a client that looks
-// for its server from inside the mount to another socket.
-func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if virtualXattr(attr) {
-		return 0, syscall.ENODATA
+// fsHooks are the server's part of the file-system layer: the attach
+// ioctl, the root's virtual attributes (StatsXattr, ControlXattr; below
+// the root they read as absent, so a backing file carrying
+// user.zcfuse.control cannot steer a client that looks for its server from
+// inside the mount to another socket, and no client sets or removes them
+// anywhere), detaching on release, and the read and write hooks.
+func (s *Server) fsHooks() zfs.Hooks {
+	h := zfs.Hooks{
+		Ioctl: func(h *zfs.Handle, c *fuse.Caller, cmd uint32, in, out []byte) (bool, int32, syscall.Errno) {
+			if cmd != wire.AttachIoctl {
+				return false, 0, 0
+			}
+			res, errno := s.attachIoctl(h, c, in, out)
+			return true, res, errno
+		},
+		RootXattr: s.rootXattr,
+		Reserved:  virtualXattr,
+		Released:  s.released,
 	}
-	if aclXattr(attr) {
-		return n.getACL(ctx, attr, dest)
+	if hk := s.opts.Hooks; hk != nil {
+		if hk.OnWrite != nil {
+			h.OnWrite = func(fh *zfs.Handle, data []byte, off int64) { hk.OnWrite(handleInfo(fh, 0, off, false), data) }
+		}
+		if hk.OnRead != nil {
+			h.OnRead = func(fh *zfs.Handle, data []byte, off int64) { hk.OnRead(handleInfo(fh, 0, off, false), data) }
+		}
 	}
-	var size uint32
-	errno := n.srv.asCaller(ctx, func() (errno syscall.Errno) {
-		size, errno = n.LoopbackNode.Getxattr(ctx, attr, dest)
-		return errno
-	})
-	return size, errno
+	return h
 }
 
-// Setxattr refuses the root's attribute names everywhere.
-func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if virtualXattr(attr) {
-		return syscall.EPERM
-	}
-	n.attrsChanged()
-	defer n.attrsChanged()
-	if attr == passthrough.CapabilityXattr {
-		// The kernel let the caller ask (CAP_SETFCAP in its own user
-		// namespace over its own file), and a switched thread has no
-		// capabilities: the server's job, on this inode only.
-		return n.withProcPath(func(p string) error { return unix.Setxattr(p, attr, data, int(flags)) })
-	}
-	return n.srv.asCaller(ctx, func() syscall.Errno { return n.LoopbackNode.Setxattr(ctx, attr, data, flags) })
-}
-
-// rootNode is the loopback root plus the virtual stats attribute.
-type rootNode struct {
-	node
-}
-
-var (
-	_ fs.NodeGetxattrer    = (*rootNode)(nil)
-	_ fs.NodeSetxattrer    = (*rootNode)(nil)
-	_ fs.NodeRemovexattrer = (*rootNode)(nil)
-)
-
-// Getxattr answers StatsXattr and ControlXattr itself and passes other
-// names on.
-func (n *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	var b []byte
+// rootXattr answers the root's virtual attributes.
+func (s *Server) rootXattr(attr string) ([]byte, bool, syscall.Errno) {
 	switch attr {
 	case StatsXattr:
-		var err error
-		if b, err = json.Marshal(n.srv.Stats()); err != nil {
-			return 0, syscall.EIO
+		b, err := json.Marshal(s.Stats())
+		if err != nil {
+			return nil, false, syscall.EIO
 		}
+		return b, true, 0
 	case ControlXattr:
-		ctl := n.srv.ctl.Load()
+		ctl := s.ctl.Load()
 		if ctl == nil {
-			return 0, syscall.ENODATA
+			return nil, false, syscall.ENODATA
 		}
-		b = []byte(ctl.path)
-	default:
-		return n.node.Getxattr(ctx, attr, dest)
+		return []byte(ctl.path), true, 0
 	}
-	if len(dest) == 0 {
-		return uint32(len(b)), 0
-	}
-	if len(dest) < len(b) {
-		return uint32(len(b)), syscall.ERANGE
-	}
-	return uint32(copy(dest, b)), 0
-}
-
-// Setxattr refuses to change the virtual attribute.
-func (n *rootNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return n.node.Setxattr(ctx, attr, data, flags)
-}
-
-// Removexattr refuses to remove the virtual attribute.
-func (n *rootNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return n.node.Removexattr(ctx, attr)
+	return nil, false, 0
 }
 
 // ReadStats reads the stats of the server behind mountpoint.

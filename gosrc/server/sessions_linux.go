@@ -8,13 +8,12 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
+	"github.com/zcfuse/zcfuse/gosrc/passthrough"
 	"github.com/zcfuse/zcfuse/gosrc/wire"
 	"golang.org/x/sys/unix"
 )
@@ -45,7 +44,7 @@ type sessions struct {
 	exec       *executor
 	logger     *log.Logger
 	hooks      *Hooks
-	cb         *callbacks // nil: no cache invalidation (tests without a mount)
+	cb         invalidator // nil: no cache invalidation (tests without a mount)
 	data       dataStats
 
 	nextID atomic.Uint64
@@ -73,7 +72,7 @@ type session struct {
 	cred  unix.Ucred // the peer, from SO_PEERCRED at connect
 	// priv is the peer for kill-priv: a peer that is not root has its ring
 	// writes clear setuid/setgid/capability as its write(2) would.
-	priv  privCaller
+	priv  passthrough.Caller
 	queue *opQueue
 	// arenas is changed by the session's goroutine and read by workers.
 	amu    sync.RWMutex
@@ -129,7 +128,7 @@ func (ss *session) lookupArena(id uint32) *sharedArena {
 // socket 0600, or 0666 with allowOther; SO_PEERCRED decides in any case).
 // cb (may be nil) invalidates the kernel's caches after ring writes;
 // hooks (may be nil) see the bytes of ring ops.
-func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logger, cb *callbacks, hooks *Hooks) (*sessions, error) {
+func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logger, cb invalidator, hooks *Hooks) (*sessions, error) {
 	if limits.Sessions == 0 {
 		limits.Sessions = DefaultLimits.Sessions
 	}
@@ -218,7 +217,7 @@ func (s *sessions) admit(fd int) error {
 	// Both from the socket, as the kernel took them at connect(): /proc
 	// would show whatever the peer exec'd since (a setuid-root binary's
 	// CAP_FSETID, a setgid binary's group).
-	ss.priv = privCaller{uid: cred.Uid, gid: cred.Gid, groups: peerGroups(fd)}
+	ss.priv = passthrough.Caller{Uid: cred.Uid, Gid: cred.Gid, Groups: peerGroups(fd)}
 	rand.Read(ss.token[:])
 	s.mu.Lock()
 	switch {
@@ -446,42 +445,10 @@ func sweepStaleSockets(dir string) {
 	}
 }
 
-// capFsetid is CAP_FSETID's bit in a capability set.
-const capFsetid = 1 << 4
-
-// capEff reads process pid's effective capabilities from
-// /proc/PID/status (pid in this pid namespace). ok is false for a pid of
-// 0 (a caller in another pid namespace) or one that cannot be read (it
-// has exited).
-func capEff(pid uint32) (caps uint64, ok bool) {
-	if pid == 0 {
-		return 0, false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, found := strings.CutPrefix(line, "CapEff:"); found {
-			caps, err = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return caps, err == nil
-		}
-	}
-	return 0, false
-}
-
-// callerHasFsetid reports whether a caller may keep setuid/setgid when it
-// writes: only root, and only with CAP_FSETID in its effective set (from
-// /proc/PID/status). A non-root caller never counts as having it, even
-// with the capability (the bits then go, the safe side): its /proc entry
-// could show a setuid-root binary it exec'd after making the request. A
-// root caller that cannot be read counts as not having it either.
-func callerHasFsetid(uid, pid uint32) bool {
-	if uid != 0 {
-		return false
-	}
-	caps, ok := capEff(pid)
-	return ok && caps&capFsetid != 0
+// invalidator drops the kernel's cache of a node's pages and attributes,
+// synchronously (fusering.Notifier.InvalidateNow).
+type invalidator interface {
+	InvalidateNow(node uint64, off, n int64) error
 }
 
 // peerGroups returns the supplementary groups of the peer of socket fd

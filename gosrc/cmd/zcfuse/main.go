@@ -1,8 +1,8 @@
 // Command zcfuse mounts a directory through zcfuse and reports on it.
 //
 //	zcfuse mount [--transport auto|uring|classic] [--queue-depth N]
-//	             [--allow-other] [--read-only] [--passthrough] [-d]
-//	             BACKING_DIR MOUNTPOINT
+//	             [--allow-other] [--read-only] [--passthrough] [--cross-mounts]
+//	             [-d] BACKING_DIR MOUNTPOINT
 //	zcfuse stats [--json] MOUNTPOINT
 //	zcfuse bench [--smoke] [--reps N] [--runtime DUR] [--targets LIST] [--rows LIST]
 //	             [--json FILE] [--plot FILE.png] ...   (zcfuse bench --help)
@@ -28,7 +28,7 @@ import (
 
 const usage = `usage:
   zcfuse mount [--transport auto|uring|classic] [--queue-depth N] [--allow-other]
-               [--read-only] [--passthrough] [-d] BACKING_DIR MOUNTPOINT
+               [--read-only] [--passthrough] [--cross-mounts] [-d] BACKING_DIR MOUNTPOINT
   zcfuse stats [--json] MOUNTPOINT
   zcfuse cp [--chunk MiB] [--depth N] SRC DST   (zero-copy copy within a mount)
   zcfuse bench [--smoke] [--reps N] [--runtime DUR] [--targets LIST] [--rows LIST]
@@ -94,6 +94,7 @@ func cmdMount(args []string, stderr io.Writer) error {
 	allowOther := fl.Bool("allow-other", false, "let other users in (implies default_permissions)")
 	readOnly := fl.Bool("read-only", false, "mount read-only")
 	passthrough := fl.Bool("passthrough", false, "kernel FUSE passthrough for READ/WRITE")
+	crossMounts := fl.Bool("cross-mounts", false, "serve what is mounted below BACKING_DIR too (default: the directories underneath)")
 	debug := fl.Bool("d", false, "log every request")
 	pos, err := parse(fl, args, 2, "BACKING_DIR MOUNTPOINT")
 	if err != nil {
@@ -109,7 +110,7 @@ func cmdMount(args []string, stderr io.Writer) error {
 	logger := log.New(stderr, "zcfuse: ", 0)
 	srv, err := server.New(pos[0], pos[1], server.Options{
 		Transport: t, QueueDepth: *depth, AllowOther: *allowOther, ReadOnly: *readOnly,
-		Passthrough: *passthrough, Debug: *debug, Logger: logger,
+		Passthrough: *passthrough, CrossMounts: *crossMounts, Debug: *debug, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,290 @@
+package fs
+
+import (
+	"os"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/zcfuse/zcfuse/gosrc/passthrough"
+	"golang.org/x/sys/unix"
+)
+
+// Operations on names: each runs as its caller on the pinned fd of the
+// parent directory (and, for LINK, of the inode linked), with the single
+// name the kernel sent. New objects get exactly the mode asked for (the
+// request thread's umask is the caller's, or none where the parent has a
+// default ACL: FUSE_DONT_MASK), owned by the caller because the caller
+// made them; a root caller, who runs as the server, gets them through
+// adopt.
+
+// adopt makes the new object fd refers to (an O_PATH fd will do) caller's,
+// as a local file system would have made it: the caller's uid, and its gid
+// unless the parent is setgid (the object then has the parent's already).
+// A chown by root clears setuid and setgid on non-directories; the bits of
+// mode it cleared are put back. Only for callers that ran as the server
+// (root callers); a server that is not root cannot give files away.
+func (f *FS) adopt(c *fuse.Caller, fd int, mode uint32, parentSetgid bool) syscall.Errno {
+	if c.Uid != 0 && f.switching || os.Geteuid() != 0 {
+		return 0
+	}
+	gid := int(c.Gid)
+	if parentSetgid {
+		gid = -1
+	}
+	if err := unix.Fchownat(fd, "", int(c.Uid), gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return errnoOf(err)
+	}
+	if mode&unix.S_IFMT == unix.S_IFLNK {
+		return 0
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return errnoOf(err)
+	}
+	if lost := mode & (unix.S_ISUID | unix.S_ISGID) &^ st.Mode; lost != 0 {
+		return passthrough.Fchmod(fd, st.Mode|lost)
+	}
+	return 0
+}
+
+// setgidDir reports whether the directory fd is setgid.
+func setgidDir(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_ISGID != 0
+}
+
+// made finishes a new object called name in the directory p: an O_PATH fd
+// of it (never through a symlink), ownership for a root caller (adopt),
+// then the entry. On failure the object is removed again.
+func (f *FS) made(c *fuse.Caller, p pinned, name string, mode uint32, out *fuse.EntryOut) syscall.Errno {
+	undo := func() {
+		flags := 0
+		if mode&unix.S_IFMT == unix.S_IFDIR {
+			flags = unix.AT_REMOVEDIR
+		}
+		unix.Unlinkat(p.fd, name, flags)
+	}
+	fd, errno := f.openChild(p.fd, name)
+	if errno != 0 {
+		undo()
+		return errno
+	}
+	if errno := f.adopt(c, fd, mode, setgidDir(p.fd)); errno != 0 {
+		unix.Close(fd)
+		undo()
+		return errno
+	}
+	return f.enter(fd, out)
+}
+
+// pinParent pins a directory for a name operation and checks the name.
+func (f *FS) pinParent(id uint64, name string) (pinned, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return pinned{}, errno
+	}
+	return f.pin(id)
+}
+
+// Mkdir makes a directory with exactly the mode asked (sticky included).
+func (f *FS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	p, errno := f.pinParent(in.NodeId, name)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	defer f.withUmask(&in.Mode, in.Umask)()
+	mode := in.Mode & 07777
+	return status(f.asCaller(&in.Caller, func() syscall.Errno {
+		if err := unix.Mkdirat(p.fd, name, mode); err != nil {
+			return errnoOf(err)
+		}
+		return f.made(&in.Caller, p, name, unix.S_IFDIR|mode, out)
+	}))
+}
+
+// Mknod makes a special file or FIFO with exactly the mode asked.
+func (f *FS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	p, errno := f.pinParent(in.NodeId, name)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	defer f.withUmask(&in.Mode, in.Umask)()
+	return status(f.asCaller(&in.Caller, func() syscall.Errno {
+		if err := unix.Mknodat(p.fd, name, in.Mode, int(in.Rdev)); err != nil {
+			return errnoOf(err)
+		}
+		return f.made(&in.Caller, p, name, in.Mode, out)
+	}))
+}
+
+// Symlink makes a symlink to target called name.
+func (f *FS) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target string, name string, out *fuse.EntryOut) fuse.Status {
+	p, errno := f.pinParent(h.NodeId, name)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	return status(f.asCaller(&h.Caller, func() syscall.Errno {
+		if err := unix.Symlinkat(target, p.fd, name); err != nil {
+			return errnoOf(err)
+		}
+		return f.made(&h.Caller, p, name, unix.S_IFLNK|0o777, out)
+	}))
+}
+
+// Link makes name in the directory NodeId a hard link to Oldnodeid,
+// reached through its fd (linkat of the /proc name with
+// AT_SYMLINK_FOLLOW: the inode itself, a symlink included, never what a
+// name now leads to). protected_hardlinks applies to the caller.
+func (f *FS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	p, errno := f.pinParent(in.NodeId, name)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	t, errno := f.pin(in.Oldnodeid)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(t)
+	return status(f.asCaller(&in.Caller, func() syscall.Errno {
+		if err := unix.Linkat(unix.AT_FDCWD, procPath(t.fd), p.fd, name, unix.AT_SYMLINK_FOLLOW); err != nil {
+			return errnoOf(err)
+		}
+		fd, errno := f.openChild(p.fd, name)
+		if errno != 0 {
+			return errno
+		}
+		return f.enter(fd, out)
+	}))
+}
+
+// Unlink removes name.
+func (f *FS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	return f.remove(h, name, 0)
+}
+
+// Rmdir removes the directory name.
+func (f *FS) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	return f.remove(h, name, unix.AT_REMOVEDIR)
+}
+
+func (f *FS) remove(h *fuse.InHeader, name string, flags int) fuse.Status {
+	p, errno := f.pinParent(h.NodeId, name)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	return status(f.asCaller(&h.Caller, func() syscall.Errno { return errnoOf(unix.Unlinkat(p.fd, name, flags)) }))
+}
+
+// Rename moves oldName in NodeId to newName in Newdir (renameat2 flags:
+// RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT as the caller may).
+func (f *FS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName string, newName string) fuse.Status {
+	p, errno := f.pinParent(in.NodeId, oldName)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	q, errno := f.pinParent(in.Newdir, newName)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(q)
+	return status(f.asCaller(&in.Caller, func() syscall.Errno {
+		return errnoOf(unix.Renameat2(p.fd, oldName, q.fd, newName, uint(in.Flags)))
+	}))
+}
+
+// openFlags are the open flags passed on to a backing file: not O_APPEND
+// (the kernel gives every WRITE its offset, which O_APPEND would
+// override), not FUSE's FMODE_EXEC or anything else openat refuses.
+const openFlags = unix.O_ACCMODE | unix.O_TRUNC | unix.O_DIRECT | unix.O_SYNC | unix.O_DSYNC |
+	unix.O_NOATIME | unix.O_NONBLOCK | unix.O_LARGEFILE
+
+// Create makes and opens a regular file with exactly the mode asked. It
+// never opens a file that exists already (O_EXCL, whatever the caller
+// asked): the kernel sends CREATE only for a name it found missing, and a
+// file made meanwhile directly on the backing file system is not the
+// caller's to have. That race answers EEXIST.
+func (f *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	p, errno := f.pinParent(in.NodeId, name)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	defer f.withUmask(&in.Mode, in.Umask)()
+	mode := in.Mode & 07777
+	var made *inode
+	var fd int
+	errno = f.asCaller(&in.Caller, func() syscall.Errno {
+		how := &unix.OpenHow{Flags: uint64(int(in.Flags&openFlags) | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC),
+			Mode: uint64(mode), Resolve: f.resolve}
+		var err error
+		if fd, err = unix.Openat2(p.fd, name, how); err != nil {
+			return errnoOf(err)
+		}
+		var errno syscall.Errno
+		if made, errno = f.newFile(&in.Caller, fd, unix.S_IFREG|mode, setgidDir(p.fd), &out.EntryOut); errno != 0 {
+			unix.Unlinkat(p.fd, name, 0)
+		}
+		return errno
+	})
+	if errno == 0 {
+		f.openHandle(made, fd, in.Flags, &out.OpenOut)
+	}
+	return status(errno)
+}
+
+// Tmpfile makes an unnamed file (O_TMPFILE) in NodeId with exactly the
+// mode asked, the caller's.
+func (f *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	p, errno := f.pin(in.NodeId)
+	if errno != 0 {
+		return status(errno)
+	}
+	defer f.unpin(p)
+	defer f.withUmask(&in.Mode, in.Umask)()
+	mode := in.Mode & 07777
+	var made *inode
+	var fd int
+	errno = f.asCaller(&in.Caller, func() syscall.Errno {
+		var err error
+		if fd, err = unix.Openat(p.fd, ".", int(in.Flags&openFlags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode); err != nil {
+			return errnoOf(err)
+		}
+		made, errno = f.newFile(&in.Caller, fd, unix.S_IFREG|mode, setgidDir(p.fd), &out.EntryOut)
+		return errno
+	})
+	if errno == 0 {
+		f.openHandle(made, fd, in.Flags, &out.OpenOut)
+	}
+	return status(errno)
+}
+
+// newFile finishes a CREATE or TMPFILE, as the caller: ownership for a
+// root caller, then the entry, through an O_PATH fd of the new inode. The
+// open handle on fd is made afterwards, as the server (openHandle). On
+// failure fd is closed.
+func (f *FS) newFile(c *fuse.Caller, fd int, mode uint32, setgid bool, entry *fuse.EntryOut) (*inode, syscall.Errno) {
+	fail := func(errno syscall.Errno) (*inode, syscall.Errno) {
+		unix.Close(fd)
+		return nil, errno
+	}
+	if errno := f.adopt(c, fd, mode, setgid); errno != 0 {
+		return fail(errno)
+	}
+	pfd, err := unix.Openat(f.procFd, itoa(fd), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(errnoOf(err))
+	}
+	if errno := f.enter(pfd, entry); errno != 0 {
+		return fail(errno)
+	}
+	in := f.nodes.get(entry.NodeId)
+	if in == nil { // forgotten already: cannot happen before the reply
+		return fail(syscall.EIO)
+	}
+	return in, 0
+}
