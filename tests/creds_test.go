@@ -482,3 +482,48 @@ func TestCallerRightsTree(t *testing.T) {
 		}
 	})
 }
+
+// TestNonOwnerDirRename: uid 65534 renames root's 0755 directory within a
+// 0777 directory (allowed: only the parent changes) and then into another
+// 0777 directory (EACCES on ext4: its ".." would change, which needs
+// write permission on the directory itself). Through the mount it gets
+// what it gets on the ext4 image directly, step by step.
+func TestNonOwnerDirRename(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr string) {
+		f := ext4Fixture(t)
+		steps := func(top string) []step {
+			return []step{
+				{Op: "rename", Path: top + "/open/d", To: top + "/open/d2"},
+				{Op: "rename", Path: top + "/open/d2", To: top + "/open/other/d"},
+				{Op: "rename", Path: top + "/open/d2", To: top + "/open/d3"},
+			}
+		}
+		for _, top := range []string{f.backing, f.ctl} {
+			open := mkdir(t, filepath.Join(top, "open"))
+			mkdir(t, filepath.Join(open, "d"))
+			mkdir(t, filepath.Join(open, "other"))
+			for _, d := range []string{open, filepath.Join(open, "other")} {
+				if err := os.Chmod(d, 0o777); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		f.servePub(t, tr, false)
+		viaMount := f.attack(t, nobody, attackSpec{Kind: "steps", Steps: steps(f.mnt)})
+		direct := f.attack(t, nobody, attackSpec{Kind: "steps", Steps: steps(f.ctl)})
+		if viaMount.Err != "" || direct.Err != "" {
+			t.Fatalf("attacker: %s %s", viaMount.Err, direct.Err)
+		}
+		var got, want []string
+		for i := range viaMount.Steps {
+			got = append(got, errnoStr(viaMount.Steps[i].Errno))
+			want = append(want, errnoStr(direct.Steps[i].Errno))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("uid %d renaming root's directory: %v through the mount, %v on ext4", nobody, got, want)
+		}
+		if direct.Steps[1].Errno != int(unix.EACCES) {
+			t.Logf("note: ext4 answered %v (expected EACCES for the move across directories)", want)
+		}
+	})
+}

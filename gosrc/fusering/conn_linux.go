@@ -66,8 +66,9 @@ type Config struct {
 	AllowOther         bool
 	DefaultPermissions bool
 	ReadOnly           bool
-	// Passthrough lets go-fuse's node tree register backing files for
-	// kernel FUSE passthrough; READ and WRITE then bypass the server.
+	// Passthrough lets the file system register backing files for kernel
+	// FUSE passthrough (Notifier then offers RegisterBackingFd); READ and
+	// WRITE then bypass the server.
 	Passthrough bool
 	// MountOptions is the template for the ProtocolServer (Debug,
 	// EnableLocks, MaxBackground, Logger...). MaxWrite and the io_uring
@@ -78,7 +79,7 @@ type Config struct {
 	ReadyTimeout time.Duration
 	Logger       *log.Logger
 	// NoFastRead turns the READ fast path off, so every READ reaches the
-	// node tree (a server whose read hook must see the data).
+	// file system (a server whose read hook must see the data).
 	NoFastRead bool
 	// ThreadInit, if set, runs on every request thread once it has its
 	// own file-system context (requestThread), before it serves anything:
@@ -172,9 +173,10 @@ func Open(cfg Config) (*Conn, error) {
 // Invalidator is the connection's Notifier itself, for InvalidateNow.
 func (c *Conn) Invalidator() *Notifier { return c.notifier }
 
-// Notifier returns the callbacks to put in fs.Options.ServerCallbacks.
-// With Config.Passthrough it also carries the backing-file calls that
-// let go-fuse enable kernel passthrough; without, go-fuse keeps it off.
+// Notifier returns the connection's notification calls (go-fuse's
+// fs.ServerCallbacks). With Config.Passthrough it also carries the
+// backing-file calls (RegisterBackingFd, UnregisterBackingFd) that enable
+// kernel passthrough; without, a file system cannot turn it on.
 func (c *Conn) Notifier() fs.ServerCallbacks {
 	if c.cfg.Passthrough {
 		return passthroughNotifier{c.notifier}

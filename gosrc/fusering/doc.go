@@ -11,19 +11,23 @@
 // notifications (cache invalidation) must be written there, from a
 // dedicated goroutine (see Notifier).
 //
+// A file system that implements ReadFder gives ring threads the READ fast
+// path: a READ on a handle it names an fd for is one pread into the ring
+// payload, without the ProtocolServer.
+//
 // Every request runs on a locked OS thread of this package (a ring thread
 // or a /dev/fuse reader) with a file-system context of its own and umask
 // 0 (requestThread): the server's umask never applies to a caller's
 // create, and a file system may set the thread's umask (the caller's,
 // with FUSE_DONT_MASK) or working directory for a request without
 // touching the process's, which belong to a program that embeds the
-// server.
+// server. OnRequestThread tells a file system whether it runs on one.
 //
 // # Lifetimes
 //
-// Open creates a Conn (it opens /dev/fuse, nothing is mounted). Hand
-// Conn.Notifier to fs.Options.ServerCallbacks, build the RawFileSystem,
-// then Start mounts and returns once the mount is ready: every queue has
+// Open creates a Conn (it opens /dev/fuse, nothing is mounted). Build the
+// RawFileSystem (Conn.Notifier and Conn.Invalidator are its way back to
+// the kernel), then Start mounts and returns once the mount is ready: every queue has
 // its entries registered and a stat of the root was answered. A mount
 // that does not become ready is aborted and unmounted before Start
 // returns its error. Wait returns when the file system is unmounted

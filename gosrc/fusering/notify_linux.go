@@ -191,8 +191,8 @@ func (n *Notifier) InodeRetrieveCache(node uint64, offset int64, dest []byte) (i
 	return 0, fuse.ENOSYS
 }
 
-// passthroughNotifier adds the backing-file calls go-fuse's node tree
-// looks for to enable kernel FUSE passthrough. Only a Conn opened with
+// passthroughNotifier adds the backing-file calls a file system looks
+// for to enable kernel FUSE passthrough. Only a Conn opened with
 // Passthrough hands it out, so the default mount keeps READ and WRITE in
 // the server.
 type passthroughNotifier struct {

@@ -3,7 +3,8 @@
 // thread takes (Become, Restore, GroupCache, DropResourceOverride), which
 // ioctls reach a backing file, and how setuid, setgid and file
 // capabilities are cleared when the kernel says a write, truncate or
-// chown must clear them. It owns no file descriptors: callers pass the
+// chown must clear them (KillPriv, for a Caller; CallerHasFsetid). The
+// file-system layer (package fs) applies them. It owns no file descriptors: callers pass the
 // backing fd they hold, and it opens nothing but /proc. Its only state is
 // a GroupCache a caller owns. It may not touch the FUSE protocol,
 // sessions or the data plane.
