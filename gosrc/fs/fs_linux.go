@@ -351,10 +351,7 @@ func (f *FS) SetDebug(bool) {}
 // an O_PATH open needs no right on the child, and the name resolves
 // below the parent's fd only.
 func (f *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
-	if errno := checkName(name); errno != 0 {
-		return status(errno)
-	}
-	p, errno := f.pin(h.NodeId)
+	p, errno := f.pinParent(h.NodeId, name)
 	if errno != 0 {
 		return status(errno)
 	}

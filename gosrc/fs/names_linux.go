@@ -214,27 +214,10 @@ func (f *FS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out 
 		return status(errno)
 	}
 	defer f.unpin(p)
-	defer f.withUmask(&in.Mode, in.Umask)()
-	mode := in.Mode & 07777
-	var made *inode
-	var fd int
-	errno = f.asCaller(&in.Caller, func() syscall.Errno {
-		how := &unix.OpenHow{Flags: uint64(int(in.Flags&openFlags) | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC),
-			Mode: uint64(mode), Resolve: f.resolve}
-		var err error
-		if fd, err = unix.Openat2(p.fd, name, how); err != nil {
-			return errnoOf(err)
-		}
-		var errno syscall.Errno
-		if made, errno = f.newFile(&in.Caller, fd, unix.S_IFREG|mode, setgidDir(p.fd), &out.EntryOut); errno != 0 {
-			unix.Unlinkat(p.fd, name, 0)
-		}
-		return errno
-	})
-	if errno == 0 {
-		f.openHandle(made, fd, in.Flags, &out.OpenOut)
-	}
-	return status(errno)
+	return f.makeFile(in, p, out, func(mode uint32) (int, error) {
+		return unix.Openat2(p.fd, name, &unix.OpenHow{Flags: uint64(int(in.Flags&openFlags) | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC),
+			Mode: uint64(mode), Resolve: f.resolve})
+	}, func() { unix.Unlinkat(p.fd, name, 0) })
 }
 
 // Tmpfile makes an unnamed file (O_TMPFILE) in NodeId with exactly the
@@ -245,16 +228,29 @@ func (f *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.Create
 		return status(errno)
 	}
 	defer f.unpin(p)
+	return f.makeFile(in, p, out, func(mode uint32) (int, error) {
+		return unix.Openat(p.fd, ".", int(in.Flags&openFlags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode)
+	}, func() {})
+}
+
+// makeFile makes a regular file in the directory p for CREATE or TMPFILE:
+// open (with the mode asked, under the caller's umask) and newFile run as
+// the caller, undo removes what open made when newFile fails, and the
+// handle is opened as the server.
+func (f *FS) makeFile(in *fuse.CreateIn, p pinned, out *fuse.CreateOut, open func(mode uint32) (int, error), undo func()) fuse.Status {
 	defer f.withUmask(&in.Mode, in.Umask)()
 	mode := in.Mode & 07777
 	var made *inode
 	var fd int
-	errno = f.asCaller(&in.Caller, func() syscall.Errno {
+	errno := f.asCaller(&in.Caller, func() syscall.Errno {
 		var err error
-		if fd, err = unix.Openat(p.fd, ".", int(in.Flags&openFlags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode); err != nil {
+		if fd, err = open(mode); err != nil {
 			return errnoOf(err)
 		}
-		made, errno = f.newFile(&in.Caller, fd, unix.S_IFREG|mode, setgidDir(p.fd), &out.EntryOut)
+		var errno syscall.Errno
+		if made, errno = f.newFile(&in.Caller, fd, unix.S_IFREG|mode, setgidDir(p.fd), &out.EntryOut); errno != 0 {
+			undo()
+		}
 		return errno
 	})
 	if errno == 0 {
