@@ -142,6 +142,8 @@ func attackMain(js string) int {
 			out.Steps, out.Err = attackSteps(spec.Steps)
 		case "race":
 			out.Steps, out.Err = attackRace(spec)
+		case "bait":
+			out.Steps, out.Err = attackBait(spec)
 		case "setcap": // inside the user namespace: fd 3 is the file
 			if err := unix.Fsetxattr(3, "security.capability", capBlob(), 0); err != nil {
 				return int(errnoOf(err))
@@ -385,6 +387,13 @@ func attackSteps(steps []step) ([]stepResult, string) {
 				}
 				unix.Close(fd)
 			}
+		case "dropfsetid":
+			// From here on this goroutine's steps run on this thread,
+			// which no longer has CAP_FSETID (a root caller without it).
+			runtime.LockOSThread()
+			err = dropCap(capFsetid)
+		case "setacl":
+			err = unix.Setxattr(s.Path, "system.posix_acl_access", posixACL(nobody), 0)
 		case "touch":
 			err = unix.UtimesNanoAt(unix.AT_FDCWD, s.Path, []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}, 0)
 		case "settime":
@@ -531,6 +540,40 @@ func attackRace(spec attackSpec) ([]stepResult, string) {
 	return []stepResult{created, unlinked}, ""
 }
 
+// attackBait, on the backing directory spec.Dir (its own), keeps putting a
+// file of its own, "bait\n" in it, where root is making and removing "t"
+// through the mount: moved aside whatever root made, bait renamed to t.
+func attackBait(spec attackSpec) ([]stepResult, string) {
+	swaps := stepResult{Op: "swap", Path: spec.Dir + "/t"}
+	deadline := time.Now().Add(time.Duration(spec.Secs * float64(time.Second)))
+	for i := 0; time.Now().Before(deadline); i++ {
+		bait := fmt.Sprintf("%s/bait%d", spec.Dir, i)
+		fd, err := unix.Open(bait, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o777)
+		if err != nil {
+			return nil, "bait: " + err.Error()
+		}
+		unix.Write(fd, []byte("bait\n"))
+		unix.Close(fd)
+		moved := fmt.Sprintf("%s/moved%d", spec.Dir, i)
+		if unix.Rename(spec.Dir+"/t", moved) == nil {
+			// Kept only if it is a bait given to root (the evidence);
+			// root's own objects go, so the image does not fill up.
+			var st unix.Stat_t
+			if unix.Lstat(moved, &st) == nil && !(st.Mode&unix.S_IFMT == unix.S_IFREG && st.Uid == 0 && st.Size > 0) {
+				if unix.Unlink(moved) != nil {
+					unix.Rmdir(moved)
+				}
+			}
+		}
+		if unix.Rename(bait, spec.Dir+"/t") == nil {
+			swaps.N++
+		} else {
+			unix.Unlink(bait)
+		}
+	}
+	return []stepResult{swaps}, ""
+}
+
 // swapDir renames directory dir aside and puts a symlink to target in
 // its place (on the backing file system, not through the mount).
 func swapDir(dir, target string) error {
@@ -576,4 +619,18 @@ func setcapInUserns(fd int) error {
 		return unix.Errno(ee.ExitCode())
 	}
 	return err
+}
+
+// capFsetid is CAP_FSETID's number.
+const capFsetid = 4
+
+// dropCap removes capability c from the calling thread's effective set.
+func dropCap(c uint) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	data[c/32].Effective &^= 1 << (c % 32)
+	return unix.Capset(&hdr, &data[0])
 }

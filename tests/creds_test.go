@@ -527,3 +527,109 @@ func TestNonOwnerDirRename(t *testing.T) {
 		}
 	})
 }
+
+// TestACLKillSgid: a root caller without CAP_FSETID, outside a setgid
+// file's group, sets an access ACL on it: the file loses setgid, through
+// the mount as on ext4 (the kernel leaves that to the server:
+// FUSE_SETXATTR_ACL_KILL_SGID), though the server itself keeps
+// CAP_FSETID.
+func TestACLKillSgid(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr string) {
+		f := ext4Fixture(t)
+		for _, dir := range []string{f.backing, f.ctl} {
+			p := filepath.Join(dir, "sgid")
+			putFile(t, p, []byte("x\n"), 0o2755, 0, nobody)
+			if err := unix.Chmod(p, 0o2755); err != nil { // putFile's chown cleared it
+				t.Fatal(err)
+			}
+		}
+		f.servePub(t, tr, false)
+		steps := func(dir string) []step {
+			return []step{{Op: "dropfsetid"}, {Op: "setacl", Path: filepath.Join(dir, "sgid")}}
+		}
+		for _, dir := range []string{f.mnt, f.ctl} {
+			out := f.attack(t, 0, attackSpec{Kind: "steps", Steps: steps(dir)})
+			if out.Err != "" || out.Steps[0].Errno != 0 || out.Steps[1].Errno != 0 {
+				t.Fatalf("root without CAP_FSETID setting an ACL in %s: %+v %s", dir, out.Steps, out.Err)
+			}
+		}
+		for _, dir := range []string{f.backing, f.ctl} {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(dir, "sgid"), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode&unix.S_ISGID != 0 {
+				t.Errorf("%s/sgid kept setgid (mode %o) after an ACL change by a caller outside its group without CAP_FSETID", dir, st.Mode&0o7777)
+			}
+		}
+	})
+}
+
+// TestRootCreateBait: root makes and removes "t" through the mount (mkdir,
+// and mknod of a 04755 file) in a directory uid 65534 owns, while 65534,
+// writing that directory directly, keeps swapping a file of its own in as
+// "t". A layer that chowns a root caller's new object by its name after
+// making it (the old layer: lchown by path) gives 65534's file to root,
+// with setuid put back a setuid-root binary; the layer makes root's
+// objects with root's identity from the start and chowns nothing.
+func TestRootCreateBait(t *testing.T) {
+	withControl(t, func(t *testing.T, tr string, control bool) {
+		f := ext4Fixture(t)
+		pub := f.servePub(t, tr, control)
+		race := filepath.Join(f.backing, "pub", "race")
+		mkdir(t, race)
+		if err := os.Chown(race, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		var given []string
+		for try := 0; try < 3 && len(given) == 0; try++ {
+			stop := make(chan struct{})
+			var rootOps sync.WaitGroup
+			rootOps.Add(1)
+			go func() {
+				defer rootOps.Done()
+				tp := filepath.Join(pub, "race", "t")
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if i%2 == 0 {
+						unix.Mkdir(tp, 0o755)
+						unix.Rmdir(tp)
+					} else {
+						unix.Mknod(tp, unix.S_IFREG|0o4755, 0)
+						unix.Unlink(tp)
+					}
+				}
+			}()
+			out := f.attack(t, nobody, attackSpec{Kind: "bait", Dir: race, Secs: 2})
+			close(stop)
+			rootOps.Wait()
+			if out.Err != "" {
+				t.Fatalf("attacker: %s", out.Err)
+			}
+			ents, err := os.ReadDir(race)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				var st unix.Stat_t
+				p := filepath.Join(race, e.Name())
+				if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Uid == 0 && st.Size > 0 {
+					given = append(given, fmt.Sprintf("%s (mode %o)", e.Name(), st.Mode&0o7777))
+				}
+			}
+			if !control {
+				break
+			}
+		}
+		switch {
+		case control && len(given) == 0:
+			t.Errorf("the control (old layer as root) gave no file of uid %d to root in 3 × 2 s: the race does not bite, so the test proves nothing", nobody)
+		case !control && len(given) > 0:
+			t.Errorf("files of uid %d were given to root: %v", nobody, given)
+		}
+	})
+}

@@ -1,6 +1,8 @@
 package fs
 
 import (
+	"bytes"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -266,30 +268,85 @@ func XattrReply(v, dest []byte, errno syscall.Errno) (uint32, fuse.Status) {
 	return uint32(copy(dest, v)), fuse.OK
 }
 
-// ListXAttr lists attribute names as the caller (trusted.* only for a
-// caller with CAP_SYS_ADMIN).
+// ListXAttr lists attribute names as the caller (the backing file system
+// shows trusted.* only to a caller with CAP_SYS_ADMIN; a root caller runs
+// as the server, so for it they are taken out unless it has the
+// capability itself), without the names the embedder reserves. The full
+// list is read first, so the sizes the kernel asks for and gets agree.
 func (f *FS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
 	p, errno := f.pin(h.NodeId)
 	if errno != 0 {
 		return 0, status(errno)
 	}
 	defer f.unpin(p)
-	var size int
+	var list []byte
 	errno = f.asCaller(&h.Caller, func() syscall.Errno {
-		var err error
-		size, err = unix.Listxattr(procPath(p.fd), dest)
-		return errnoOf(err)
+		for size := 256; size <= 1<<20; size *= 4 {
+			buf := make([]byte, size)
+			n, err := unix.Listxattr(procPath(p.fd), buf)
+			if err == unix.ERANGE {
+				continue
+			}
+			list = buf[:max(n, 0)]
+			return errnoOf(err)
+		}
+		return syscall.E2BIG
 	})
-	return uint32(max(size, 0)), status(errno)
+	if errno != 0 {
+		return 0, status(errno)
+	}
+	list = f.filterXattrs(list, &h.Caller)
+	if len(dest) == 0 {
+		return uint32(len(list)), fuse.OK
+	}
+	if len(dest) < len(list) {
+		return uint32(len(list)), status(syscall.ERANGE)
+	}
+	return uint32(copy(dest, list)), fuse.OK
 }
 
-// SetXAttr sets an attribute as the caller (the backing file system
-// clears setgid on an ACL change for a caller outside the group, as
-// FUSE_SETXATTR_ACL_KILL_SGID asks); security.capability as the server
-// (the kernel let the caller ask: CAP_SETFCAP in its own user namespace
-// over its own file, which a switched thread no longer has).
+// filterXattrs drops from a NUL-separated name list the reserved names
+// and, for a root caller without CAP_SYS_ADMIN, trusted.* (its /proc
+// status is read only when there is such a name).
+func (f *FS) filterXattrs(list []byte, c *fuse.Caller) []byte {
+	trusted := c.Uid == 0 && bytes.Contains(list, []byte("trusted.")) &&
+		!passthrough.CallerHasCap(c.Uid, c.Pid, passthrough.CapSysAdmin)
+	out := list[:0]
+	for len(list) > 0 {
+		i := bytes.IndexByte(list, 0)
+		if i < 0 {
+			break
+		}
+		name := string(list[:i])
+		entry := list[:i+1]
+		list = list[i+1:]
+		if f.reserved(name) || trusted && strings.HasPrefix(name, "trusted.") {
+			continue
+		}
+		out = append(out, entry...)
+	}
+	return out
+}
+
+// SetXAttr sets an attribute as the caller; security.capability as the
+// server (the kernel let the caller ask: CAP_SETFCAP in its own user
+// namespace over its own file, which a switched thread no longer has).
+// FUSE_SETXATTR_ACL_KILL_SGID (the kernel's verdict that the caller,
+// outside the file's group and without CAP_FSETID, loses setgid with an
+// ACL change) is carried out by the layer: a switched caller's backing
+// file system would clear it anyway, a root caller's would not.
 func (f *FS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
-	return f.changeXattr(&in.InHeader, attr, func(p string) error { return unix.Setxattr(p, attr, data, int(in.Flags)) })
+	st := f.changeXattr(&in.InHeader, attr, func(p string) error { return unix.Setxattr(p, attr, data, int(in.Flags)) })
+	if st == fuse.OK && in.SetXAttrFlags&fuse.SETXATTR_ACL_KILL_SGID != 0 && attr == "system.posix_acl_access" {
+		if p, errno := f.pin(in.NodeId); errno == 0 {
+			var stat unix.Stat_t
+			if unix.Fstat(p.fd, &stat) == nil && stat.Mode&unix.S_ISGID != 0 {
+				passthrough.Fchmod(p.fd, stat.Mode&^unix.S_ISGID)
+			}
+			f.unpin(p)
+		}
+	}
+	return st
 }
 
 // RemoveXAttr removes an attribute, like SetXAttr.

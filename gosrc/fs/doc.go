@@ -58,9 +58,14 @@
 // requesting thread (passthrough.GroupCache); a caller the server cannot
 // see (tid 0: another pid namespace; or a thread that has exited) gets no
 // supplementary groups: never more rights, sometimes fewer. Requests from
-// uid 0 keep the server's identity (new objects are then given to the
-// caller's gid through an fd on them); so does a server that is not root,
-// which cannot switch. The operations marked "server" need no right beyond
+// uid 0 keep the server's identity but for their group (the thread's
+// fsgid is the caller's gid, so new objects are its group's from the
+// start; nothing is chowned after the fact, when a name may lead
+// elsewhere); a server that is not root keeps its own for every request,
+// as it cannot switch. A root caller has the server's capabilities on the
+// backing file system; the kernel's default_permissions checks still
+// bound it, and its listxattr shows trusted.* names only when it has
+// CAP_SYS_ADMIN itself. The operations marked "server" need no right beyond
 // the lookup the kernel checked (default_permissions, which every mount
 // other users can reach has): a lookup as the server opens an O_PATH fd,
 // which needs no right on the child, and reveals nothing the kernel's
@@ -78,7 +83,9 @@
 // The inode table holds an entry per inode the kernel remembers. With file
 // handles (a root server, a backing file system that exports them: ext4,
 // xfs, btrfs, tmpfs) an entry costs its handle and the layer keeps at
-// most Options.MaxFds O_PATH fds open (least recently used evicted);
+// most Options.MaxFds O_PATH fds open (least recently used evicted, and
+// any left unused for IdleFdTTL, so that a file deleted directly on the
+// backing file system gives its space back within about twice that);
 // without them, one O_PATH fd per entry, so the kernel may remember at
 // most RLIMIT_NOFILE inodes at once, and lookups past that fail EMFILE.
 // File locks are not forwarded: the kernel keeps POSIX and flock locks

@@ -453,7 +453,7 @@ func (f *FS) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.St
 			}
 			if e.Name != "." && e.Name != ".." {
 				if fd, errno := f.openChild(h.fd, e.Name); errno == 0 {
-					if f.enter(fd, eo) == 0 {
+					if f.enter(fd, 0, eo) == 0 {
 						out.FixMode(eo.Attr.Mode)
 					}
 				}

@@ -162,14 +162,38 @@ func New(backing string, opts Options) (*FS, error) {
 		return fail(err)
 	}
 	f.nodes.setRoot(rfd, &st)
+	f.nodes.cache.start()
 	return f, nil
 }
 
-// Close releases the root's descriptors; the FS must no longer be served.
+// Close releases every descriptor the layer holds: the inodes', the open
+// files' (the kernel need not release them before an unmount ends) and
+// the root's. The FS must no longer be served.
 func (f *FS) Close() {
 	if !f.closed.CompareAndSwap(false, true) {
 		return
 	}
+	if f.nodes != nil {
+		c := &f.nodes.cache
+		c.stopSweep()
+		f.nodes.mu.Lock()
+		c.mu.Lock()
+		for _, in := range f.nodes.byID {
+			in.dead = true
+			if in.fd >= 0 {
+				unix.Close(in.fd)
+				in.fd = -1
+			}
+		}
+		c.mu.Unlock()
+		f.nodes.mu.Unlock()
+	}
+	f.fhMu.Lock()
+	for id, h := range f.fhs {
+		unix.Close(h.fd)
+		delete(f.fhs, id)
+	}
+	f.fhMu.Unlock()
 	for _, fd := range []*int{&f.rootFd, &f.mountFd, &f.procFd} {
 		if *fd >= 0 {
 			unix.Close(*fd)
@@ -183,7 +207,7 @@ func (f *FS) String() string { return "zcfuse passthrough" }
 // Stats describe the layer's tables.
 type Stats struct {
 	Inodes      int    `json:"inodes"`       // entries the kernel remembers (root included)
-	InodeFds    int    `json:"inode_fds"`    // O_PATH fds held for handle-backed inodes
+	InodeFds    int    `json:"inode_fds"`    // O_PATH fds held for inodes (the root's not counted)
 	HandleOpens uint64 `json:"handle_opens"` // open_by_handle_at calls (cache misses)
 	OpenFiles   int    `json:"open_files"`   // open file and directory handles
 	FileHandles bool   `json:"file_handles"` // inodes are kept as file handles
@@ -194,7 +218,7 @@ type Stats struct {
 func (f *FS) Stats() Stats {
 	s := Stats{Inodes: f.nodes.size(), FileHandles: f.handles, Detached: f.detached}
 	f.nodes.cache.mu.Lock()
-	s.InodeFds = f.nodes.cache.open
+	s.InodeFds = f.nodes.cache.open + f.nodes.cache.held
 	f.nodes.cache.mu.Unlock()
 	s.HandleOpens = f.nodes.cache.opened.Load()
 	f.fhMu.RLock()
@@ -218,7 +242,14 @@ func errnoOf(err error) syscall.Errno {
 	return syscall.EIO
 }
 
-func status(e syscall.Errno) fuse.Status { return fuse.Status(e) }
+// status is a FUSE reply's status: an errno the kernel takes (1..511), or
+// EIO.
+func status(e syscall.Errno) fuse.Status {
+	if e >= 512 {
+		e = syscall.EIO
+	}
+	return fuse.Status(e)
+}
 
 // pinned is an inode with an fd held for one request.
 type pinned struct {
@@ -246,12 +277,23 @@ func (f *FS) unpin(p pinned) {
 	}
 }
 
-// asCaller runs fn with the identity of caller (see the package doc).
+// asCaller runs fn with the identity of caller (see the package doc). A
+// root caller keeps the server's identity but for its group (fsgid), so
+// that what it makes is its group's from the start.
 func (f *FS) asCaller(c *fuse.Caller, fn func() syscall.Errno) syscall.Errno {
-	if c.Uid == 0 || !f.switching {
+	if !f.switching {
 		return fn()
 	}
-	if f.opts.RequestThread == nil || !f.opts.RequestThread() {
+	onThread := f.opts.RequestThread != nil && f.opts.RequestThread()
+	if c.Uid == 0 {
+		if c.Gid == 0 || !onThread {
+			return fn()
+		}
+		passthrough.SetFsgid(c.Gid)
+		defer passthrough.RestoreFsgid()
+		return fn()
+	}
+	if !onThread {
 		f.logger.Printf("request outside a request thread: refused rather than run as root")
 		return syscall.EIO
 	}
@@ -312,12 +354,18 @@ func (f *FS) openChild(dfd int, name string) (int, syscall.Errno) {
 
 // enter makes fd (an O_PATH fd of an inode that a lookup or creation
 // found; the table takes it) an entry the kernel now remembers once more,
-// and fills out.
-func (f *FS) enter(fd int, out *fuse.EntryOut) syscall.Errno {
+// and fills out. A creation names the type it made (want, S_IFMT bits; 0
+// for a lookup): a name that leads to another type by now was swapped
+// meanwhile, and answers EIO (the kernel would refuse the entry anyway).
+func (f *FS) enter(fd int, want uint32, out *fuse.EntryOut) syscall.Errno {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
 		return errnoOf(err)
+	}
+	if want != 0 && st.Mode&unix.S_IFMT != want {
+		unix.Close(fd)
+		return syscall.EIO
 	}
 	// A handle only for an inode on the root's mount (open_by_handle_at
 	// opens it through the root's mount fd); anything else (a crossed
@@ -360,7 +408,7 @@ func (f *FS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *
 	if errno != 0 {
 		return status(errno)
 	}
-	return status(f.enter(fd, out))
+	return status(f.enter(fd, 0, out))
 }
 
 // Forget gives back the kernel's lookups of a node.

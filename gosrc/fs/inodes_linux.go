@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,6 +45,7 @@ type inode struct {
 	users int32
 	elem  *list.Element // in fdCache.idle while fd >= 0 && users == 0 && handle != nil
 	dead  bool          // forgotten: the last user closes fd
+	idled int64         // when it went idle (monotonic ns, fdCache.now)
 
 	killPriv nosec
 
@@ -68,9 +70,55 @@ type fdCache struct {
 	mu      sync.Mutex
 	idle    list.List // least recently used first
 	open    int       // evictable fds open (in use or idle)
-	max     int
-	mountFd int // open_by_handle_at's mount fd (not O_PATH)
+	held    int       // fds of entries without handles, held until forgotten
+	max     int       // bound on open
+	mountFd int       // open_by_handle_at's mount fd (not O_PATH)
 	opened  atomic.Uint64
+	stop    chan struct{}
+}
+
+// IdleFdTTL is how long an fd of a handle-backed inode stays open unused.
+const IdleFdTTL = time.Second
+
+// start sweeps fds idle for IdleFdTTL, every IdleFdTTL, until stopSweep.
+func (c *fdCache) start() {
+	c.stop = make(chan struct{})
+	go func() {
+		t := time.NewTicker(IdleFdTTL)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+				c.sweep(c.now() - int64(IdleFdTTL))
+			}
+		}
+	}()
+}
+
+func (c *fdCache) stopSweep() {
+	if c.stop != nil {
+		close(c.stop)
+	}
+}
+
+var epoch = time.Now()
+
+func (c *fdCache) now() int64 { return int64(time.Since(epoch)) }
+
+// sweep closes the idle fds that went idle before t: the idle list is in
+// the order they went idle.
+func (c *fdCache) sweep(t int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.idle.Front(); e != nil; e = c.idle.Front() {
+		in := e.Value.(*inode)
+		if in.idled > t {
+			return
+		}
+		c.closeLocked(in)
+	}
 }
 
 func newTable(maxFds, mountFd int) *table {
@@ -165,10 +213,12 @@ func (t *table) size() int {
 
 // adopt accounts for a new entry's fd.
 func (c *fdCache) adopt(in *inode) {
+	c.mu.Lock()
 	if in.handle == nil {
+		c.held++
+		c.mu.Unlock()
 		return
 	}
-	c.mu.Lock()
 	c.open++
 	c.idleLocked(in)
 	c.evictLocked()
@@ -259,6 +309,7 @@ func (c *fdCache) drop(in *inode) {
 
 func (c *fdCache) idleLocked(in *inode) {
 	if in.handle != nil && in.fd >= 0 && in.users == 0 && in.elem == nil {
+		in.idled = c.now()
 		in.elem = c.idle.PushBack(in)
 	}
 }
@@ -273,6 +324,8 @@ func (c *fdCache) closeLocked(in *inode) {
 		in.fd = -1
 		if in.handle != nil {
 			c.open--
+		} else {
+			c.held--
 		}
 	}
 }

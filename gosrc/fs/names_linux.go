@@ -1,11 +1,9 @@
 package fs
 
 import (
-	"os"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/zcfuse/zcfuse/gosrc/passthrough"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,67 +12,23 @@ import (
 // name the kernel sent. New objects get exactly the mode asked for (the
 // request thread's umask is the caller's, or none where the parent has a
 // default ACL: FUSE_DONT_MASK), owned by the caller because the caller
-// made them; a root caller, who runs as the server, gets them through
-// adopt.
-
-// adopt makes the new object fd refers to (an O_PATH fd will do) caller's,
-// as a local file system would have made it: the caller's uid, and its gid
-// unless the parent is setgid (the object then has the parent's already).
-// A chown by root clears setuid and setgid on non-directories; the bits of
-// mode it cleared are put back. Only for callers that ran as the server
-// (root callers); a server that is not root cannot give files away.
-func (f *FS) adopt(c *fuse.Caller, fd int, mode uint32, parentSetgid bool) syscall.Errno {
-	if c.Uid != 0 && f.switching || os.Geteuid() != 0 {
-		return 0
-	}
-	gid := int(c.Gid)
-	if parentSetgid {
-		gid = -1
-	}
-	if err := unix.Fchownat(fd, "", int(c.Uid), gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return errnoOf(err)
-	}
-	if mode&unix.S_IFMT == unix.S_IFLNK {
-		return 0
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return errnoOf(err)
-	}
-	if lost := mode & (unix.S_ISUID | unix.S_ISGID) &^ st.Mode; lost != 0 {
-		return passthrough.Fchmod(fd, st.Mode|lost)
-	}
-	return 0
-}
-
-// setgidDir reports whether the directory fd is setgid.
-func setgidDir(fd int) bool {
-	var st unix.Stat_t
-	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_ISGID != 0
-}
+// made them (a root caller with its own group: asCaller). Nothing is
+// chowned afterwards: by then the name could lead to something else.
 
 // made finishes a new object called name in the directory p: an O_PATH fd
-// of it (never through a symlink), ownership for a root caller (adopt),
-// then the entry. On failure the object is removed again.
-func (f *FS) made(c *fuse.Caller, p pinned, name string, mode uint32, out *fuse.EntryOut) syscall.Errno {
-	undo := func() {
+// of it (never through a symlink), then the entry. On failure the object
+// is removed again.
+func (f *FS) made(p pinned, name string, mode uint32, out *fuse.EntryOut) syscall.Errno {
+	fd, errno := f.openChild(p.fd, name)
+	if errno != 0 {
 		flags := 0
 		if mode&unix.S_IFMT == unix.S_IFDIR {
 			flags = unix.AT_REMOVEDIR
 		}
 		unix.Unlinkat(p.fd, name, flags)
-	}
-	fd, errno := f.openChild(p.fd, name)
-	if errno != 0 {
-		undo()
 		return errno
 	}
-	if errno := f.adopt(c, fd, mode, setgidDir(p.fd)); errno != 0 {
-		unix.Close(fd)
-		undo()
-		return errno
-	}
-	return f.enter(fd, out)
+	return f.enter(fd, mode&unix.S_IFMT, out)
 }
 
 // pinParent pins a directory for a name operation and checks the name.
@@ -98,7 +52,7 @@ func (f *FS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *f
 		if err := unix.Mkdirat(p.fd, name, mode); err != nil {
 			return errnoOf(err)
 		}
-		return f.made(&in.Caller, p, name, unix.S_IFDIR|mode, out)
+		return f.made(p, name, unix.S_IFDIR|mode, out)
 	}))
 }
 
@@ -114,7 +68,7 @@ func (f *FS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *f
 		if err := unix.Mknodat(p.fd, name, in.Mode, int(in.Rdev)); err != nil {
 			return errnoOf(err)
 		}
-		return f.made(&in.Caller, p, name, in.Mode, out)
+		return f.made(p, name, in.Mode, out)
 	}))
 }
 
@@ -129,7 +83,7 @@ func (f *FS) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target string, na
 		if err := unix.Symlinkat(target, p.fd, name); err != nil {
 			return errnoOf(err)
 		}
-		return f.made(&h.Caller, p, name, unix.S_IFLNK|0o777, out)
+		return f.made(p, name, unix.S_IFLNK|0o777, out)
 	}))
 }
 
@@ -156,7 +110,7 @@ func (f *FS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fus
 		if errno != 0 {
 			return errno
 		}
-		return f.enter(fd, out)
+		return f.enter(fd, t.in.ftype, out)
 	}))
 }
 
@@ -229,7 +183,8 @@ func (f *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.Create
 	}
 	defer f.unpin(p)
 	return f.makeFile(in, p, out, func(mode uint32) (int, error) {
-		return unix.Openat(p.fd, ".", int(in.Flags&openFlags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode)
+		// O_EXCL kept: such a file can never be linked in.
+		return unix.Openat(p.fd, ".", int(in.Flags&(openFlags|unix.O_EXCL))|unix.O_TMPFILE|unix.O_CLOEXEC, mode)
 	}, func() {})
 }
 
@@ -248,7 +203,7 @@ func (f *FS) makeFile(in *fuse.CreateIn, p pinned, out *fuse.CreateOut, open fun
 			return errnoOf(err)
 		}
 		var errno syscall.Errno
-		if made, errno = f.newFile(&in.Caller, fd, unix.S_IFREG|mode, setgidDir(p.fd), &out.EntryOut); errno != 0 {
+		if made, errno = f.newFile(fd, &out.EntryOut); errno != 0 {
 			undo()
 		}
 		return errno
@@ -259,23 +214,20 @@ func (f *FS) makeFile(in *fuse.CreateIn, p pinned, out *fuse.CreateOut, open fun
 	return status(errno)
 }
 
-// newFile finishes a CREATE or TMPFILE, as the caller: ownership for a
-// root caller, then the entry, through an O_PATH fd of the new inode. The
+// newFile finishes a CREATE or TMPFILE, as the caller: the entry, through
+// an O_PATH fd of the new inode (its /proc name: no name is resolved). The
 // open handle on fd is made afterwards, as the server (openHandle). On
 // failure fd is closed.
-func (f *FS) newFile(c *fuse.Caller, fd int, mode uint32, setgid bool, entry *fuse.EntryOut) (*inode, syscall.Errno) {
+func (f *FS) newFile(fd int, entry *fuse.EntryOut) (*inode, syscall.Errno) {
 	fail := func(errno syscall.Errno) (*inode, syscall.Errno) {
 		unix.Close(fd)
 		return nil, errno
-	}
-	if errno := f.adopt(c, fd, mode, setgid); errno != 0 {
-		return fail(errno)
 	}
 	pfd, err := unix.Openat(f.procFd, itoa(fd), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fail(errnoOf(err))
 	}
-	if errno := f.enter(pfd, entry); errno != 0 {
+	if errno := f.enter(pfd, unix.S_IFREG, entry); errno != 0 {
 		return fail(errno)
 	}
 	in := f.nodes.get(entry.NodeId)

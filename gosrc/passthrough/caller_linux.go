@@ -36,8 +36,11 @@ func (c Caller) InGroup(gid uint32) bool {
 	return slices.Contains(groups, gid)
 }
 
-// capFsetid is CAP_FSETID's bit in a capability set.
-const capFsetid = 1 << 4
+// Capability bits in a capability set.
+const (
+	capFsetid   = 1 << 4
+	CapSysAdmin = 1 << 21
+)
 
 // capEff reads process pid's effective capabilities from
 // /proc/PID/status (pid in this pid namespace). ok is false for a pid of
@@ -66,10 +69,15 @@ func capEff(pid uint32) (caps uint64, ok bool) {
 // with the capability (the bits then go, the safe side): its /proc entry
 // could show a setuid-root binary it exec'd after making the request. A
 // root caller that cannot be read counts as not having it either.
-func CallerHasFsetid(uid, pid uint32) bool {
+func CallerHasFsetid(uid, pid uint32) bool { return CallerHasCap(uid, pid, capFsetid) }
+
+// CallerHasCap reports whether a root caller has every capability in bits
+// (CapSysAdmin, ...) in its effective set; a non-root caller, or one that
+// cannot be read, never does.
+func CallerHasCap(uid, pid uint32, bits uint64) bool {
 	if uid != 0 {
 		return false
 	}
 	caps, ok := capEff(pid)
-	return ok && caps&capFsetid != 0
+	return ok && caps&bits == bits
 }

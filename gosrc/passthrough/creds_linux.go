@@ -197,3 +197,20 @@ func DropResourceOverride() error {
 	data[word].Inheritable &^= bit
 	return unix.Capset(&hdr, &data[0])
 }
+
+// SetFsgid makes the calling thread (locked, running as root) create
+// objects with group gid until RestoreFsgid: a root caller's objects then
+// get its group from the start, as on a local file system, with no chown
+// afterwards (which would act on whatever the name leads to by then).
+func SetFsgid(gid uint32) {
+	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(gid), 0, 0)
+}
+
+// RestoreFsgid puts the thread's fsgid back to its gid, 0, or panics.
+func RestoreFsgid() {
+	unix.RawSyscall(unix.SYS_SETFSGID, 0, 0, 0)
+	// An invalid id changes nothing and returns the current one.
+	if cur, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, ^uintptr(0), 0, 0); cur != 0 {
+		panic("zcfuse: cannot restore a request thread's fsgid to 0")
+	}
+}
