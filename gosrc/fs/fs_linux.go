@@ -82,9 +82,9 @@ type FS struct {
 	mountFd   int // O_RDONLY on the same mount, for open_by_handle_at
 	procFd    int // /proc/self/fd
 	rootPath  string
-	detached  bool // serving a detached clone: no submount is ever crossed
-	handles   bool // inodes on the root's mount are kept as file handles
-	rootMount int  // the mount id of the root (name_to_handle_at)
+	detached  bool   // serving a detached clone: no submount is ever crossed
+	handles   bool   // inodes on the root's file system are kept as file handles
+	rootDev   uint64 // the root's st_dev
 	resolve   uint64
 	switching bool // requests run with their callers' identities
 
@@ -141,10 +141,10 @@ func New(backing string, opts Options) (*FS, error) {
 	// File handles, when they can be opened again: a root server
 	// (CAP_DAC_READ_SEARCH) on a file system that makes them.
 	if root {
-		if h, mnt, err := unix.NameToHandleAt(f.rootFd, "", unix.AT_EMPTY_PATH); err == nil {
+		if h, _, err := unix.NameToHandleAt(f.rootFd, "", unix.AT_EMPTY_PATH); err == nil {
 			if fd, err := unix.OpenByHandleAt(f.mountFd, h, unix.O_PATH|unix.O_CLOEXEC); err == nil {
 				unix.Close(fd)
-				f.handles, f.rootMount = true, mnt
+				f.handles = true
 			}
 		}
 	}
@@ -161,6 +161,7 @@ func New(backing string, opts Options) (*FS, error) {
 	if err != nil {
 		return fail(err)
 	}
+	f.rootDev = st.Dev
 	f.nodes.setRoot(rfd, &st)
 	f.nodes.cache.start()
 	return f, nil
@@ -367,16 +368,10 @@ func (f *FS) enter(fd int, want uint32, out *fuse.EntryOut) syscall.Errno {
 		unix.Close(fd)
 		return syscall.EIO
 	}
-	// A handle only for an inode on the root's mount (open_by_handle_at
-	// opens it through the root's mount fd); anything else (a crossed
-	// mount, a file system that makes no handles) keeps its fd.
-	var h *unix.FileHandle
-	if f.handles {
-		if fh, mnt, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH); err == nil && mnt == f.rootMount {
-			h = &fh
-		}
-	}
-	in := f.nodes.ref(fd, h, &st)
+	// Evictable only on the root's file system (open_by_handle_at opens
+	// it through the root's mount fd); anything else (a crossed mount)
+	// keeps its fd.
+	in := f.nodes.ref(fd, f.handles && st.Dev == f.rootDev, &st)
 	*out = fuse.EntryOut{NodeId: in.id}
 	fillAttr(&st, &out.Attr)
 	out.SetEntryTimeout(f.entryTTL)

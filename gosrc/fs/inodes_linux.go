@@ -14,36 +14,44 @@ import (
 // The inode table. Every inode the kernel remembers (it counts lookups,
 // FORGET gives them back) has an entry under a node id of our own, never
 // reused (so FUSE generations stay 0), and is reached through an fd on
-// the inode itself, never through a name:
+// the inode itself, never through a name. The table's key is dev/ino.
 //
-//   - with file handles (a root server on a backing file system that has
-//     them: name_to_handle_at), the entry keeps the handle, and an O_PATH
-//     fd only while it is in use or among the most recently used (fdCache,
-//     bounded); an evicted fd is opened again with open_by_handle_at,
-//     which needs CAP_DAC_READ_SEARCH, so pin runs before a request
-//     switches to its caller. The table's key is the handle, which carries
-//     the inode's generation: an inode number reused by a new file is a new
-//     entry.
-//   - without them (a server that is not root, or a file system without
-//     handles), the entry keeps its O_PATH fd for as long as the kernel
-//     remembers it; the key is dev/ino, and the held fd keeps the inode
-//     number from being reused. The tree a client can walk at once is then
-//     bounded by RLIMIT_NOFILE; past it lookups fail with EMFILE.
+//   - With file handles (a root server on a backing file system that
+//     makes them), an entry is evictable: it keeps an O_PATH fd only while
+//     it is in use or among the most recently used (fdCache: at most max,
+//     none idle for longer than IdleFdTTL). Before its fd is closed the
+//     entry takes the inode's file handle (name_to_handle_at), and later
+//     uses open the inode again with open_by_handle_at, which needs
+//     CAP_DAC_READ_SEARCH, so pin runs before a request switches to its
+//     caller. While an entry's fd is open its inode cannot be freed, so a
+//     lookup that finds the same dev/ino has found the same inode; once
+//     the fd is closed the inode number may be reused by a new file, so a
+//     lookup compares file handles, which carry the inode's generation, and
+//     a mismatch gets a new entry. Looking up costs no file handle: only
+//     eviction takes one.
+//   - Without them (a server that is not root, a file system without
+//     handles, a mount crossed with CrossMounts), the entry keeps its
+//     O_PATH fd for as long as the kernel remembers it. The tree a client
+//     can walk at once is then bounded by RLIMIT_NOFILE; past it lookups
+//     fail with EMFILE.
 
 // inode is one entry.
 type inode struct {
-	id     uint64
-	key    string
-	ftype  uint32 // S_IFMT bits
-	ino    uint64
-	handle *unix.FileHandle // nil: the fd is held for good
+	id    uint64
+	key   string
+	ftype uint32 // S_IFMT bits
+	ino   uint64
+	// evictable: the fd may be closed and the inode opened again from
+	// handle, which eviction takes (guarded by fdCache.mu).
+	evictable bool
+	handle    *unix.FileHandle
 
 	nlookup uint64 // guarded by table.mu
 
 	// Guarded by fdCache.mu.
 	fd    int // an O_PATH fd, or -1
 	users int32
-	elem  *list.Element // in fdCache.idle while fd >= 0 && users == 0 && handle != nil
+	elem  *list.Element // in fdCache.idle while fd >= 0 && users == 0 && evictable
 	dead  bool          // forgotten: the last user closes fd
 	idled int64         // when it went idle (monotonic ns, fdCache.now)
 
@@ -65,12 +73,12 @@ type table struct {
 	cache fdCache
 }
 
-// fdCache bounds the O_PATH fds held for inodes that have file handles.
+// fdCache bounds the O_PATH fds held for evictable inodes.
 type fdCache struct {
 	mu      sync.Mutex
 	idle    list.List // least recently used first
-	open    int       // evictable fds open (in use or idle)
-	held    int       // fds of entries without handles, held until forgotten
+	open    int       // evictable entries' fds open (in use or idle)
+	held    int       // other entries' fds, held until forgotten
 	max     int       // bound on open
 	mountFd int       // open_by_handle_at's mount fd (not O_PATH)
 	opened  atomic.Uint64
@@ -130,32 +138,28 @@ func newTable(maxFds, mountFd int) *table {
 // rootID is FUSE's root node id.
 const rootID = 1
 
-// keyOf is an inode's table key: its file handle, or dev/ino.
-func keyOf(h *unix.FileHandle, st *unix.Stat_t) string {
-	if h != nil {
-		b := make([]byte, 4, 4+len(h.Bytes()))
-		binary.NativeEndian.PutUint32(b, uint32(h.Type()))
-		return string(append(b, h.Bytes()...))
-	}
-	var b [17]byte
-	b[0] = 'i'
-	binary.NativeEndian.PutUint64(b[1:], st.Dev)
-	binary.NativeEndian.PutUint64(b[9:], st.Ino)
+// keyOf is an inode's table key: dev/ino.
+func keyOf(st *unix.Stat_t) string {
+	var b [16]byte
+	binary.NativeEndian.PutUint64(b[0:], st.Dev)
+	binary.NativeEndian.PutUint64(b[8:], st.Ino)
 	return string(b[:])
 }
 
 // ref finds or makes the entry for the inode fd refers to (an O_PATH fd
 // the table takes over), counting one kernel lookup.
-func (t *table) ref(fd int, h *unix.FileHandle, st *unix.Stat_t) *inode {
-	key := keyOf(h, st)
+func (t *table) ref(fd int, evictable bool, st *unix.Stat_t) *inode {
+	key := keyOf(st)
 	t.mu.Lock()
-	if in := t.byKey[key]; in != nil {
+	if in := t.byKey[key]; in != nil && t.cache.same(in, fd) {
 		in.nlookup++
 		t.mu.Unlock()
 		t.cache.offer(in, fd)
 		return in
 	}
-	in := &inode{id: t.next, key: key, ftype: st.Mode & unix.S_IFMT, ino: st.Ino, handle: h, nlookup: 1, fd: fd}
+	// New, or the old entry's inode is gone and its number reused: the
+	// old entry stays under its node id until the kernel forgets it.
+	in := &inode{id: t.next, key: key, ftype: st.Mode & unix.S_IFMT, ino: st.Ino, evictable: evictable, nlookup: 1, fd: fd}
 	t.next++
 	t.byID[in.id] = in
 	t.byKey[key] = in
@@ -164,9 +168,25 @@ func (t *table) ref(fd int, h *unix.FileHandle, st *unix.Stat_t) *inode {
 	return in
 }
 
+// same reports whether in, found under fd's dev/ino, is fd's inode: yes
+// while in's fd is open (the inode cannot have been freed), else when
+// their file handles agree.
+func (c *fdCache) same(in *inode, fd int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if in.fd >= 0 {
+		return true
+	}
+	if in.handle == nil {
+		return false
+	}
+	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	return err == nil && h.Type() == in.handle.Type() && string(h.Bytes()) == string(in.handle.Bytes())
+}
+
 // setRoot enters the root directory, held for good.
 func (t *table) setRoot(fd int, st *unix.Stat_t) *inode {
-	in := &inode{id: rootID, key: keyOf(nil, st), ftype: unix.S_IFDIR, ino: st.Ino, nlookup: 1, fd: fd}
+	in := &inode{id: rootID, key: keyOf(st), ftype: unix.S_IFDIR, ino: st.Ino, nlookup: 1, fd: fd}
 	t.byID[rootID] = in
 	return in
 }
@@ -214,7 +234,7 @@ func (t *table) size() int {
 // adopt accounts for a new entry's fd.
 func (c *fdCache) adopt(in *inode) {
 	c.mu.Lock()
-	if in.handle == nil {
+	if !in.evictable {
 		c.held++
 		c.mu.Unlock()
 		return
@@ -256,7 +276,7 @@ func (c *fdCache) acquire(in *inode) (int, syscall.Errno) {
 		return fd, 0
 	}
 	c.mu.Unlock()
-	if in.handle == nil {
+	if in.handle == nil { // evicted without one: cannot happen
 		return -1, syscall.ESTALE
 	}
 	fd, err := unix.OpenByHandleAt(c.mountFd, *in.handle, unix.O_PATH|unix.O_CLOEXEC)
@@ -308,7 +328,7 @@ func (c *fdCache) drop(in *inode) {
 }
 
 func (c *fdCache) idleLocked(in *inode) {
-	if in.handle != nil && in.fd >= 0 && in.users == 0 && in.elem == nil {
+	if in.evictable && in.fd >= 0 && in.users == 0 && in.elem == nil {
 		in.idled = c.now()
 		in.elem = c.idle.PushBack(in)
 	}
@@ -319,14 +339,26 @@ func (c *fdCache) closeLocked(in *inode) {
 		c.idle.Remove(in.elem)
 		in.elem = nil
 	}
-	if in.fd >= 0 {
-		unix.Close(in.fd)
-		in.fd = -1
-		if in.handle != nil {
+	if in.fd < 0 {
+		return
+	}
+	if in.evictable && !in.dead && in.handle == nil {
+		// Evicted, so the inode must be found again: by its handle.
+		h, _, err := unix.NameToHandleAt(in.fd, "", unix.AT_EMPTY_PATH)
+		if err != nil { // keep the fd for good instead
+			in.evictable = false
 			c.open--
-		} else {
-			c.held--
+			c.held++
+			return
 		}
+		in.handle = &h
+	}
+	unix.Close(in.fd)
+	in.fd = -1
+	if in.evictable {
+		c.open--
+	} else {
+		c.held--
 	}
 }
 

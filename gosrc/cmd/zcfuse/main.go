@@ -180,6 +180,8 @@ func printStats(w io.Writer, st server.Stats) error {
 		fmt.Fprintf(tw, "fallback reason\t%s\n", st.FallbackReason)
 	}
 	fmt.Fprintf(tw, "passthrough\t%v\nread-only\t%v\n", st.Passthrough, st.ReadOnly)
+	fmt.Fprintf(tw, "inodes\t%d (%d fds held; file handles %v; detached clone %v)\nopen files\t%d\n",
+		st.FS.Inodes, st.FS.InodeFds, st.FS.FileHandles, st.FS.Detached, st.FS.OpenFiles)
 	fmt.Fprintf(tw, "bytes read\t%d\nbytes written\t%d\nerrors\t%d\nfast reads\t%d\n", st.BytesRead, st.BytesWritten, st.Errors, st.FastReads)
 	fmt.Fprintf(tw, "control socket\t%s\nsessions\t%d\narenas\t%d\nregistered bytes\t%d\nfixed slots used\t%d\nattached files\t%d\n",
 		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes, st.FixedSlotsUsed, st.AttachedFiles)
