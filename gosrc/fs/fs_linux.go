@@ -282,12 +282,12 @@ func (f *FS) unpin(p pinned) {
 // root caller keeps the server's identity but for its group (fsgid), so
 // that what it makes is its group's from the start.
 func (f *FS) asCaller(c *fuse.Caller, fn func() syscall.Errno) syscall.Errno {
-	if !f.switching {
+	if !f.switching || c.Uid == 0 && c.Gid == 0 {
 		return fn()
 	}
 	onThread := f.opts.RequestThread != nil && f.opts.RequestThread()
 	if c.Uid == 0 {
-		if c.Gid == 0 || !onThread {
+		if !onThread {
 			return fn()
 		}
 		passthrough.SetFsgid(c.Gid)

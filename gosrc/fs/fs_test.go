@@ -68,7 +68,7 @@ func TestTableKeys(t *testing.T) {
 	a := tb.ref(fdA, true, &stA)
 	tb.cache.mu.Lock()
 	tb.cache.closeLocked(a) // evicted: takes the handle
-	tb.cache.mu.Unlock()
+	tb.cache.unlock()
 	if a.fd >= 0 || a.handle == nil {
 		t.Fatalf("eviction left fd %d, handle %v", a.fd, a.handle)
 	}
@@ -83,7 +83,7 @@ func TestTableKeys(t *testing.T) {
 	tb.cache.release(a)
 	tb.cache.mu.Lock()
 	tb.cache.closeLocked(a)
-	tb.cache.mu.Unlock()
+	tb.cache.unlock()
 	fdB, stB := open("b")
 	stB.Ino = stA.Ino // as if b had a's inode number, a being gone
 	if b := tb.ref(fdB, true, &stB); b == a {

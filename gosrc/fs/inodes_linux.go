@@ -83,6 +83,20 @@ type fdCache struct {
 	mountFd int       // open_by_handle_at's mount fd (not O_PATH)
 	opened  atomic.Uint64
 	stop    chan struct{}
+	// closing are fds closeLocked let go of, closed by unlock after the
+	// lock is released: a last close may free a deleted inode, which must
+	// not hold up every other request.
+	closing []int
+}
+
+// unlock releases mu, then closes what closeLocked let go of.
+func (c *fdCache) unlock() {
+	fds := c.closing
+	c.closing = nil
+	c.mu.Unlock()
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }
 
 // IdleFdTTL is how long an fd of a handle-backed inode stays open unused.
@@ -119,7 +133,7 @@ func (c *fdCache) now() int64 { return int64(time.Since(epoch)) }
 // the order they went idle.
 func (c *fdCache) sweep(t int64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	for e := c.idle.Front(); e != nil; e = c.idle.Front() {
 		in := e.Value.(*inode)
 		if in.idled > t {
@@ -236,13 +250,13 @@ func (c *fdCache) adopt(in *inode) {
 	c.mu.Lock()
 	if !in.evictable {
 		c.held++
-		c.mu.Unlock()
+		c.unlock()
 		return
 	}
 	c.open++
 	c.idleLocked(in)
 	c.evictLocked()
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // offer gives an existing entry a fresh fd of its inode when it has none;
@@ -256,7 +270,7 @@ func (c *fdCache) offer(in *inode, fd int) {
 		c.evictLocked()
 		fd = -1
 	}
-	c.mu.Unlock()
+	c.unlock()
 	if fd >= 0 {
 		unix.Close(fd)
 	}
@@ -272,10 +286,10 @@ func (c *fdCache) acquire(in *inode) (int, syscall.Errno) {
 		}
 		in.users++
 		fd := in.fd
-		c.mu.Unlock()
+		c.unlock()
 		return fd, 0
 	}
-	c.mu.Unlock()
+	c.unlock()
 	if in.handle == nil { // evicted without one: cannot happen
 		return -1, syscall.ESTALE
 	}
@@ -298,7 +312,7 @@ func (c *fdCache) acquire(in *inode) (int, syscall.Errno) {
 	in.users++
 	fd = in.fd
 	c.evictLocked()
-	c.mu.Unlock()
+	c.unlock()
 	return fd, 0
 }
 
@@ -314,7 +328,7 @@ func (c *fdCache) release(in *inode) {
 			c.evictLocked()
 		}
 	}
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // drop closes a forgotten entry's fd, now or when its last user is done.
@@ -324,7 +338,7 @@ func (c *fdCache) drop(in *inode) {
 	if in.users == 0 {
 		c.closeLocked(in)
 	}
-	c.mu.Unlock()
+	c.unlock()
 }
 
 func (c *fdCache) idleLocked(in *inode) {
@@ -353,7 +367,7 @@ func (c *fdCache) closeLocked(in *inode) {
 		}
 		in.handle = &h
 	}
-	unix.Close(in.fd)
+	c.closing = append(c.closing, in.fd)
 	in.fd = -1
 	if in.evictable {
 		c.open--
