@@ -16,6 +16,8 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -24,6 +26,7 @@ import (
 	"github.com/zcfuse/zcfuse/gosrc/bench"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
 	"github.com/zcfuse/zcfuse/gosrc/server"
+	"golang.org/x/sys/unix"
 )
 
 const usage = `usage:
@@ -38,10 +41,13 @@ const usage = `usage:
 // errUsage marks errors that exit with status 2.
 var errUsage = errors.New("usage")
 
+// errHelp is returned after a subcommand printed its --help: exit 0.
+var errHelp = errors.New("help printed")
+
 func main() {
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "zcfuse: %v\n%s", err, usage)
 		os.Exit(2)
@@ -57,46 +63,125 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "mount":
-		return cmdMount(args[1:], stderr)
+		return cmdMount(args[1:], stdout, stderr)
 	case "stats":
 		return cmdStats(args[1:], stdout)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
 	case "cp":
 		return cmdCp(args[1:], stdout)
-	case "help", "-h", "--help":
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version())
+		return nil
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
 
-func newFlags(name string) *flag.FlagSet {
+// version describes this binary: the library version, the commit it was
+// built from (with "-dirty" for uncommitted changes) and the Go release.
+func version() string {
+	v := fmt.Sprintf("zcfuse %s", zcfuseVersion)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev, when, dirty string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				when = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "-dirty"
+				}
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" {
+			v += fmt.Sprintf(" (commit %s%s, %s)", rev, dirty, when)
+		}
+		v += " " + bi.GoVersion
+	}
+	return v
+}
+
+// zcfuseVersion is the library's version (include/zcfuse.h's
+// ZCFUSE_VERSION_MAJOR.MINOR.PATCH).
+const zcfuseVersion = "0.1.0"
+
+// command is a subcommand's flags and what its --help prints.
+type command struct {
+	*flag.FlagSet
+	synopsis string // after "zcfuse NAME "
+	about    string // what it does
+	stdout   io.Writer
+}
+
+func newFlags(name, synopsis, about string, stdout io.Writer) *command {
 	fl := flag.NewFlagSet(name, flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
-	return fl
+	return &command{FlagSet: fl, synopsis: synopsis, about: about, stdout: stdout}
 }
 
-func parse(fl *flag.FlagSet, args []string, nargs int, what string) ([]string, error) {
-	if err := fl.Parse(args); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errUsage, fl.Name(), err)
+// help prints the subcommand's usage and every flag.
+func (c *command) help() {
+	fmt.Fprintf(c.stdout, "usage: zcfuse %s %s\n\n%s\n", c.Name(), c.synopsis, c.about)
+	n := 0
+	c.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprintf(c.stdout, "\nflags (before or after the arguments; -flag and --flag alike):\n")
+		c.SetOutput(c.stdout)
+		c.PrintDefaults()
+		c.SetOutput(io.Discard)
 	}
-	if fl.NArg() != nargs {
-		return nil, fmt.Errorf("%w: %s needs %s", errUsage, fl.Name(), what)
-	}
-	return fl.Args(), nil
 }
 
-func cmdMount(args []string, stderr io.Writer) error {
-	fl := newFlags("mount")
+// parse reads flags anywhere among the arguments (up to "--", after which
+// everything is an argument) and wants nargs arguments. --help prints the
+// subcommand's help and returns errHelp.
+func (c *command) parse(args []string, nargs int) ([]string, error) {
+	var pos []string
+	for {
+		err := c.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			c.help()
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v (zcfuse %s --help lists the flags)", errUsage, c.Name(), err, c.Name())
+		}
+		rest := c.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) != nargs {
+		return nil, fmt.Errorf("%w: %s needs %s, got %d argument(s): %q", errUsage, c.Name(), c.synopsis, len(pos), pos)
+	}
+	return pos, nil
+}
+
+func cmdMount(args []string, stdout, stderr io.Writer) error {
+	fl := newFlags("mount", "[flags] BACKING_DIR MOUNTPOINT",
+		"Mounts BACKING_DIR on MOUNTPOINT through zcfuse and serves it in the foreground until\nSIGINT, SIGTERM or an umount. Needs root (mount(2), /dev/fuse).", stdout)
 	transport := fl.String("transport", "auto", "auto, uring or classic")
-	depth := fl.Int("queue-depth", fusering.DefaultQueueDepth, "ring threads per queue")
+	depth := fl.Int("queue-depth", fusering.DefaultQueueDepth, fmt.Sprintf("ring entries (each on a thread of its own) per CPU queue, 1..%d", fusering.MaxQueueDepth))
 	allowOther := fl.Bool("allow-other", false, "let other users in (implies default_permissions)")
 	readOnly := fl.Bool("read-only", false, "mount read-only")
 	passthrough := fl.Bool("passthrough", false, "kernel FUSE passthrough for READ/WRITE")
 	crossMounts := fl.Bool("cross-mounts", false, "serve what is mounted below BACKING_DIR too (default: the directories underneath)")
 	debug := fl.Bool("d", false, "log every request")
-	pos, err := parse(fl, args, 2, "BACKING_DIR MOUNTPOINT")
+	pos, err := fl.parse(args, 2)
 	if err != nil {
 		return err
 	}
@@ -121,6 +206,9 @@ func cmdMount(args []string, stderr io.Writer) error {
 	// server before it unmounts: without this, SIGPIPE leaves a dead mount.
 	signal.Ignore(syscall.SIGPIPE)
 	if err := srv.Start(); err != nil {
+		if os.Geteuid() != 0 && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
+			return fmt.Errorf("%w\nzcfuse mount needs root: it opens /dev/fuse and calls mount(2), which take CAP_SYS_ADMIN (run it with sudo)", err)
+		}
 		return err
 	}
 	st := srv.Stats()
@@ -141,13 +229,14 @@ func cmdMount(args []string, stderr io.Writer) error {
 }
 
 func cmdStats(args []string, stdout io.Writer) error {
-	fl := newFlags("stats")
-	asJSON := fl.Bool("json", false, "print JSON")
-	pos, err := parse(fl, args, 1, "MOUNTPOINT")
+	fl := newFlags("stats", "[--json] PATH",
+		"Prints the statistics of the zcfuse server behind PATH: its mountpoint, or any file or\ndirectory inside the mount.", stdout)
+	asJSON := fl.Bool("json", false, "print JSON (what the tests read)")
+	pos, err := fl.parse(args, 1)
 	if err != nil {
 		return err
 	}
-	st, raw, err := server.ReadStats(pos[0])
+	_, st, raw, err := statsAt(pos[0])
 	if err != nil {
 		return err
 	}
@@ -206,4 +295,30 @@ func printStats(w io.Writer, st server.Stats) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", strings.ToLower(k), st.Requests[fusering.ChannelRing][k], st.Requests[fusering.ChannelDev][k])
 	}
 	return tw.Flush()
+}
+
+// statsAt finds the zcfuse mount PATH lies in (PATH itself, or the
+// nearest directory above it on the same file system that answers the
+// stats attribute: only a mount's root does) and reads its server's
+// stats.
+func statsAt(path string) (root string, st server.Stats, raw []byte, err error) {
+	var first unix.Stat_t
+	if err := unix.Stat(path, &first); err != nil {
+		return "", st, nil, err
+	}
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return "", st, nil, err
+	}
+	for {
+		if st, raw, err := server.ReadStats(p); err == nil {
+			return p, st, raw, nil
+		}
+		parent := filepath.Dir(p)
+		var pst unix.Stat_t
+		if parent == p || unix.Stat(parent, &pst) != nil || pst.Dev != first.Dev {
+			return "", st, nil, fmt.Errorf("%s is not inside a zcfuse mount (no zcfuse server answers at %s, the root of its file system)", path, p)
+		}
+		p = parent
+	}
 }
