@@ -39,6 +39,16 @@ func zcfusego_pread(h C.uintptr_t, file C.uint32_t, buf unsafe.Pointer, n C.size
 	return result(sessionOf(h).Pread(uint32(file), bytesAt(buf, n), int64(off), uint32(flags)))
 }
 
+//export zcfusego_pwrite_arena
+func zcfusego_pwrite_arena(h C.uintptr_t, file, arena C.uint32_t, arenaOff C.uint64_t, n C.size_t, off C.int64_t, flags C.uint32_t) C.int64_t {
+	return result(sessionOf(h).PwriteArena(uint32(file), uint32(arena), uint64(arenaOff), uint64(n), int64(off), uint32(flags)))
+}
+
+//export zcfusego_pread_arena
+func zcfusego_pread_arena(h C.uintptr_t, file, arena C.uint32_t, arenaOff C.uint64_t, n C.size_t, off C.int64_t, flags C.uint32_t) C.int64_t {
+	return result(sessionOf(h).PreadArena(uint32(file), uint32(arena), uint64(arenaOff), uint64(n), int64(off), uint32(flags)))
+}
+
 //export zcfusego_fsync
 func zcfusego_fsync(h C.uintptr_t, file C.uint32_t, flags C.uint32_t) C.int {
 	return errnoOf(sessionOf(h).Fsync(uint32(file), uint32(flags)))
@@ -51,10 +61,14 @@ func zcfusego_submit(h C.uintptr_t, ops *C.zcfuse_op_t, n C.uint) C.int {
 	for i := range cops {
 		c := &cops[i]
 		gops[i] = client.Op{Opcode: uint8(c.opcode), Flags: uint32(c.flags), File: uint32(c.file_id),
-			Buf: bytesAt(c.buf, C.size_t(c.len)), Off: int64(c.off), UserData: uint64(c.user_data)}
-		if c.len > 1<<62 {
+			Arena: uint32(c.arena_id), Len: uint64(c.len), Off: int64(c.off), UserData: uint64(c.user_data)}
+		switch {
+		case c.flags&C.ZCFUSE_F_ARENA != 0:
+			gops[i].ArenaOff = *(*uint64)(unsafe.Pointer(&c.anon0)) // the union's arena_off
+		case c.len > 1<<62:
 			gops[i].Opcode = 0 // no buffer is that long: completes with -EINVAL
-			gops[i].Buf = nil
+		default:
+			gops[i].Buf = bytesAt(*(*unsafe.Pointer)(unsafe.Pointer(&c.anon0)), C.size_t(c.len)) // the union's buf
 		}
 	}
 	taken, err := sessionOf(h).Submit(gops)

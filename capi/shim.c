@@ -21,6 +21,9 @@ static __thread char last_error[512];
 #define SERVER_STATS_V1_SIZE offsetof(zcfuse_server_stats_t, sessions)
 _Static_assert(offsetof(zcfuse_server_opts_t, on_write) == ZCFUSE_SERVER_OPTS_V1_SIZE, "version 1 opts size");
 _Static_assert(SERVER_STATS_V1_SIZE == ZCFUSE_SERVER_STATS_V1_SIZE, "version 1 stats size");
+/* capi/ops.go reads the union of buf and arena_off as 8 bytes. */
+_Static_assert(offsetof(zcfuse_op_t, buf) == offsetof(zcfuse_op_t, arena_off), "op union");
+_Static_assert(sizeof(void *) <= sizeof(uint64_t), "op union holds a pointer");
 
 /*
  * The Go runtime does not survive fork(): only the forking thread exists
@@ -220,6 +223,24 @@ int64_t zcfuse_pread(zcfuse_session_t *session, uint32_t file_id, void *buf, siz
     if (!session || (!buf && len))
         return fail(-EINVAL, "zcfuse_pread: session NULL, or buf NULL with len > 0");
     return zcfusego_pread(session->handle, file_id, buf, len, off, flags);
+}
+
+int64_t zcfuse_pwrite_arena(zcfuse_session_t *session, uint32_t file_id, uint32_t arena_id, uint64_t arena_off,
+                            size_t len, int64_t off, uint32_t flags)
+{
+    NO_GO_IN_CHILD("zcfuse_pwrite_arena");
+    if (!session)
+        return fail(-EINVAL, "zcfuse_pwrite_arena: session must not be NULL");
+    return zcfusego_pwrite_arena(session->handle, file_id, arena_id, arena_off, len, off, flags);
+}
+
+int64_t zcfuse_pread_arena(zcfuse_session_t *session, uint32_t file_id, uint32_t arena_id, uint64_t arena_off,
+                           size_t len, int64_t off, uint32_t flags)
+{
+    NO_GO_IN_CHILD("zcfuse_pread_arena");
+    if (!session)
+        return fail(-EINVAL, "zcfuse_pread_arena: session must not be NULL");
+    return zcfusego_pread_arena(session->handle, file_id, arena_id, arena_off, len, off, flags);
 }
 
 int zcfuse_fsync(zcfuse_session_t *session, uint32_t file_id, uint32_t flags)

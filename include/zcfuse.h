@@ -231,11 +231,23 @@ int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stat
  * a buffer outside every arena is read or written through the mount with
  * plain pread/pwrite on the attached fd (the posix path), unless the op
  * carries ZCFUSE_F_REQUIRE_ZC, which makes it fail with -EFAULT instead.
- * A buffer that straddles an arena's end is -EFAULT. Other results:
+ * A buffer that straddles an arena's end is -EFAULT. Finding the arena
+ * of a pointer costs a search of the session's shared arenas; an op can
+ * instead name its memory as {arena id, byte offset} (ZCFUSE_F_ARENA,
+ * zcfuse_pread_arena(), zcfuse_pwrite_arena()): a lookup by id, and only
+ * ever the zero-copy path. Results:
+ *   -EFAULT  the buffer straddles an arena's end, or lies outside every
+ *            arena with ZCFUSE_F_REQUIRE_ZC; by arena id: an id this
+ *            session does not share (never shared, unshared, or its
+ *            arena closed), or a range [arena_off, arena_off + len) that
+ *            is not inside that arena (arena_off + len overflowing too).
+ *            Nothing moves;
  *   -EBADF   unknown file id, a file detached or released (its fd closed),
  *            or a write to a file attached read-only (a read of one
  *            attached write-only);
- *   -EINVAL  unknown opcode or flags, a negative offset;
+ *   -EINVAL  unknown opcode, a flag bit no ZCFUSE_F_* names (or
+ *            ZCFUSE_F_ARENA given to zcfuse_pread()/zcfuse_pwrite()), a
+ *            negative offset;
  *   -EFBIG   a write that would reach past the calling process's
  *            RLIMIT_FSIZE (read at each zcfuse_pwrite()/zcfuse_submit()):
  *            nothing of it is written, not even the part below the limit,
@@ -253,20 +265,39 @@ int zcfuse_session_stats(zcfuse_session_t *session, zcfuse_session_stats_t *stat
 /* Op flags. */
 #define ZCFUSE_F_REQUIRE_ZC (1u << 0) /* outside every arena: -EFAULT, no copy */
 #define ZCFUSE_F_DATASYNC (1u << 1)   /* fsync: fdatasync */
+/* Read/write: the op names {arena_id, arena_off} instead of buf. */
+#define ZCFUSE_F_ARENA (1u << 2)
 
 /* Opcodes of zcfuse_op_t. */
 #define ZCFUSE_OP_READ 1
 #define ZCFUSE_OP_WRITE 2
 #define ZCFUSE_OP_FSYNC 3
 
-/* One operation for zcfuse_submit(). */
+/*
+ * One operation for zcfuse_submit(). A read or write names its memory in
+ * one of two ways:
+ *  - by pointer (flags without ZCFUSE_F_ARENA): buf; arena_id is
+ *    ignored (set it to 0, as the field was reserved before). Inside a shared arena it moves zero-copy, outside every arena it
+ *    takes the posix path (see above);
+ *  - by arena (ZCFUSE_F_ARENA): arena_id, an id from zcfuse_share() on
+ *    this session, and arena_off, a byte offset in that arena; len bytes
+ *    from there. Always zero-copy, never the posix path; -EFAULT when the
+ *    range is not inside the arena.
+ * 48 bytes on 64-bit machines; buf and arena_off share bytes 16..23.
+ */
 typedef struct zcfuse_op {
     uint8_t opcode;     /* ZCFUSE_OP_* */
     uint8_t reserved[3];
     uint32_t flags;     /* ZCFUSE_F_* */
     uint32_t file_id;   /* from zcfuse_attach() */
-    uint32_t reserved2;
-    void *buf;          /* read into / write from (unused by fsync) */
+    uint32_t arena_id;  /* ZCFUSE_F_ARENA: from zcfuse_share(); else 0 */
+#if defined(__GNUC__) && !defined(__cplusplus)
+    __extension__ /* an anonymous union: C11, and C99 as a GNU extension */
+#endif
+    union {
+        void *buf;          /* read into / write from (unused by fsync) */
+        uint64_t arena_off; /* ZCFUSE_F_ARENA: byte offset in arena_id */
+    };
     uint64_t len;
     int64_t off;        /* file offset */
     uint64_t user_data; /* returned in the completion */
@@ -291,6 +322,25 @@ int64_t zcfuse_pwrite(zcfuse_session_t *session, uint32_t file_id, const void *b
  * read (fewer at the end of the file), or -errno. As zcfuse_pwrite(). */
 int64_t zcfuse_pread(zcfuse_session_t *session, uint32_t file_id, void *buf, size_t len, int64_t off,
                      uint32_t flags);
+
+/*
+ * zcfuse_pwrite() from len bytes at arena_off in arena arena_id (an id
+ * from zcfuse_share() on this session) instead of a pointer: the arena
+ * is found by id, not searched for, and the bytes always move zero-copy.
+ * Returns the bytes written, or -errno as zcfuse_pwrite(), and -EFAULT
+ * (nothing written) unless [arena_off, arena_off + len) lies inside that
+ * arena. Split at 16 MiB as zcfuse_pwrite(); -EFBIG as it. flags:
+ * ZCFUSE_F_ARENA, ZCFUSE_F_REQUIRE_ZC or 0 (all mean the same here);
+ * other bits -EINVAL.
+ */
+int64_t zcfuse_pwrite_arena(zcfuse_session_t *session, uint32_t file_id, uint32_t arena_id, uint64_t arena_off,
+                            size_t len, int64_t off, uint32_t flags);
+
+/* Reads up to len bytes of file_id at off into arena arena_id at
+ * arena_off; returns the bytes read (fewer at the end of the file), or
+ * -errno. As zcfuse_pwrite_arena(). */
+int64_t zcfuse_pread_arena(zcfuse_session_t *session, uint32_t file_id, uint32_t arena_id, uint64_t arena_off,
+                           size_t len, int64_t off, uint32_t flags);
 
 /* Flushes file_id to stable storage (ZCFUSE_F_DATASYNC: fdatasync).
  * Returns 0 or -errno. */
@@ -328,6 +378,76 @@ int zcfuse_session_fd(zcfuse_session_t *session);
 /* Sets the session's wait mode; spin_us 0 means 50 µs. Returns 0 or
  * -EINVAL. */
 int zcfuse_session_set_mode(zcfuse_session_t *session, int mode, unsigned spin_us);
+
+/*
+ * Buffers in flight
+ *
+ * What memory an op holds, and until when. "Completion" means the op's
+ * zcfuse_cqe_t (reaped with zcfuse_wait()), or the return of a
+ * synchronous call. The op descriptors themselves are copied into the
+ * queue: the zcfuse_op_t array may be reused once zcfuse_submit()
+ * returns.
+ *
+ *  - zcfuse_pread(), zcfuse_pwrite(), zcfuse_pread_arena(),
+ *    zcfuse_pwrite_arena(), zcfuse_fsync(): synchronous. Every piece of
+ *    the call has completed when it returns, whatever it returns, so the
+ *    buffer is free again at once. (Exception: after -ENOTCONN a stopping
+ *    server may still finish pieces in flight; they are done once
+ *    zcfuse_server_stop() has returned or the server process has ended.)
+ *
+ *  - zcfuse_submit(), posix path (a buffer outside every arena, no
+ *    ZCFUSE_F_REQUIRE_ZC): the pread/pwrite through the mount runs inside
+ *    zcfuse_submit(), on the calling thread; its completion is ready at
+ *    once. The buffer is free when zcfuse_submit() returns.
+ *
+ *  - zcfuse_submit(), ring path, by pointer (buf inside a shared arena)
+ *    or by arena (ZCFUSE_F_ARENA: [arena_off, arena_off + len) of
+ *    arena_id): the bytes belong to the server from zcfuse_submit() until
+ *    the op's completion. The server works on its own mapping of the
+ *    arena's memfd (the same pages), at a time of its choosing, in one or
+ *    several steps:
+ *      - a write reads whatever the pages hold when it gets to them: a
+ *        change made meanwhile may land, not land, or land in part (a
+ *        torn write). A write hook sees the bytes in place, so what is
+ *        written may differ from what the hook saw, unless the server
+ *        runs with ZCFUSE_SERVER_HOOK_COPY (then the hook's copy, taken
+ *        when the op starts, is what gets written);
+ *      - a read may store into the range at any moment before its
+ *        completion: what the range holds before then is unspecified,
+ *        and a store the application makes there meanwhile may be
+ *        overwritten.
+ *    zcfuse does not order ops in flight against each other: two that
+ *    overlap (in memory or in the file) finish in any order.
+ *    An op that fails before it starts (-EFAULT, -EINVAL, -EFBIG, ...)
+ *    completes at once and touches nothing.
+ *
+ * Ending things while ring ops are in flight (nothing here faults or
+ * crashes either side: the memfd is sealed against shrinking, and the
+ * server keeps its own mapping until it drops the arena):
+ *  - zcfuse_arena_close(): the application's mapping and fd go away; ops
+ *    in flight complete normally against the server's mapping (a read's
+ *    bytes land in pages the application can no longer see). The arena
+ *    stays shared until zcfuse_unshare() or zcfuse_close(), but this
+ *    session forgets it at once: later ops by its id fail with -EFAULT,
+ *    and later ops by pointer into its old address range are no longer
+ *    arena ops (the posix path on whatever is mapped there now, or
+ *    -EFAULT with ZCFUSE_F_REQUIRE_ZC).
+ *  - zcfuse_unshare(): the server stops accepting ops on the arena at
+ *    once, and frees its mapping when the last op in flight on it ends;
+ *    those ops complete normally. Later ops by its id fail with -EFAULT;
+ *    by pointer into the (still mapped) arena they take the posix path,
+ *    or -EFAULT with ZCFUSE_F_REQUIRE_ZC.
+ *  - zcfuse_close(): the server waits for every op in flight of the
+ *    session before it answers, so once zcfuse_close() has returned
+ *    nothing of the session touches any memory again; completions not
+ *    yet reaped are dropped. Close arenas after it.
+ *  - munmap(), mremap() or mmap(MAP_FIXED) over arena memory by the
+ *    application: never do it; release memory only with
+ *    zcfuse_arena_close(). The server does not notice (it still uses the
+ *    memfd), and the session still takes that address range for the
+ *    arena, so a later op by pointer into new memory mapped there would
+ *    move the arena's bytes instead.
+ */
 
 /*
  * Says goodbye and frees the session; the server releases every arena it

@@ -119,19 +119,30 @@ func (s *Session) Limits() wire.HelloReply { return s.hello }
 // Share hands the arena to the server. It returns the arena's id in the
 // session and whether the server registered it as a fixed buffer.
 func (s *Session) Share(a *arena.Arena) (id uint32, registered bool, err error) {
-	id, registered, err = s.ShareFd(a.Fd(), uint64(a.Size()))
+	id, registered, err = s.shareFd(a.Fd(), uint64(a.Size()))
 	if err == nil {
-		s.noteArena(id, a.Bytes())
+		s.noteArena(id, uint64(a.Size()), a.Bytes())
 		// Closed while shared, its address range must not count as this
-		// arena any more: memory mapped there later is something else.
+		// arena any more (memory mapped there later is something else),
+		// nor its id: ops by id fail with EFAULT from then on.
 		a.OnClose(func() { s.forgetArena(id) })
 	}
 	return id, registered, err
 }
 
 // ShareFd shares a memfd of size bytes that is not wrapped in an Arena;
-// the server validates it (sealed against shrinking, long enough).
+// the server validates it (sealed against shrinking, long enough). Ops
+// reach it by id (ArenaRef, PreadArena, PwriteArena) until Unshare or
+// Close; by address never, as the session knows no mapping of it.
 func (s *Session) ShareFd(fd int, size uint64) (uint32, bool, error) {
+	id, registered, err := s.shareFd(fd, size)
+	if err == nil {
+		s.noteArena(id, size, nil)
+	}
+	return id, registered, err
+}
+
+func (s *Session) shareFd(fd int, size uint64) (uint32, bool, error) {
 	m, err := s.call(&wire.ShareArena{Size: size}, fd)
 	if err != nil {
 		return 0, false, err

@@ -16,6 +16,15 @@
 // stays the caller's: Share sends a duplicate of its fd, and the caller
 // closes the Arena after Unshare or Close.
 //
+// An op names its memory by address (Op.Buf: the session searches its
+// shared arenas for it) or by arena id and offset (ArenaRef with
+// Op.Arena, Op.ArenaOff and Op.Len, or PreadArena and PwriteArena: one
+// map lookup, zero copy only). Either way the bytes belong to the server
+// from Submit until the op's completion; Unshare, or Close of the Arena,
+// makes later ops by its id fail with EFAULT, while ops in flight finish
+// on the server's own mapping. include/zcfuse.h, "Buffers in flight",
+// has the whole contract.
+//
 // # Threads
 //
 // A Session may be used from several goroutines; requests are

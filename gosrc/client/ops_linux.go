@@ -20,6 +20,13 @@ const (
 	RequireZC uint32 = 1 << 0
 	// Datasync makes an fsync an fdatasync.
 	Datasync uint32 = 1 << 1
+	// ArenaRef makes a read or write name its memory as Arena, ArenaOff
+	// and Len (an id from Share and a byte range in that arena) instead
+	// of Buf: no search of the shared arenas, only the zero-copy path.
+	// A range not inside an arena this session shares fails with EFAULT.
+	ArenaRef uint32 = 1 << 2
+
+	knownFlags = RequireZC | Datasync | ArenaRef
 )
 
 // Opcodes.
@@ -29,12 +36,19 @@ const (
 	OpFsync = opq.OpFsync
 )
 
-// Op is one operation for Submit.
+// Op is one operation for Submit. A read or write names its memory
+// either as Buf, which is looked up among the shared arenas (zero copy
+// inside one, the posix path outside all), or, with ArenaRef in Flags,
+// as Len bytes at ArenaOff in arena Arena, found by id in O(1) (Buf is
+// then ignored).
 type Op struct {
 	Opcode   uint8  // OpRead, OpWrite or OpFsync
-	Flags    uint32 // RequireZC, Datasync (fsync)
+	Flags    uint32 // RequireZC, ArenaRef, Datasync (fsync); others: EINVAL
 	File     uint32 // an id from Attach
 	Buf      []byte // read into / write from; inside a shared arena for zero copy
+	Arena    uint32 // ArenaRef: an arena id from Share or ShareFd
+	ArenaOff uint64 // ArenaRef: byte offset in that arena
+	Len      uint64 // ArenaRef: bytes to move
 	Off      int64  // file offset
 	UserData uint64 // returned in the completion
 }
@@ -67,6 +81,9 @@ type arenaRef struct {
 	base, size uintptr
 }
 
+// arenaSize is what an op by arena id needs to know of an arena.
+type arenaSize struct{ size uint64 }
+
 type fileRef struct {
 	fd       int
 	dev, ino uint64
@@ -83,8 +100,9 @@ type opState struct {
 	cqHead   uint32
 	inflight int // ring ops submitted and not yet reaped
 	ready    []Completion
-	amu      sync.RWMutex // arenas: an arena may be closed from any thread
-	arenas   []arenaRef
+	amu      sync.RWMutex         // arenas, byID: an arena may be closed from any thread
+	arenas   []arenaRef           // mapped here: searched by address (locate)
+	byID     map[uint32]arenaSize // every shared arena, by id (ArenaRef ops)
 	files    map[uint32]fileRef
 	mode     Mode
 	spin     time.Duration
@@ -172,18 +190,24 @@ func (s *Session) closeQueue() {
 	o.bells = nil
 }
 
-func (s *Session) noteArena(id uint32, mem []byte) {
-	if len(mem) == 0 {
-		return
-	}
+// noteArena records shared arena id of size bytes for ops by id and,
+// when mem (its mapping here) is given, for ops by address.
+func (s *Session) noteArena(id uint32, size uint64, mem []byte) {
 	s.ops.amu.Lock()
-	s.ops.arenas = append(s.ops.arenas, arenaRef{id: id, base: uintptr(unsafe.Pointer(&mem[0])), size: uintptr(len(mem))})
-	s.ops.amu.Unlock()
+	defer s.ops.amu.Unlock()
+	if s.ops.byID == nil {
+		s.ops.byID = map[uint32]arenaSize{}
+	}
+	s.ops.byID[id] = arenaSize{size}
+	if len(mem) > 0 {
+		s.ops.arenas = append(s.ops.arenas, arenaRef{id: id, base: uintptr(unsafe.Pointer(&mem[0])), size: uintptr(len(mem))})
+	}
 }
 
 func (s *Session) forgetArena(id uint32) {
 	s.ops.amu.Lock()
 	defer s.ops.amu.Unlock()
+	delete(s.ops.byID, id)
 	a := s.ops.arenas
 	for i := range a {
 		if a[i].id == id {
@@ -244,6 +268,19 @@ func (o *opState) locate(b []byte) (*arenaRef, uint64, unix.Errno) {
 		}
 	}
 	return nil, 0, 0
+}
+
+// checkArena checks that [off, off+n) lies inside shared arena id: EFAULT
+// when the session shares no such arena (never shared, unshared, or its
+// Arena closed) or the range leaves it (overflow included).
+func (o *opState) checkArena(id uint32, off, n uint64) unix.Errno {
+	o.amu.RLock()
+	a, ok := o.byID[id]
+	o.amu.RUnlock()
+	if !ok || off > a.size || n > a.size-off {
+		return unix.EFAULT
+	}
+	return 0
 }
 
 // Submit queues ops and returns how many it took: all of them, or fewer
@@ -329,6 +366,9 @@ func (s *Session) usable() error {
 // true): an error, or what the copying path did.
 func (o *opState) prepare(op *Op) (e opq.SQE, res int64, local bool) {
 	e = opq.SQE{Opcode: op.Opcode, FileID: op.File, FileOff: uint64(op.Off), UserData: op.UserData}
+	if op.Flags&^knownFlags != 0 {
+		return e, -int64(unix.EINVAL), true
+	}
 	switch op.Opcode {
 	case opq.OpFsync:
 		if op.Flags&Datasync != 0 {
@@ -342,7 +382,17 @@ func (o *opState) prepare(op *Op) (e opq.SQE, res int64, local bool) {
 	if op.Off < 0 {
 		return e, -int64(unix.EINVAL), true
 	}
-	if op.Opcode == opq.OpWrite && pastLimit(op.Off, len(op.Buf), o.fsize) {
+	if op.Flags&ArenaRef != 0 {
+		if errno := o.checkArena(op.Arena, op.ArenaOff, op.Len); errno != 0 {
+			return e, -int64(errno), true
+		}
+		if op.Opcode == opq.OpWrite && pastLimit(op.Off, op.Len, o.fsize) {
+			return e, -int64(unix.EFBIG), true
+		}
+		e.ArenaID, e.ArenaOff, e.Len = op.Arena, op.ArenaOff, op.Len
+		return e, 0, false
+	}
+	if op.Opcode == opq.OpWrite && pastLimit(op.Off, uint64(len(op.Buf)), o.fsize) {
 		return e, -int64(unix.EFBIG), true
 	}
 	a, off, errno := o.locate(op.Buf)
@@ -543,7 +593,8 @@ func (s *Session) waitQueue(cqes []Completion, want int, timeout time.Duration, 
 // Pwrite writes buf to file at off and returns the bytes written. buf
 // inside one shared arena moves zero-copy (split into MaxChunk pieces);
 // outside every arena it is written through the mount, unless flags has
-// RequireZC (then EFAULT); straddling an arena's end is EFAULT.
+// RequireZC (then EFAULT); straddling an arena's end is EFAULT. flags:
+// RequireZC or 0 (Datasync is ignored; others are EINVAL).
 func (s *Session) Pwrite(file uint32, buf []byte, off int64, flags uint32) (int, error) {
 	return s.rw(OpWrite, file, buf, off, flags)
 }
@@ -554,9 +605,25 @@ func (s *Session) Pread(file uint32, buf []byte, off int64, flags uint32) (int, 
 	return s.rw(OpRead, file, buf, off, flags)
 }
 
+// PwriteArena writes n bytes at arenaOff in shared arena arena to file
+// at off, zero-copy, split into MaxChunk pieces as Pwrite; EFAULT (and
+// nothing written) unless the whole range lies inside an arena this
+// session shares. flags: RequireZC, ArenaRef or 0 (both change nothing
+// here); others are EINVAL.
+func (s *Session) PwriteArena(file, arena uint32, arenaOff, n uint64, off int64, flags uint32) (int, error) {
+	return s.rwArena(OpWrite, file, arena, arenaOff, n, off, flags)
+}
+
+// PreadArena reads up to n bytes of file at off into shared arena arena
+// at arenaOff; see PwriteArena. Fewer bytes than asked means the end of
+// the file.
+func (s *Session) PreadArena(file, arena uint32, arenaOff, n uint64, off int64, flags uint32) (int, error) {
+	return s.rwArena(OpRead, file, arena, arenaOff, n, off, flags)
+}
+
 // Fsync flushes file to stable storage (fdatasync with Datasync).
 func (s *Session) Fsync(file uint32, flags uint32) error {
-	res, err := s.sync1([]Op{{Opcode: OpFsync, File: file, Flags: flags & Datasync}})
+	res, err := s.sync1([]Op{{Opcode: OpFsync, File: file, Flags: flags}})
 	if err != nil {
 		return err
 	}
@@ -567,18 +634,50 @@ func (s *Session) Fsync(file uint32, flags uint32) error {
 }
 
 func (s *Session) rw(opcode uint8, file uint32, buf []byte, off int64, flags uint32) (int, error) {
-	if opcode == OpWrite && off >= 0 && pastLimit(off, len(buf), fileSizeLimit()) {
+	if flags&^(RequireZC|Datasync) != 0 {
+		return 0, fmt.Errorf("flags %#x: %w", flags, unix.EINVAL)
+	}
+	if opcode == OpWrite && off >= 0 && pastLimit(off, uint64(len(buf)), fileSizeLimit()) {
 		return 0, unix.EFBIG // the whole write, before any chunk of it is sent
 	}
 	var ops []Op
 	for done := 0; done < len(buf) || len(ops) == 0; {
 		n := min(len(buf)-done, MaxChunk)
-		ops = append(ops, Op{Opcode: opcode, Flags: flags & RequireZC, File: file, Buf: buf[done : done+n], Off: off + int64(done)})
+		ops = append(ops, Op{Opcode: opcode, Flags: flags & RequireZC, File: file, Buf: buf[done : done+n], Len: uint64(n), Off: off + int64(done)})
 		done += n
 		if n == 0 {
 			break
 		}
 	}
+	return s.rwSync(ops)
+}
+
+func (s *Session) rwArena(opcode uint8, file, arena uint32, arenaOff, n uint64, off int64, flags uint32) (int, error) {
+	if flags&^(RequireZC|ArenaRef) != 0 {
+		return 0, fmt.Errorf("flags %#x: %w", flags, unix.EINVAL)
+	}
+	if errno := s.ops.checkArena(arena, arenaOff, n); errno != 0 {
+		return 0, fmt.Errorf("arena %d bytes [%d, +%d): not inside an arena this session shares: %w", arena, arenaOff, n, errno)
+	}
+	if opcode == OpWrite && off >= 0 && pastLimit(off, n, fileSizeLimit()) {
+		return 0, unix.EFBIG // the whole write, before any chunk of it is sent
+	}
+	var ops []Op
+	for done := uint64(0); done < n || len(ops) == 0; {
+		k := min(n-done, MaxChunk)
+		ops = append(ops, Op{Opcode: opcode, Flags: ArenaRef, File: file, Arena: arena, ArenaOff: arenaOff + done, Len: k, Off: off + int64(done)})
+		done += k
+		if k == 0 {
+			break
+		}
+	}
+	return s.rwSync(ops)
+}
+
+// rwSync runs the pieces of one Pread or Pwrite (Len set in each) and
+// adds up their results: a short piece ends it (end of file), an error
+// after some bytes moved is the count so far.
+func (s *Session) rwSync(ops []Op) (int, error) {
 	res, err := s.sync1(ops)
 	if err != nil {
 		return 0, err
@@ -592,7 +691,7 @@ func (s *Session) rw(opcode uint8, file uint32, buf []byte, off int64, flags uin
 			return 0, unix.Errno(-r)
 		}
 		total += int(r)
-		if int(r) < len(ops[i].Buf) {
+		if uint64(r) < ops[i].Len {
 			break // end of file
 		}
 	}
@@ -688,6 +787,6 @@ func fileSizeLimit() uint64 {
 // pastLimit reports whether writing n bytes at off would reach past the
 // file size limit. Ring writes past it fail whole with EFBIG: unlike
 // write(2) they are not shortened to the limit, and no SIGXFSZ is sent.
-func pastLimit(off int64, n int, limit uint64) bool {
-	return n > 0 && uint64(off)+uint64(n) > limit
+func pastLimit(off int64, n uint64, limit uint64) bool {
+	return n > 0 && (uint64(off)+n > limit || uint64(off)+n < n)
 }

@@ -63,12 +63,15 @@ _Static_assert(sizeof(zcfuse_server_stats_t) == 1432, "zcfuse_server_stats_t siz
 PIN(zcfuse_op_t, opcode, 0, 0);
 PIN(zcfuse_op_t, flags, 4, 4);
 PIN(zcfuse_op_t, file_id, 8, 8);
+PIN(zcfuse_op_t, arena_id, 12, 12);
 PIN(zcfuse_op_t, buf, 16, 16);
+PIN(zcfuse_op_t, arena_off, 16, 16);
 PIN(zcfuse_op_t, len, 24, 24);
 PIN(zcfuse_op_t, off, 32, 32);
 PIN(zcfuse_op_t, user_data, 40, 40);
 _Static_assert(sizeof(zcfuse_op_t) == 48, "zcfuse_op_t size");
 _Static_assert(sizeof(zcfuse_cqe_t) == 16, "zcfuse_cqe_t size");
+_Static_assert(ZCFUSE_F_REQUIRE_ZC == 1 && ZCFUSE_F_DATASYNC == 2 && ZCFUSE_F_ARENA == 4, "op flags");
 #define STATS_V1_SIZE ZCFUSE_SERVER_STATS_V1_SIZE
 _Static_assert(ZCFUSE_SERVER_STATS_V1_SIZE == 1328, "version 1 stats size");
 

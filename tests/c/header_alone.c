@@ -12,6 +12,11 @@ int main(void)
     zcfuse_server_t *srv = NULL;
     zcfuse_transport_t transport = ZCFUSE_TRANSPORT_CLASSIC;
     const char *v = zcfuse_version();
+    zcfuse_op_t op; /* its anonymous union must pass C99 -pedantic-errors */
+
+    op.arena_id = 1;
+    op.arena_off = 4096;
+    op.buf = NULL;
 
     zcfuse_server_opts_init(&opts);
     opts.transport = transport;
@@ -24,5 +29,5 @@ int main(void)
         zcfuse_server_stats(srv, &stats) == 0)
         return 1; /* all NULL: each must fail */
     zcfuse_server_destroy(srv);
-    return v && v[0] && opts.struct_size == sizeof opts ? 0 : 1;
+    return v && v[0] && opts.struct_size == sizeof opts && op.arena_id == 1 ? 0 : 1;
 }

@@ -7,12 +7,15 @@
 #include "zcfuse.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <type_traits>
 
 static_assert(std::is_standard_layout<zcfuse_server_opts_t>::value, "opts layout");
 static_assert(std::is_standard_layout<zcfuse_server_stats_t>::value, "stats layout");
+static_assert(std::is_standard_layout<zcfuse_op_t>::value, "op layout");
+static_assert(offsetof(zcfuse_op_t, buf) == offsetof(zcfuse_op_t, arena_off), "op union");
 
 int main()
 {

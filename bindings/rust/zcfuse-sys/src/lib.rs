@@ -81,9 +81,14 @@ macro_rules! functions {
     };
 }
 
-/// Declares `#[repr(C)]` structs and lists their layout in [`STRUCTS`].
+/// Declares `#[repr(C)]` structs and lists their layout in [`STRUCTS`],
+/// with the layouts of structs declared by hand (`extra`: those with an
+/// anonymous union, which Rust cannot declare as such).
 macro_rules! structs {
-    ($($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident: $t:ty,)* })*) => {
+    (
+        $($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident: $t:ty,)* })*
+        extra: [$($extra:expr),* $(,)?];
+    ) => {
         $(
             $(#[$m])*
             #[repr(C)]
@@ -102,7 +107,7 @@ macro_rules! structs {
                 offset: core::mem::offset_of!($name, $f),
                 size: core::mem::size_of::<$t>(),
             }),*],
-        }),*];
+        }),* $(, $extra)*];
     };
 }
 
@@ -143,6 +148,9 @@ constants! {
     ZCFUSE_F_REQUIRE_ZC: c_uint = 1 << 0;
     /// Op flag for fsync: fdatasync.
     ZCFUSE_F_DATASYNC: c_uint = 1 << 1;
+    /// Op flag for read/write: the op names `{arena_id, arena_off}`
+    /// (`mem.arena_off`) instead of a pointer; always zero-copy.
+    ZCFUSE_F_ARENA: c_uint = 1 << 2;
     /// Opcode of [`zcfuse_op_t`]: read into the buffer.
     ZCFUSE_OP_READ: c_int = 1;
     /// Opcode of [`zcfuse_op_t`]: write from the buffer.
@@ -221,25 +229,6 @@ structs! {
         pub attached_files: u64,
     }
 
-    /// One operation for `zcfuse_submit`.
-    pub struct zcfuse_op_t {
-        /// `ZCFUSE_OP_*`.
-        pub opcode: u8,
-        pub reserved: [u8; 3],
-        /// `ZCFUSE_F_*`.
-        pub flags: u32,
-        /// From `zcfuse_attach`.
-        pub file_id: u32,
-        pub reserved2: u32,
-        /// Read into / write from (unused by fsync).
-        pub buf: *mut c_void,
-        pub len: u64,
-        /// File offset.
-        pub off: i64,
-        /// Returned in the completion.
-        pub user_data: u64,
-    }
-
     /// One completion: bytes moved (0 for fsync), or -errno.
     pub struct zcfuse_cqe_t {
         pub user_data: u64,
@@ -310,7 +299,97 @@ structs! {
         pub queue_high_water: u64,
         pub workers: u64,
     }
+
+    extra: [ZCFUSE_OP_LAYOUT];
 }
+
+/// One operation for `zcfuse_submit`. C declares `buf` and `arena_off` as
+/// an anonymous union; here it is the field `mem`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct zcfuse_op_t {
+    /// `ZCFUSE_OP_*`.
+    pub opcode: u8,
+    pub reserved: [u8; 3],
+    /// `ZCFUSE_F_*`.
+    pub flags: u32,
+    /// From `zcfuse_attach`.
+    pub file_id: u32,
+    /// With `ZCFUSE_F_ARENA`: an id from `zcfuse_share` on this session; else 0.
+    pub arena_id: u32,
+    /// C's anonymous union `{ void *buf; uint64_t arena_off; }`.
+    pub mem: zcfuse_op_mem,
+    pub len: u64,
+    /// File offset.
+    pub off: i64,
+    /// Returned in the completion.
+    pub user_data: u64,
+}
+
+/// The memory a [`zcfuse_op_t`] names: `buf` (a pointer), or with
+/// `ZCFUSE_F_ARENA` `arena_off` (a byte offset in arena `arena_id`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union zcfuse_op_mem {
+    /// Read into / write from (unused by fsync).
+    pub buf: *mut c_void,
+    /// `ZCFUSE_F_ARENA`: byte offset in `arena_id`.
+    pub arena_off: u64,
+}
+
+impl core::fmt::Debug for zcfuse_op_t {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut d = f.debug_struct("zcfuse_op_t");
+        d.field("opcode", &self.opcode).field("flags", &self.flags).field("file_id", &self.file_id);
+        d.field("arena_id", &self.arena_id);
+        if self.flags & ZCFUSE_F_ARENA != 0 {
+            // SAFETY: with ZCFUSE_F_ARENA the op names arena_off (all 8 bytes).
+            d.field("arena_off", unsafe { &self.mem.arena_off });
+        } else {
+            // SAFETY: without it the op names buf, a pointer (only printed).
+            d.field("buf", unsafe { &self.mem.buf });
+        }
+        d.field("len", &self.len).field("off", &self.off).field("user_data", &self.user_data).finish()
+    }
+}
+
+impl core::fmt::Debug for zcfuse_op_mem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("zcfuse_op_mem { .. }")
+    }
+}
+
+/// [`zcfuse_op_t`]'s layout for [`STRUCTS`], with the union's members
+/// under their C names, as C's `offsetof(zcfuse_op_t, buf)` sees them.
+const ZCFUSE_OP_LAYOUT: Struct = {
+    use core::mem::{offset_of, size_of};
+    type T = zcfuse_op_t;
+    Struct {
+        name: "zcfuse_op_t",
+        size: size_of::<T>(),
+        align: core::mem::align_of::<T>(),
+        fields: &[
+            Field { name: "opcode", offset: offset_of!(T, opcode), size: size_of::<u8>() },
+            Field { name: "reserved", offset: offset_of!(T, reserved), size: size_of::<[u8; 3]>() },
+            Field { name: "flags", offset: offset_of!(T, flags), size: size_of::<u32>() },
+            Field { name: "file_id", offset: offset_of!(T, file_id), size: size_of::<u32>() },
+            Field { name: "arena_id", offset: offset_of!(T, arena_id), size: size_of::<u32>() },
+            Field {
+                name: "buf",
+                offset: offset_of!(T, mem) + offset_of!(zcfuse_op_mem, buf),
+                size: size_of::<*mut c_void>(),
+            },
+            Field {
+                name: "arena_off",
+                offset: offset_of!(T, mem) + offset_of!(zcfuse_op_mem, arena_off),
+                size: size_of::<u64>(),
+            },
+            Field { name: "len", offset: offset_of!(T, len), size: size_of::<u64>() },
+            Field { name: "off", offset: offset_of!(T, off), size: size_of::<i64>() },
+            Field { name: "user_data", offset: offset_of!(T, user_data), size: size_of::<u64>() },
+        ],
+    }
+};
 
 /// The struct's tag name, as C's `struct zcfuse_session_stats`.
 pub type zcfuse_session_stats = zcfuse_session_stats_t;
@@ -378,6 +457,27 @@ functions! {
         session: *mut zcfuse_session_t,
         file_id: u32,
         buf: *mut c_void,
+        len: usize,
+        off: i64,
+        flags: u32,
+    ) -> i64;
+    /// `zcfuse_pwrite` from len bytes at arena_off in arena arena_id (by
+    /// id, always zero-copy; -EFAULT outside the arena).
+    pub fn zcfuse_pwrite_arena(
+        session: *mut zcfuse_session_t,
+        file_id: u32,
+        arena_id: u32,
+        arena_off: u64,
+        len: usize,
+        off: i64,
+        flags: u32,
+    ) -> i64;
+    /// `zcfuse_pread` into len bytes at arena_off in arena arena_id.
+    pub fn zcfuse_pread_arena(
+        session: *mut zcfuse_session_t,
+        file_id: u32,
+        arena_id: u32,
+        arena_off: u64,
         len: usize,
         off: i64,
         flags: u32,

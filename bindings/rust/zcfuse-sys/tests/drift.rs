@@ -78,7 +78,7 @@ fn parse_header() -> Header {
         if let Some(rest) = stmt.strip_prefix("typedef struct ") {
             if let Some((_, body)) = rest.split_once('{') {
                 let (fields, name) = body.rsplit_once('}').expect("struct body");
-                let names = fields.split(';').map(str::trim).filter(|f| !f.is_empty()).map(field_name).collect();
+                let names = struct_fields(fields);
                 h.structs.insert(name.trim().to_string(), names);
             } // else an opaque handle
         } else if let Some(rest) = stmt.strip_prefix("typedef enum ") {
@@ -154,6 +154,28 @@ fn statements(code: &str) -> Vec<String> {
 
 fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// A struct body's field names, in order; the members of an anonymous
+/// union (`__extension__ union { void *buf; uint64_t arena_off; };`)
+/// count as fields of the struct, as they do for C's offsetof.
+fn struct_fields(body: &str) -> Vec<String> {
+    let body = body.replace("__extension__", " ");
+    let mut names = Vec::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find("union {") {
+        let before = &rest[..start];
+        names.extend(before.split(';').map(str::trim).filter(|f| !f.is_empty()).map(field_name));
+        let open = rest[start..].find('{').expect("union body") + start;
+        let close = rest[open..].find('}').expect("union body end") + open;
+        names.extend(rest[open + 1..close].split(';').map(str::trim).filter(|f| !f.is_empty()).map(field_name));
+        rest = &rest[close + 1..];
+        let tail = rest.split(';').next().unwrap_or("");
+        assert!(tail.trim().is_empty(), "a named union (`}} {tail};`): the drift test expects anonymous ones");
+        rest = &rest[rest.find(';').map_or(rest.len(), |i| i + 1)..];
+    }
+    names.extend(rest.split(';').map(str::trim).filter(|f| !f.is_empty()).map(field_name));
+    names
 }
 
 /// "uint64_t ring_requests[ZCFUSE_STATS_OPCODES]" -> "ring_requests".
@@ -538,4 +560,8 @@ fn the_drift_test_notices_drift() {
     assert_eq!(eval("(24 + 2 * sizeof(void *))", &consts), 24 + 2 * std::mem::size_of::<usize>() as i128);
     assert_eq!(eval("((size_t)1 << 30)", &consts), 1 << 30);
     assert_eq!(eval("ZCFUSE_A | 0x3", &consts), 19);
+    assert_eq!(
+        struct_fields(" uint32_t a; __extension__ union { void *buf; uint64_t off; }; uint64_t len[2]; "),
+        ["a", "buf", "off", "len"]
+    );
 }

@@ -3,6 +3,8 @@
 //! arena and from there into DST's backing file, by reference, in batches
 //! of ops submitted together (a window of 1 MiB reads, then its writes),
 //! every op with require_zc so a stray buffer fails instead of copying.
+//! Each op owns its 1 MiB region of the arena while it is in flight; the
+//! completions hand the regions back for the next batch.
 //!
 //! Build and run (after `make lib` at the repository root):
 //!   cd bindings/rust && ZCFUSE_LIB_DIR=$PWD/../../build cargo run --example zc_cp -- SRC DST
@@ -18,7 +20,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use zcfuse::{Arena, Op, Session};
+use zcfuse::{Arena, Completion, Op, Region, Session};
 
 /// Bytes per op.
 const CHUNK: usize = 1 << 20;
@@ -61,7 +63,7 @@ pub fn copy(src: &Path, dst: &Path) -> io::Result<u64> {
     let mut other =
         if dst_mnt == src_mnt { None } else { Some(Session::connect(&dst_mnt).map_err(|e| context(e, &dst_mnt))?) };
     let arena_len = min(size, WINDOW).div_ceil(PAGE).max(1) * PAGE;
-    let mut arena = Arena::new(arena_len as usize)?;
+    let arena = Arena::new(arena_len as usize)?;
     reader.share(&arena)?;
     let rfile = reader.attach(&from).map_err(|e| context(e, src))?;
     let writer = other.as_mut().unwrap_or(&mut reader);
@@ -69,46 +71,58 @@ pub fn copy(src: &Path, dst: &Path) -> io::Result<u64> {
         writer.share(&arena)?;
     }
     let wfile = writer.attach(&to).map_err(|e| context(e, dst))?;
+    // The whole arena as one region: each window splits it into the
+    // chunks its ops own, and joins them again from the completions.
+    let mut whole = arena.into_region();
 
     let mut off = 0u64;
     while off < size {
         let want = min(size - off, arena_len) as usize;
+        let mut window = whole;
+        let spare = window.split_off(want);
         // Read the window: one op per chunk, all in flight together.
-        let reads: Vec<Op<'_>> = arena[..want]
-            .chunks_mut(CHUNK)
+        let reads = window
+            .into_chunks(CHUNK)
+            .into_iter()
             .enumerate()
             .map(|(i, c)| Op::read(rfile, c, off + (i * CHUNK) as u64).user_data(i as u64).require_zc())
             .collect();
-        let got = batch(&mut reader, &reads)?;
+        let got = batch(&mut reader, reads)?;
         // Contiguous bytes read: a short chunk is the end of the file.
         let mut n = 0;
-        for (i, r) in got.iter().enumerate() {
+        for (i, c) in got.iter().enumerate() {
+            let r = c.res as usize;
             n += r;
-            if *r < min(CHUNK, want - i * CHUNK) {
+            if r < min(CHUNK, want - i * CHUNK) {
                 break;
             }
         }
-        drop(reads); // the arena's bytes are ours again
         if n == 0 {
             break; // src shrank
         }
+        // The chunks are ours again: write the first n bytes.
+        let mut window = join_all(got);
+        let rest = window.split_off(n);
         let writer = other.as_mut().unwrap_or(&mut reader);
-        let writes: Vec<Op<'_>> = arena[..n]
-            .chunks(CHUNK)
+        let writes = window
+            .into_chunks(CHUNK)
+            .into_iter()
             .enumerate()
             .map(|(i, c)| Op::write(wfile, c, off + (i * CHUNK) as u64).user_data(i as u64).require_zc())
             .collect();
-        for (i, w) in batch(writer, &writes)?.into_iter().enumerate() {
-            if w != min(CHUNK, n - i * CHUNK) {
+        let put = batch(writer, writes)?;
+        for (i, w) in put.iter().enumerate() {
+            if w.res as usize != min(CHUNK, n - i * CHUNK) {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
                     format!("{}: short write at {off}", dst.display()),
                 ));
             }
         }
+        whole = join(join(join_all(put), rest), spare);
         off += n as u64;
         if n < want {
-            break;
+            break; // the end of src
         }
     }
     let writer = other.as_mut().unwrap_or(&mut reader);
@@ -122,41 +136,46 @@ pub fn copy(src: &Path, dst: &Path) -> io::Result<u64> {
 
 /// Runs ops whose user_data is their index: submits them all (in several
 /// submits if the queue is full), waits for every completion, and returns
-/// the bytes each moved, or the first error once all have completed.
-fn batch(s: &mut Session, ops: &[Op<'_>]) -> io::Result<Vec<usize>> {
-    let mut res = vec![0; ops.len()];
+/// the completions in op order (bytes moved, and each op's region), or
+/// the first error once all have completed.
+fn batch(s: &mut Session, mut ops: Vec<Op>) -> io::Result<Vec<Completion>> {
+    let total = ops.len();
+    let mut done = Vec::with_capacity(total);
     let mut first_err = None;
-    let (mut sent, mut reaped, mut stop) = (0, 0, false);
-    loop {
-        if sent < ops.len() && !stop {
-            match s.submit(&ops[sent..]) {
-                Ok(n) if n > 0 => sent += n,
+    while done.len() < total {
+        if !ops.is_empty() && first_err.is_none() {
+            match s.submit(&mut ops) {
+                Ok(_) => {}
                 // The queue is full: reap, then submit the rest.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && sent > reaped => {}
-                Ok(_) => unreachable!("submit took nothing without an error"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && s.in_flight() > 0 => {}
                 Err(e) => {
-                    first_err.get_or_insert(e);
-                    stop = true; // reap what is in flight, submit no more
+                    first_err = Some(e); // reap what is in flight, submit no more
                 }
             }
         }
-        if reaped == sent && (sent == ops.len() || stop) {
+        if s.in_flight() == 0 {
             break;
         }
-        for c in s.wait(1, sent - reaped, None)? {
-            reaped += 1;
-            match c.result() {
-                Ok(n) => res[c.user_data as usize] = n,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
+        s.wait_into(1, s.in_flight(), None, &mut done)?;
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(res),
+    if let Some(e) = first_err.or_else(|| done.iter().find_map(|c| c.result().err())) {
+        return Err(e);
     }
+    done.sort_by_key(|c| c.user_data);
+    Ok(done)
+}
+
+/// The regions of completions in op order, joined into one.
+fn join_all(done: Vec<Completion>) -> Region {
+    done.into_iter()
+        .map(|c| c.into_region().expect("a read or write has a region"))
+        .reduce(join)
+        .expect("one op or more")
+}
+
+/// a and b, adjacent pieces of one arena, as one region.
+fn join(a: Region, b: Region) -> Region {
+    a.join(b).unwrap_or_else(|(a, b)| panic!("{a:?} and {b:?} are not adjacent"))
 }
 
 /// The root of the mount that holds path (which need not exist yet): the

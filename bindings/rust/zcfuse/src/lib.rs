@@ -20,16 +20,25 @@
 //!     let f = OpenOptions::new().read(true).write(true).create(true).open("/mnt/data/f")?;
 //!     let file = s.attach(&f)?;
 //!
+//!     // A synchronous call borrows a slice for the call.
 //!     arena.fill(7);
 //!     let n = s.pwrite(file, &arena[..4096], 0, true)?; // true: zero copy or EFAULT
 //!     assert_eq!(n, 4096);
 //!
-//!     // A batch: both halves of the arena in flight at once.
-//!     let (a, b) = arena.split_at_mut(1 << 19);
-//!     s.submit(&[Op::read(file, a, 0).user_data(1), Op::write(file, b, 8192).user_data(2)])?;
+//!     // A batch: both halves of the arena in flight at once, each owned
+//!     // by its op until the completion hands it back.
+//!     let mut a = arena.into_region();
+//!     let b = a.split_off(1 << 19);
+//!     s.submit(&mut vec![Op::read(file, a, 0).user_data(1), Op::write(file, b, 8192).user_data(2)])?;
+//!     let mut back = Vec::new();
 //!     for c in s.wait(2, 2, None)? {
 //!         println!("op {}: {:?}", c.user_data, c.result());
+//!         back.extend(c.region);
 //!     }
+//!     back.sort_by_key(|r| r.offset());
+//!     let (b, a) = (back.pop().unwrap(), back.pop().unwrap());
+//!     let arena = a.join(b).ok().and_then(|r| r.into_arena().ok()).expect("the whole arena again");
+//!     assert_eq!(arena.len(), 1 << 20);
 //!     s.close()
 //! }
 //! ```
@@ -44,15 +53,45 @@
 //! payload: their `raw_os_error()` is then `None`, and [`errno`] reads the
 //! errno of either kind.
 //!
+//! # Buffers in flight
+//!
+//! The synchronous calls ([`Session::pread`], [`Session::pwrite`]) borrow
+//! a slice (of an arena, or any memory) for the call, which returns once
+//! the server is done with it.
+//!
+//! Ops submitted with [`Session::submit`] run after it returns, so they
+//! *own* their buffers: an [`Op`] takes a [`Region`] by value, a piece of
+//! an arena that no other region overlaps (made with
+//! [`Arena::into_region`], which consumes the arena, then
+//! [`Region::split_off`], [`Region::split_to`], [`Region::into_chunks`]).
+//! `submit` moves the op, region and all, into the session, and
+//! [`Session::wait`] hands the region back in the op's [`Completion`].
+//! While the server reads or writes a region, safe code has no way to it;
+//! afterwards [`Region::join`] and [`Region::into_arena`] put the arena
+//! back together. A region of an arena the session shares travels as
+//! `{arena id, offset}`, always zero-copy.
+//!
+//! The arena's mapping is reference counted ([`std::sync::Arc`]): the
+//! arena or its regions, the sessions that share it and the ops in
+//! flight each hold a count, and it is unmapped when the last one goes.
+//! So nothing can unmap memory under an op: not dropping, closing or
+//! `mem::forget`ting an arena, a region, an op or a session (forgetting
+//! leaks the mapping, which is safe). Dropping or closing a session with
+//! ops in flight is safe too: the library waits for the server to finish
+//! them, and their regions are dropped with the session.
+//! [`Session::submit_raw`] keeps the old pointer semantics for those who
+//! take on that contract themselves (it is `unsafe`). The `compile_fail`
+//! examples on [`Op`] and [`Session`] show what the compiler refuses, each
+//! beside a twin that differs in that one line and compiles.
+//!
 //! # Lifetimes and threads
 //!
-//! Every handle frees itself on drop. Ops borrow their buffers, so an arena
-//! cannot go away under an op, and [`Session::close`] consumes the session
-//! (see the `compile_fail` examples on [`Session`] and [`Op`]). A session
-//! keeps the mappings of the arenas it shares until it unshares them or
-//! closes, so dropping a shared `Arena` is safe too. A [`Session`] is
-//! `Send` but not `Sync` (one thread at a time, as the C API requires);
-//! [`Arena`] and [`Server`] are `Send` and `Sync`.
+//! Every handle frees itself on drop, and [`Session::close`] consumes the
+//! session. A session keeps the mappings of the arenas it shares until it
+//! unshares them or closes, so dropping a shared `Arena` is safe too. A
+//! [`Session`] is `Send` but not `Sync` (one thread at a time, as the C
+//! API requires); [`Arena`], [`Region`], [`Op`], [`Completion`] and
+//! [`Server`] are `Send` and `Sync`.
 //!
 //! # Fork
 //!
@@ -74,7 +113,7 @@ mod session;
 
 use std::ffi::CStr;
 
-pub use arena::Arena;
+pub use arena::{Arena, InArena, Region};
 pub use error::{errno, Error};
 pub use server::{HookInfo, Server, ServerBuilder, ServerFlags, ServerStats, Transport};
 pub use session::{ArenaId, Completion, FileId, Mode, Op, Session, SessionStats};

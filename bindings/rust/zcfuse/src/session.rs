@@ -4,7 +4,6 @@
 use std::ffi::{c_int, CString};
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -15,7 +14,7 @@ use std::time::Duration;
 
 use zcfuse_sys as sys;
 
-use crate::arena::{Arena, Mapping};
+use crate::arena::{InArena, Mapping, Region};
 use crate::error::{check, check_raw};
 
 /// The id of an arena shared with a [`Session`] ([`Session::share`]).
@@ -70,125 +69,144 @@ pub struct SessionStats {
 }
 
 /// One operation for [`Session::submit`]: a read into or a write from a
-/// buffer it borrows, or an fsync.
+/// [`Region`] it owns, or an fsync.
 ///
-/// A buffer inside one arena the session shares moves without a copy.
-/// Any other buffer (a `Vec`, the stack) is read or written through the
-/// mount with plain pread/pwrite during `submit`, unless the op
-/// [requires zero copy](Op::require_zc), which makes it complete with
-/// `EFAULT` instead.
+/// A region of an arena the session shares moves without a copy: the op
+/// names it as `{arena id, offset}` (`ZCFUSE_F_ARENA`), which the library
+/// finds by id. A region of an arena the session does not share is read
+/// or written through the mount with plain pread/pwrite during `submit`,
+/// unless the op [requires zero copy](Op::require_zc), which makes it
+/// complete with `EFAULT` instead. Either way the op's [`Completion`]
+/// hands the region back.
 ///
-/// The op borrows its buffer for `'a`, so the arena it points into cannot
-/// be dropped, nor its bytes written by Rust code, while the op exists:
+/// The op takes its region by value, and `submit` moves the op into the
+/// session, so the region cannot be touched while the server reads or
+/// writes it:
 ///
-/// ```compile_fail,E0597
+/// ```compile_fail,E0382
 /// # use zcfuse::{Arena, FileId, Op, Session};
-/// fn submit_dangling(s: &mut Session, file: FileId) -> std::io::Result<usize> {
-///     let op = {
-///         let arena = Arena::new(4096)?;
-///         Op::write(file, &arena[..], 0) // error: `arena` does not live long enough
-///     };
-///     s.submit(&[op])
+/// fn write_then_reuse(s: &mut Session, file: FileId, arena: Arena) -> std::io::Result<()> {
+///     let mut region = arena.into_region();
+///     region.fill(7);
+///     s.submit(&mut vec![Op::write(file, region, 0)])?;
+///     region.fill(8); // error[E0382]: borrow of moved value: `region`
+///     Ok(())
 /// }
 /// ```
 ///
-/// ```compile_fail,E0502
-/// # use zcfuse::{Arena, FileId, Op, Session};
-/// fn read_over_write(s: &mut Session, file: FileId, arena: &mut Arena) -> std::io::Result<usize> {
-///     let (a, b) = (1024, 2048);
-///     let w = Op::write(file, &arena[..b], 0);
-///     let r = Op::read(file, &mut arena[a..], 0); // error: arena is borrowed by `w`
-///     s.submit(&[w, r])
-/// }
-/// ```
-///
-/// Disjoint pieces are fine (`split_at_mut`, `chunks_mut`):
+/// The same with the region taken back from its completion compiles:
 ///
 /// ```no_run
 /// # use zcfuse::{Arena, FileId, Op, Session};
-/// fn read_and_write(s: &mut Session, file: FileId, arena: &mut Arena) -> std::io::Result<usize> {
-///     let (head, tail) = arena.split_at_mut(2048);
-///     let w = Op::write(file, head, 0).user_data(1);
-///     let r = Op::read(file, tail, 4096).user_data(2);
-///     s.submit(&[w, r])
+/// fn write_then_reuse(s: &mut Session, file: FileId, arena: Arena) -> std::io::Result<()> {
+///     let mut region = arena.into_region();
+///     region.fill(7);
+///     s.submit(&mut vec![Op::write(file, region, 0)])?;
+///     s.wait(1, 1, None)?.remove(0).region.expect("a write's region").fill(8);
+///     Ok(())
 /// }
 /// ```
-#[repr(transparent)] // an &[Op] is handed to the library as zcfuse_op_t[]
-pub struct Op<'a> {
+///
+/// Regions never overlap, so two ops cannot point at the same bytes; split
+/// a region for ops that run side by side:
+///
+/// ```no_run
+/// # use zcfuse::{Arena, FileId, Op, Session};
+/// fn read_and_write(s: &mut Session, file: FileId, arena: Arena) -> std::io::Result<usize> {
+///     let mut head = arena.into_region();
+///     let tail = head.split_off(2048);
+///     let mut ops = vec![Op::write(file, head, 0).user_data(1), Op::read(file, tail, 4096).user_data(2)];
+///     s.submit(&mut ops)
+/// }
+/// ```
+pub struct Op {
     raw: sys::zcfuse_op_t,
-    buf: PhantomData<&'a mut [u8]>,
+    region: Option<Region>,
 }
 
-// SAFETY: an Op is a borrow of [u8] (Send and Sync) plus plain data.
-unsafe impl Send for Op<'_> {}
-unsafe impl Sync for Op<'_> {}
+// SAFETY: an Op is plain data plus an owned Region (Send and Sync); its
+// raw pointer only repeats where the Region lies.
+unsafe impl Send for Op {}
+unsafe impl Sync for Op {}
 
-impl<'a> Op<'a> {
-    fn new(opcode: c_int, file: FileId, buf: *mut u8, len: usize, off: u64) -> Op<'a> {
+impl Op {
+    fn new(opcode: c_int, file: FileId, region: Option<Region>, off: u64) -> Op {
+        let len = region.as_ref().map_or(0, |r| r.len());
         Op {
             raw: sys::zcfuse_op_t {
                 opcode: opcode as u8,
                 reserved: [0; 3],
                 flags: 0,
                 file_id: file.0,
-                reserved2: 0,
-                buf: buf.cast(),
+                // Set by submit: {arena_id, arena_off} or the pointer.
+                arena_id: 0,
+                mem: sys::zcfuse_op_mem { buf: ptr::null_mut() },
                 len: len as u64,
                 // Offsets past i64::MAX turn negative: the op fails with EINVAL.
                 off: off as i64,
                 user_data: 0,
             },
-            buf: PhantomData,
+            region,
         }
     }
 
-    /// Reads up to `buf.len()` bytes of `file` at `off` into `buf`. The
-    /// completion says how many (fewer at the end of the file).
-    pub fn read(file: FileId, buf: &'a mut [u8], off: u64) -> Op<'a> {
-        Op::new(sys::ZCFUSE_OP_READ, file, buf.as_mut_ptr(), buf.len(), off)
+    /// Reads up to `region.len()` bytes of `file` at `off` into `region`.
+    /// The completion says how many (fewer at the end of the file) and
+    /// hands the region back.
+    pub fn read(file: FileId, region: Region, off: u64) -> Op {
+        Op::new(sys::ZCFUSE_OP_READ, file, Some(region), off)
     }
 
-    /// Writes `buf` to `file` at `off`.
-    pub fn write(file: FileId, buf: &'a [u8], off: u64) -> Op<'a> {
-        // The library only reads a write's buffer.
-        Op::new(sys::ZCFUSE_OP_WRITE, file, buf.as_ptr().cast_mut(), buf.len(), off)
+    /// Writes `region` to `file` at `off`; the completion hands it back.
+    pub fn write(file: FileId, region: Region, off: u64) -> Op {
+        Op::new(sys::ZCFUSE_OP_WRITE, file, Some(region), off)
     }
 
     /// Flushes `file` to stable storage (fsync).
-    pub fn fsync(file: FileId) -> Op<'static> {
-        Op::new(sys::ZCFUSE_OP_FSYNC, file, ptr::null_mut(), 0, 0)
+    pub fn fsync(file: FileId) -> Op {
+        Op::new(sys::ZCFUSE_OP_FSYNC, file, None, 0)
     }
 
     /// Flushes `file`'s data to stable storage (fdatasync).
-    pub fn fdatasync(file: FileId) -> Op<'static> {
-        let mut op = Op::new(sys::ZCFUSE_OP_FSYNC, file, ptr::null_mut(), 0, 0);
+    pub fn fdatasync(file: FileId) -> Op {
+        let mut op = Op::new(sys::ZCFUSE_OP_FSYNC, file, None, 0);
         op.raw.flags = sys::ZCFUSE_F_DATASYNC;
         op
     }
 
     /// Sets the value returned in this op's [`Completion`]: any u64, the
     /// library never interprets it.
-    pub fn user_data(mut self, user_data: u64) -> Op<'a> {
+    pub fn user_data(mut self, user_data: u64) -> Op {
         self.raw.user_data = user_data;
         self
     }
 
-    /// Makes the op fail with `EFAULT` when its buffer is not inside a
-    /// shared arena, instead of copying through the mount.
-    pub fn require_zc(mut self) -> Op<'a> {
+    /// Makes the op fail with `EFAULT` when its region's arena is not
+    /// shared with the session, instead of copying through the mount.
+    pub fn require_zc(mut self) -> Op {
         self.raw.flags |= sys::ZCFUSE_F_REQUIRE_ZC;
         self
     }
+
+    /// The op's region, if it has one (not an fsync).
+    pub fn region(&self) -> Option<&Region> {
+        self.region.as_ref()
+    }
+
+    /// The op's region back, for an op that was not submitted.
+    pub fn into_region(self) -> Option<Region> {
+        self.region
+    }
 }
 
-impl fmt::Debug for Op<'_> {
+impl fmt::Debug for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.raw;
         f.debug_struct("Op")
             .field("opcode", &r.opcode)
             .field("flags", &r.flags)
             .field("file_id", &r.file_id)
-            .field("buf", &r.buf)
+            .field("region", &self.region)
             .field("len", &r.len)
             .field("off", &r.off)
             .field("user_data", &r.user_data)
@@ -197,33 +215,85 @@ impl fmt::Debug for Op<'_> {
 }
 
 /// The result of one submitted [`Op`]: bytes moved (0 for fsync; fewer
-/// than asked at the end of the file), or `-errno`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// than asked at the end of the file), or `-errno`, and the op's region,
+/// whose bytes are the caller's again.
+#[derive(Debug)]
 pub struct Completion {
     /// The op's [`Op::user_data`].
     pub user_data: u64,
     /// Bytes moved, or `-errno`.
     pub res: i64,
+    /// The region the op read into or wrote from; `None` for an fsync and
+    /// an op of [`Session::submit_raw`].
+    pub region: Option<Region>,
 }
-
-// Completions are reaped straight into a Vec<Completion>.
-const _: () = {
-    assert!(mem::size_of::<Completion>() == mem::size_of::<sys::zcfuse_cqe_t>());
-    assert!(mem::align_of::<Completion>() == mem::align_of::<sys::zcfuse_cqe_t>());
-    assert!(mem::offset_of!(Completion, user_data) == mem::offset_of!(sys::zcfuse_cqe_t, user_data));
-    assert!(mem::offset_of!(Completion, res) == mem::offset_of!(sys::zcfuse_cqe_t, res));
-};
 
 impl Completion {
     /// The result as an `io::Result`: bytes moved, or the errno.
     pub fn result(&self) -> io::Result<usize> {
         check_raw(self.res).map(|n| n as usize)
     }
+
+    /// The op's region (see [`Completion::region`](#structfield.region)).
+    pub fn into_region(self) -> Option<Region> {
+        self.region
+    }
+}
+
+/// An op the session has submitted and not reaped: the caller's
+/// user_data, and the region the server may be reading or writing.
+struct InFlight {
+    user_data: u64,
+    region: Option<Region>,
+}
+
+/// What a session owns besides its handle: the arenas it shares and the
+/// ops in flight, which both keep arena mappings alive.
+#[derive(Default)]
+struct State {
+    /// What this session shares: its id, whether the server registered
+    /// it, and its mapping, kept alive until unshare or close.
+    shared: Vec<(ArenaId, bool, Arc<Mapping>)>,
+    /// Ops in flight, by the slot index sent as their user_data; a None
+    /// is free (listed in `free`) or being filled by submit.
+    slots: Vec<Option<InFlight>>,
+    free: Vec<usize>,
+    in_flight: usize,
+    /// Reused buffers for submit and wait.
+    raw_ops: Vec<sys::zcfuse_op_t>,
+    cqes: Vec<sys::zcfuse_cqe_t>,
+}
+
+impl State {
+    /// op as the library takes it: a region of an arena this session
+    /// shares by `{arena id, offset}`, any other by pointer (the copying
+    /// path, or EFAULT with require_zc).
+    fn raw_op(&self, op: &Op) -> sys::zcfuse_op_t {
+        let mut raw = op.raw;
+        if let Some(r) = &op.region {
+            match self.shared.iter().find(|s| Arc::ptr_eq(&s.2, r.mapping())) {
+                Some(s) => {
+                    raw.flags |= sys::ZCFUSE_F_ARENA;
+                    raw.arena_id = s.0.as_u32();
+                    raw.mem = sys::zcfuse_op_mem { arena_off: r.offset() as u64 };
+                }
+                None => raw.mem = sys::zcfuse_op_mem { buf: r.ptr().cast() },
+            }
+        }
+        raw
+    }
+
+    /// A free slot index.
+    fn slot(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        })
+    }
 }
 
 /// A connection to the zcfuse server behind a mountpoint, over which a
-/// client shares [`Arena`]s and to which it attaches files it opened
+/// client shares [`Arena`](crate::Arena)s and to which it attaches files it opened
 /// through the mount, for zero-copy reads and writes.
 ///
 /// A session is used by one thread at a time (like an io_uring): it is
@@ -253,27 +323,80 @@ impl Completion {
 /// fn main() -> std::io::Result<()> {
 ///     let s = zcfuse::Session::connect("/mnt/data")?;
 ///     s.close()?;
-///     s.stats()?; // error: borrow of moved value: `s`
+///     s.stats()?; // error[E0382]: borrow of moved value: `s`
 ///     Ok(())
 /// }
 /// ```
 ///
-/// and it cannot be shared between threads:
+/// (to go on, connect again:)
 ///
-/// ```compile_fail,E0277
-/// fn share_between_threads<T: Sync>(_: &T) {}
+/// ```no_run
 /// fn main() -> std::io::Result<()> {
 ///     let s = zcfuse::Session::connect("/mnt/data")?;
-///     share_between_threads(&s); // error: `NonNull<...>` cannot be shared between threads
+///     s.close()?;
+///     zcfuse::Session::connect("/mnt/data")?.stats()?;
+///     Ok(())
+/// }
+/// ```
+///
+/// It cannot be shared between threads:
+///
+/// ```compile_fail,E0277
+/// fn main() -> std::io::Result<()> {
+///     let s = zcfuse::Session::connect("/mnt/data")?;
+///     std::thread::scope(|t| t.spawn(|| s.stats()).join().unwrap())?; // error[E0277]: `NonNull<zcfuse_session>` cannot be shared between threads safely
+///     Ok(())
+/// }
+/// ```
+///
+/// but it can move to another thread:
+///
+/// ```no_run
+/// fn main() -> std::io::Result<()> {
+///     let s = zcfuse::Session::connect("/mnt/data")?;
+///     std::thread::scope(|t| t.spawn(move || s.stats()).join().unwrap())?;
+///     Ok(())
+/// }
+/// ```
+///
+/// # Ops in flight
+///
+/// [`Session::submit`] moves its [`Op`]s, and the [`Region`]s they own,
+/// into the session; [`Session::wait`] hands each region back with its
+/// op's [`Completion`]. Until then the session holds the region, and with
+/// it a count of its arena's mapping. Dropping or closing the session with
+/// ops in flight is safe: `zcfuse_close` returns only once the server has
+/// finished every op of the session, then the regions are dropped, and
+/// the arena's memory is unmapped once nothing else holds it. Forgetting
+/// the session (`mem::forget`) leaks the regions and keeps the mapping.
+/// Dropping what an op came from cannot free the memory under it:
+///
+/// ```compile_fail,E0382
+/// # use zcfuse::{Arena, FileId, Op, Session};
+/// fn drop_under_the_op(mut s: Session, file: FileId, arena: Arena) -> std::io::Result<()> {
+///     let region = arena.into_region();
+///     s.submit(&mut vec![Op::read(file, region, 0)])?;
+///     drop(arena); // error[E0382]: use of moved value: `arena`
+///     Ok(())
+/// }
+/// ```
+///
+/// while dropping the session with the read in flight compiles, and is
+/// safe:
+///
+/// ```no_run
+/// # use zcfuse::{Arena, FileId, Op, Session};
+/// fn drop_under_the_op(mut s: Session, file: FileId, arena: Arena) -> std::io::Result<()> {
+///     let region = arena.into_region();
+///     s.submit(&mut vec![Op::read(file, region, 0)])?;
+///     drop(s); // the region goes with the session; the mapping lives while the region does
 ///     Ok(())
 /// }
 /// ```
 pub struct Session {
     raw: NonNull<sys::zcfuse_session_t>,
     fd: RawFd,
-    /// What this session shares: its id, whether the server registered
-    /// it, and its mapping, kept alive until unshare or close.
-    shared: Vec<(ArenaId, bool, Arc<Mapping>)>,
+    st: State,
 }
 
 // SAFETY: a session may move between threads; it is used by one thread
@@ -293,7 +416,7 @@ impl Session {
         let raw = NonNull::new(raw).expect("zcfuse_connect returned 0 and a NULL session");
         // SAFETY: raw is live. Its fd lives as long as it does.
         let fd = unsafe { sys::zcfuse_session_fd(raw.as_ptr()) };
-        let s = Session { raw, fd, shared: Vec::new() };
+        let s = Session { raw, fd, st: State::default() };
         check(fd)?;
         Ok(s)
     }
@@ -302,18 +425,20 @@ impl Session {
         self.raw.as_ptr()
     }
 
-    /// Shares `arena` with the server, which maps it and, budget
-    /// permitting, registers it for fixed-buffer I/O. From now on ops on
-    /// buffers inside it move without a copy. The session keeps the
+    /// Shares `arena` (an [`Arena`](crate::Arena), or the arena a [`Region`] lies in)
+    /// with the server, which maps it and, budget permitting, registers it
+    /// for fixed-buffer I/O. From now on ops on buffers inside it move
+    /// without a copy. The session keeps the
     /// arena's memory mapped until [`Session::unshare`] or its close,
     /// even if the `Arena` is dropped. Errors: `ENOSPC` (the session's
     /// arena count or byte limit), `EPERM`/`EINVAL`, `ENOTCONN`.
-    pub fn share(&mut self, arena: &Arena) -> io::Result<ArenaId> {
+    pub fn share(&mut self, arena: &impl InArena) -> io::Result<ArenaId> {
+        let map = arena.arena_mapping();
         let (mut id, mut flags) = (0u32, 0u32);
         // SAFETY: the session and arena are live; the outs are valid.
-        check(unsafe { sys::zcfuse_share(self.ptr(), arena.mapping().raw(), &mut id, &mut flags) })?;
+        check(unsafe { sys::zcfuse_share(self.ptr(), map.raw(), &mut id, &mut flags) })?;
         let id = ArenaId(id);
-        self.shared.push((id, flags & sys::ZCFUSE_SHARED_REGISTERED != 0, Arc::clone(arena.mapping())));
+        self.st.shared.push((id, flags & sys::ZCFUSE_SHARED_REGISTERED != 0, Arc::clone(map)));
         Ok(id)
     }
 
@@ -321,7 +446,7 @@ impl Session {
     /// buffer (else it serves it from its mapping, still without a copy);
     /// `None` if this session does not share `id`.
     pub fn is_registered(&self, id: ArenaId) -> Option<bool> {
-        self.shared.iter().find(|s| s.0 == id).map(|s| s.1)
+        self.st.shared.iter().find(|s| s.0 == id).map(|s| s.1)
     }
 
     /// Asks the server to release arena `id`. Errors: `ENOENT` (not shared
@@ -330,8 +455,8 @@ impl Session {
         // SAFETY: the session is live.
         check(unsafe { sys::zcfuse_unshare(self.ptr(), id.0) })?;
         // Only now does the library forget the arena's address range.
-        if let Some(i) = self.shared.iter().position(|s| s.0 == id) {
-            self.shared.swap_remove(i);
+        if let Some(i) = self.st.shared.iter().position(|s| s.0 == id) {
+            self.st.shared.swap_remove(i);
         }
         Ok(())
     }
@@ -408,31 +533,109 @@ impl Session {
     }
 
     /// Queues `ops` and returns how many it took: all, or fewer when the
-    /// queue (256 ops in flight) is full; reap completions with
+    /// queue (256 ops in flight) is full; the ops taken leave the front of
+    /// `ops`, the rest stay there. Reap completions with
     /// [`Session::wait`] and submit the rest. An op that cannot start, and
     /// one that takes the copying path, completes at once. Errors (errno
-    /// only): `EAGAIN` (queue full, nothing taken), `ENOTCONN`.
+    /// only; nothing is taken): `EAGAIN` (queue full), `ENOTCONN`.
     ///
-    /// The server moves the bytes after this returns: a read op's buffer
-    /// gets them some time before its completion is reaped (see [`Arena`]).
-    pub fn submit(&mut self, ops: &[Op<'_>]) -> io::Result<usize> {
-        let n = ops.len().min(u32::MAX as usize) as u32;
-        // Op is a zcfuse_op_t and a PhantomData: the same layout.
-        let raw = ops.as_ptr().cast::<sys::zcfuse_op_t>();
-        // SAFETY: the session is live; ops are n valid descriptors whose
-        // buffers are borrowed for the call (the copying path runs in it).
-        let rc = unsafe { sys::zcfuse_submit(self.ptr(), raw, n) };
-        check_raw(rc.into()).map(|n| n as usize)
+    /// The session owns the ops taken, and their regions, until their
+    /// completions are reaped: the server reads and writes the regions
+    /// after this returns, and no one else can reach them meanwhile.
+    pub fn submit(&mut self, ops: &mut Vec<Op>) -> io::Result<usize> {
+        let n = ops.len().min(u32::MAX as usize);
+        let mut raw = mem::take(&mut self.st.raw_ops);
+        raw.clear();
+        raw.extend(ops[..n].iter().map(|op| self.st.raw_op(op)));
+        let (rc, tokens) = self.submit_tokens(&mut raw);
+        self.st.raw_ops = raw;
+        let taken = rc?;
+        for (op, token) in ops.drain(..taken).zip(tokens) {
+            self.st.slots[token] = Some(InFlight { user_data: op.raw.user_data, region: op.region });
+        }
+        Ok(taken)
+    }
+
+    /// [`Session::submit`] with the library's own op descriptors, whose
+    /// buffers are raw pointers (anywhere: inside a shared arena they move
+    /// without a copy, elsewhere they take the copying path during the
+    /// call). Returns how many ops it took, from the front of `ops`. Their
+    /// completions come back through [`Session::wait`] with the ops'
+    /// `user_data` and no region.
+    ///
+    /// # Safety
+    ///
+    /// For each op taken, the memory it names (`mem.buf`, or with
+    /// `ZCFUSE_F_ARENA` `len` bytes at `mem.arena_off` in arena
+    /// `arena_id`) must stay allocated, and be read (a write op) or
+    /// written (a read op) by no one else, from this call until
+    /// [`Session::wait`] returns the op's completion, or the session is
+    /// closed or dropped (`zcfuse_close` waits for the server to finish
+    /// the session's ops). After `wait` fails with `ENOTCONN`, a stopping
+    /// server may still move the bytes until it has stopped
+    /// ([`Server::stop`](crate::Server::stop) returned, or its process
+    /// ended). An arena op's arena must be one this session shares; the
+    /// library checks the id and range (`EFAULT`), not who else uses the
+    /// bytes.
+    pub unsafe fn submit_raw(&mut self, ops: &[sys::zcfuse_op_t]) -> io::Result<usize> {
+        let n = ops.len().min(u32::MAX as usize);
+        let mut raw = mem::take(&mut self.st.raw_ops);
+        raw.clear();
+        raw.extend_from_slice(&ops[..n]);
+        let (rc, tokens) = self.submit_tokens(&mut raw);
+        self.st.raw_ops = raw;
+        let taken = rc?;
+        for (op, token) in ops[..taken].iter().zip(tokens) {
+            self.st.slots[token] = Some(InFlight { user_data: op.user_data, region: None });
+        }
+        Ok(taken)
+    }
+
+    /// Submits `raw` with a free slot's index as each op's user_data, and
+    /// returns how many the library took and the slots, in order, for the
+    /// caller to fill; the slots of ops not taken are free again.
+    fn submit_tokens(&mut self, raw: &mut [sys::zcfuse_op_t]) -> (io::Result<usize>, Vec<usize>) {
+        let mut tokens = Vec::with_capacity(raw.len());
+        for op in raw.iter_mut() {
+            let token = self.st.slot();
+            op.user_data = token as u64;
+            tokens.push(token);
+        }
+        // SAFETY: the session is live; raw holds raw.len() valid
+        // descriptors. Their buffers are regions the caller moves into
+        // the session for as long as the ops are in flight (submit), or
+        // the caller's promise (submit_raw).
+        let rc = unsafe { sys::zcfuse_submit(self.ptr(), raw.as_ptr(), raw.len() as u32) };
+        let taken = match check_raw(rc.into()) {
+            Ok(t) => {
+                let t = t as usize;
+                assert!(t <= raw.len(), "zcfuse_submit took {t} of {} ops", raw.len());
+                t
+            }
+            Err(e) => {
+                self.st.free.append(&mut tokens);
+                return (Err(e), tokens);
+            }
+        };
+        self.st.free.extend(tokens.drain(taken..));
+        self.st.in_flight += taken;
+        (Ok(taken), tokens)
+    }
+
+    /// Ops submitted and not reaped yet.
+    pub fn in_flight(&self) -> usize {
+        self.st.in_flight
     }
 
     /// Waits until at least `min` completions are ready (fewer if fewer
     /// ops are pending) or `timeout` passes (`None`: no limit; zero: do
     /// not wait), and returns up to `max` of them (at most
-    /// [`Session::MAX_WAIT`] per call). On a timeout it returns what it
-    /// has, perhaps nothing: call it again. Errors (errno only):
-    /// `ENOTCONN` (the server is gone: noticed at once; ops still in flight
-    /// then never complete, and whether they ran is unknown), `EINVAL`
-    /// (`min` greater than `max`).
+    /// [`Session::MAX_WAIT`] per call), each with its op's region. On a
+    /// timeout it returns what it has, perhaps nothing: call it again.
+    /// Errors (errno only): `ENOTCONN` (the server is gone: noticed at
+    /// once; ops still in flight then never complete, whether they ran is
+    /// unknown, and their regions stay with the session until it is
+    /// dropped), `EINVAL` (`min` greater than `max`).
     pub fn wait(&mut self, min: usize, max: usize, timeout: Option<Duration>) -> io::Result<Vec<Completion>> {
         let mut out = Vec::new();
         self.wait_into(min, max, timeout, &mut out)?;
@@ -457,25 +660,36 @@ impl Session {
         }
         let max = max.min(Self::MAX_WAIT);
         let min = min.min(max);
-        out.reserve(max);
-        let len = out.len();
-        // SAFETY: the session is live; out has room for max more cqes,
-        // and Completion has zcfuse_cqe_t's layout.
-        let rc = unsafe {
-            let dst = out.as_mut_ptr().add(len).cast();
-            sys::zcfuse_wait(self.ptr(), dst, min as u32, max as u32, timeout_ms(timeout))
-        };
-        match check_raw(rc.into()) {
+        let mut cqes = mem::take(&mut self.st.cqes);
+        cqes.clear();
+        cqes.reserve(max);
+        // SAFETY: the session is live; cqes has room for max.
+        let rc =
+            unsafe { sys::zcfuse_wait(self.ptr(), cqes.as_mut_ptr(), min as u32, max as u32, timeout_ms(timeout)) };
+        let res = match check_raw(rc.into()) {
             Ok(n) => {
                 let n = n as usize;
                 assert!(n <= max, "zcfuse_wait returned {n} completions for room for {max}");
-                // SAFETY: the library wrote n completions after len.
-                unsafe { out.set_len(len + n) };
+                // SAFETY: the library wrote n completions.
+                unsafe { cqes.set_len(n) };
+                out.reserve(n);
+                for c in &cqes {
+                    let op = usize::try_from(c.user_data)
+                        .ok()
+                        .and_then(|t| self.st.slots.get_mut(t))
+                        .and_then(Option::take)
+                        .unwrap_or_else(|| panic!("zcfuse_wait: a completion for no op in flight ({})", c.user_data));
+                    self.st.free.push(c.user_data as usize);
+                    self.st.in_flight -= 1;
+                    out.push(Completion { user_data: op.user_data, res: c.res, region: op.region });
+                }
                 Ok(n)
             }
             Err(e) if e.raw_os_error() == Some(62 /* ETIME */) => Ok(0),
             Err(e) => Err(e),
-        }
+        };
+        self.st.cqes = cqes;
+        res
     }
 
     /// Sets how the session waits for completions; `spin` bounds a
@@ -497,15 +711,17 @@ impl Session {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: the session is live and closed once: `this` is not dropped.
         let rc = unsafe { sys::zcfuse_close(this.ptr()) };
-        // The library has let go of the arenas' address ranges.
-        drop(mem::take(&mut this.shared));
+        // The library has let go of the arenas' address ranges; ops still
+        // in flight go with their regions.
+        drop(mem::take(&mut this.st));
         check(rc).map(drop)
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // SAFETY: the session is live and closed once; `shared` drops after.
+        // SAFETY: the session is live and closed once; `st` (the shared
+        // mappings, the ops in flight) drops after.
         unsafe { sys::zcfuse_close(self.ptr()) };
     }
 }
@@ -531,7 +747,8 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("raw", &self.raw)
             .field("fd", &self.fd)
-            .field("shared", &self.shared.iter().map(|s| s.0).collect::<Vec<_>>())
+            .field("shared", &self.st.shared.iter().map(|s| s.0).collect::<Vec<_>>())
+            .field("in_flight", &self.st.in_flight)
             .finish()
     }
 }

@@ -1,11 +1,12 @@
-//! Arenas on their own (no mount needed): sizes, memory, import, and the
+//! Arenas on their own (no mount needed): sizes, memory, import, regions
+//! (split, join, back to the arena, the mapping they keep alive), and the
 //! library's version.
 
 use std::ffi::{c_char, c_int, c_uint};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use zcfuse::{errno, Arena};
+use zcfuse::{errno, Arena, Completion, Op, Region};
 
 const EINVAL: i32 = 22;
 const EPERM: i32 = 1;
@@ -89,7 +90,84 @@ fn arenas_are_send_and_sync() {
     send_sync::<zcfuse::Server>();
     fn send<T: Send>() {}
     send::<zcfuse::Session>();
-    send::<zcfuse::Op<'static>>();
+    send_sync::<Region>();
+    send_sync::<Op>();
+    send_sync::<Completion>();
+}
+
+#[test]
+fn regions_split_and_join_without_overlap() {
+    let mut a = Arena::new(16 << 10).expect("arena");
+    for (i, b) in a.iter_mut().enumerate() {
+        *b = (i / 4096) as u8;
+    }
+    let mut r = a.into_region();
+    assert_eq!((r.offset(), r.len(), r.arena_len()), (0, 16 << 10, 16 << 10));
+    let tail = r.split_off(12 << 10);
+    let head = r.split_to(4096);
+    assert_eq!((head.offset(), head.len()), (0, 4096));
+    assert_eq!((r.offset(), r.len()), (4096, 8192));
+    assert_eq!((tail.offset(), tail.len()), (12 << 10, 4096));
+    assert!(head.iter().all(|&b| b == 0) && tail.iter().all(|&b| b == 3));
+    assert_eq!((r[0], r[8191]), (1, 2));
+    assert!(head.same_arena(&tail));
+
+    // Only the next region joins, in order.
+    let (tail, head) = tail.join(head).expect_err("not adjacent in that order");
+    let (head, tail) = head.join(tail).expect_err("a gap between");
+    let mid = head.join(r).expect("adjacent");
+    let whole = mid.join(tail).expect("adjacent");
+    assert_eq!((whole.offset(), whole.len()), (0, 16 << 10));
+
+    // Chunks cover the region in order, the last one short.
+    let mut chunks = whole.into_chunks(5000);
+    assert_eq!(
+        chunks.iter().map(|c| (c.offset(), c.len())).collect::<Vec<_>>(),
+        [(0, 5000), (5000, 5000), (10000, 5000), (15000, 1384)]
+    );
+    chunks[3].fill(9);
+    // An arena comes back only from a region that covers it.
+    let last = chunks.pop().unwrap();
+    let first = chunks.into_iter().reduce(|a, b| a.join(b).expect("adjacent")).unwrap();
+    let first = first.into_arena().expect_err("a part of the arena");
+    let a = first.join(last).expect("adjacent").into_arena().expect("the whole arena");
+    assert_eq!(a.len(), 16 << 10);
+    assert_eq!(a[16383], 9);
+    assert!(Arena::new(4096).expect("arena").into_region().into_chunks(4096).pop().unwrap().into_arena().is_ok());
+    assert!(Region::into_chunks(Arena::new(4096).expect("arena").into_region().split_off(4096), 7).is_empty());
+}
+
+#[test]
+fn regions_of_different_arenas_do_not_join() {
+    let a = Arena::new(4096).expect("arena").into_region();
+    let mut b = Arena::new(8192).expect("arena").into_region();
+    let b2 = b.split_off(4096);
+    assert!(!a.same_arena(&b));
+    // a ends at 4096 and b2 starts there, but in another arena.
+    let (a, _b2) = a.join(b2).expect_err("another arena");
+    assert_eq!(a.len(), 4096);
+}
+
+#[test]
+fn a_region_keeps_its_arena_mapped() {
+    let mut r = Arena::new(8192).expect("arena").into_region();
+    let keep = r.split_off(4096);
+    drop(r);
+    // The other half's memory is still mapped and writable, from another thread too.
+    let keep = std::thread::spawn(move || {
+        let mut keep = keep;
+        keep.fill(0x42);
+        keep
+    })
+    .join()
+    .expect("thread");
+    assert!(keep.iter().all(|&b| b == 0x42));
+    // A forgotten region leaks its count: the mapping stays, nothing dangles.
+    let mut r = Arena::new(4096).expect("arena").into_region();
+    let piece = r.split_off(2048);
+    std::mem::forget(piece);
+    r.fill(1);
+    assert!(r.into_arena().is_err(), "half of the arena");
 }
 
 #[test]

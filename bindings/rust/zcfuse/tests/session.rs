@@ -1,7 +1,8 @@
 //! Sessions against a live mount started through the safe Server API:
 //! zero-copy round trips (the acceptance test) on both transports, the
-//! copying path and require_zc, batches, attach, share, fsync, the
-//! session fd, a server that goes away.
+//! copying path and require_zc, batches of ops that own their regions,
+//! partial submits, raw submits, a session dropped with ops in flight,
+//! attach, share, fsync, the session fd, a server that goes away.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::*;
-use zcfuse::{errno, Arena, Completion, Mode, Op, Session, Transport};
+use zcfuse::{errno, sys, Arena, Completion, Mode, Op, Region, Session, Transport};
 
 /// The acceptance: a 4 MiB arena shared, a file opened O_RDWR
 /// through the mount and attached, random bytes written zero-copy with
@@ -101,12 +102,18 @@ fn require_zc_on_a_vec_is_efault_and_without_it_the_posix_path_copies() {
     let mut back = vec![0u8; 64 * KIB];
     let e = s.pread(file, &mut back, 0, true).expect_err("a Vec is in no arena");
     assert_eq!(e.raw_os_error(), Some(EFAULT), "{e}");
-    // The same through submit: the op completes at once with -EFAULT.
-    assert_eq!(s.submit(&[Op::write(file, &data, 0).user_data(7).require_zc()]).expect("submit"), 1);
-    assert_eq!(
-        s.wait(1, 1, Some(Duration::from_secs(10))).expect("wait"),
-        [Completion { user_data: 7, res: -(EFAULT as i64) }]
-    );
+    // The same through submit, with a region of an arena the session
+    // does not share: the op completes at once with -EFAULT, and the
+    // completion hands the region back.
+    let mut other = Arena::new(64 * KIB).expect("arena");
+    other.copy_from_slice(&data);
+    let mut ops = vec![Op::write(file, other.into_region(), 0).user_data(7).require_zc()];
+    assert_eq!(s.submit(&mut ops).expect("submit"), 1);
+    assert!(ops.is_empty(), "the op taken left the Vec");
+    let mut done = s.wait(1, 1, Some(Duration::from_secs(10))).expect("wait");
+    assert_eq!(results(&done), [(7, -(EFAULT as i64))]);
+    let other = done.pop().unwrap().into_region().expect("the region back").into_arena().expect("all of it");
+    assert!(other[..] == data[..]);
     let mid = m.stats();
     assert_eq!(mid.zero_copy_bytes, before.zero_copy_bytes);
     assert_eq!(fuse_rw(&mid), fuse_rw(&before), "a refused op reached FUSE");
@@ -120,6 +127,14 @@ fn require_zc_on_a_vec_is_efault_and_without_it_the_posix_path_copies() {
     let after = m.stats();
     assert_eq!(after.zero_copy_bytes, before.zero_copy_bytes, "the posix path counted as zero copy");
     assert!(after.requests(16) > mid.requests(16), "no FUSE WRITE for the posix path: {after:?}");
+
+    // Without require_zc a region of an unshared arena takes the posix
+    // path too, and comes back holding the bytes read.
+    let mut ops = vec![Op::read(file, other.into_region(), 0).user_data(8)];
+    assert_eq!(s.submit(&mut ops).expect("submit"), 1);
+    let mut done = s.wait(1, 1, Some(Duration::from_secs(10))).expect("wait");
+    assert_eq!(results(&done), [(8, data.len() as i64)]);
+    assert!(done.pop().unwrap().region.expect("the region back")[..] == data[..]);
     s.close().expect("close");
 }
 
@@ -130,7 +145,7 @@ fn a_batch_of_32_ops_completes_with_each_user_data() {
     let m = mount_or_skip!();
     let mut s = Session::connect(&m.mnt).expect("connect");
     let mut src = Arena::new(N * CHUNK).expect("arena");
-    let mut dst = Arena::new(N * CHUNK).expect("arena");
+    let dst = Arena::new(N * CHUNK).expect("arena");
     s.share(&src).expect("share");
     s.share(&dst).expect("share");
     let f = m.open_rw("batch");
@@ -138,27 +153,35 @@ fn a_batch_of_32_ops_completes_with_each_user_data() {
     src.copy_from_slice(&random_bytes(N * CHUNK));
     let before = m.stats();
 
-    // 32 writes, one per chunk, each tagged with its own user_data.
-    let writes: Vec<Op<'_>> = src
-        .chunks(CHUNK)
+    // 32 writes, one per chunk, each tagged with its own user_data; each
+    // op owns its chunk until the completion hands it back.
+    let mut writes: Vec<Op> = src
+        .into_region()
+        .into_chunks(CHUNK)
+        .into_iter()
         .enumerate()
         .map(|(i, c)| Op::write(file, c, (i * CHUNK) as u64).user_data(1000 + i as u64).require_zc())
         .collect();
-    assert_eq!(s.submit(&writes).expect("submit writes"), N);
+    assert_eq!(s.submit(&mut writes).expect("submit writes"), N);
+    assert_eq!((writes.len(), s.in_flight()), (0, N));
     let done = wait_all(&mut s, N);
     check_completions(&done, 1000, CHUNK);
+    let src = reassemble(done);
 
     // 32 reads, in reverse order, into the second arena.
-    let reads: Vec<Op<'_>> = dst
-        .chunks_mut(CHUNK)
+    let mut reads: Vec<Op> = dst
+        .into_region()
+        .into_chunks(CHUNK)
+        .into_iter()
         .enumerate()
         .rev()
         .map(|(i, c)| Op::read(file, c, (i * CHUNK) as u64).user_data(5000 + i as u64).require_zc())
         .collect();
-    assert_eq!(s.submit(&reads).expect("submit reads"), N);
+    assert_eq!(s.submit(&mut reads).expect("submit reads"), N);
     let done = wait_all(&mut s, N);
+    assert_eq!(s.in_flight(), 0);
     check_completions(&done, 5000, CHUNK);
-    drop(reads);
+    let dst = reassemble(done);
 
     assert!(src[..] == dst[..]);
     let after = m.stats();
@@ -168,6 +191,19 @@ fn a_batch_of_32_ops_completes_with_each_user_data() {
     assert!(after.queue_high_water >= 1);
     // Nothing is left: a wait that must not block returns nothing.
     assert!(s.wait(0, 8, Some(Duration::ZERO)).expect("wait").is_empty());
+}
+
+/// The arena back from the regions of completions that cover it.
+fn reassemble(done: Vec<Completion>) -> Arena {
+    let mut regions: Vec<Region> = done.into_iter().map(|c| c.into_region().expect("a region")).collect();
+    regions.sort_by_key(|r| r.offset());
+    let whole = regions.into_iter().reduce(|a, b| a.join(b).expect("adjacent regions")).expect("regions");
+    whole.into_arena().expect("the regions cover the arena")
+}
+
+/// (user_data, res) of each completion.
+fn results(done: &[Completion]) -> Vec<(u64, i64)> {
+    done.iter().map(|c| (c.user_data, c.res)).collect()
 }
 
 /// Reaps n completions, with a deadline.
@@ -264,10 +300,11 @@ fn fsync_detach_and_a_read_only_attachment() {
     assert_eq!(s.pwrite(file, &arena[..5], 0, true).expect("pwrite"), 5);
     s.fsync(file, false).expect("fsync");
     s.fsync(file, true).expect("fdatasync");
-    s.submit(&[Op::fsync(file).user_data(1), Op::fdatasync(file).user_data(2)]).expect("submit");
+    s.submit(&mut vec![Op::fsync(file).user_data(1), Op::fdatasync(file).user_data(2)]).expect("submit");
     let mut done = wait_all(&mut s, 2);
     done.sort_by_key(|c| c.user_data);
-    assert_eq!(done, [Completion { user_data: 1, res: 0 }, Completion { user_data: 2, res: 0 }]);
+    assert_eq!(results(&done), [(1, 0), (2, 0)]);
+    assert!(done.iter().all(|c| c.region.is_none()), "an fsync has no region");
     // A short read at the end of the file.
     assert_eq!(s.pread(file, &mut arena[100..200], 0, true).expect("pread"), 5);
     assert_eq!(&arena[100..105], b"hello");
@@ -322,7 +359,7 @@ fn the_session_fd_turns_readable_and_wait_times_out() {
     assert_eq!(errno(&s.wait(2, 1, None).expect_err("min > max")), Some(EINVAL));
 
     arena.fill(3);
-    s.submit(&[Op::write(file, &arena, 0).user_data(9)]).expect("submit");
+    s.submit(&mut vec![Op::write(file, arena.into_region(), 0).user_data(9)]).expect("submit");
     let mut pfd = PollFd { fd: s.as_raw_fd(), events: 1 /* POLLIN */, revents: 0 };
     // SAFETY: one valid pollfd.
     let n = unsafe { poll(&mut pfd, 1, 10_000) };
@@ -332,7 +369,8 @@ fn the_session_fd_turns_readable_and_wait_times_out() {
     while got.is_empty() && Instant::now() < deadline {
         got = s.wait(0, 4, Some(Duration::ZERO)).expect("wait");
     }
-    assert_eq!(got, [Completion { user_data: 9, res: MIB as i64 }]);
+    assert_eq!(results(&got), [(9, MIB as i64)]);
+    let arena = got.pop().unwrap().into_region().expect("the region back").into_arena().expect("all of it");
 
     // Poll mode works the same.
     s.set_mode(Mode::Poll, Duration::from_micros(20)).expect("poll mode");
@@ -354,8 +392,8 @@ fn any_user_data_comes_back() {
     let file = s.attach(&f).expect("attach");
     assert_eq!(s.pwrite(file, &arena[..4096], 0, true).expect("pwrite"), 4096);
     let tags = [1u64 << 63, (1 << 63) | 1, u64::MAX];
-    let ops: Vec<Op> = tags.iter().map(|&t| Op::fsync(file).user_data(t)).collect();
-    assert_eq!(s.submit(&ops).expect("submit"), 3);
+    let mut ops: Vec<Op> = tags.iter().map(|&t| Op::fsync(file).user_data(t)).collect();
+    assert_eq!(s.submit(&mut ops).expect("submit"), 3);
     assert_eq!(s.pread(file, &mut arena[8192..8292], 0, true).expect("pread"), 100, "a sync call in between");
     let mut got: Vec<u64> =
         s.wait(3, 3, Some(Duration::from_secs(5))).expect("wait").iter().map(|c| c.user_data).collect();
@@ -404,4 +442,138 @@ fn when_the_server_stops_ops_fail_with_enotconn() {
     assert!(t.elapsed() < Duration::from_secs(5), "calls hung after the server went away");
     let e = s.close().expect_err("close after stop");
     assert_eq!(errno(&e), Some(ENOTCONN), "{e}");
+}
+
+/// More ops than the queue holds: submit takes what fits from the front
+/// of the Vec and leaves the rest, which go in once completions are reaped.
+#[test]
+fn a_full_queue_takes_a_prefix_and_leaves_the_rest() {
+    const N: usize = 300;
+    let m = mount_or_skip!();
+    let mut s = Session::connect(&m.mnt).expect("connect");
+    let f = m.open_rw("full");
+    let file = s.attach(&f).expect("attach");
+    let mut ops: Vec<Op> = (0..N as u64).map(|i| Op::fdatasync(file).user_data(i)).collect();
+    let taken = s.submit(&mut ops).expect("submit");
+    assert!(taken > 0 && taken < N, "took {taken} of {N}: the queue holds 256");
+    assert_eq!(ops.len(), N - taken, "the ops not taken stay");
+    assert_eq!(ops[0].region().map(|r| r.len()), None);
+    let mut got = Vec::new();
+    while !ops.is_empty() {
+        match s.submit(&mut ops) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("submit: {e}"),
+        }
+        s.wait_into(1, N, Some(Duration::from_secs(5)), &mut got).expect("wait");
+    }
+    got.extend(wait_all(&mut s, N - got.len()));
+    let mut tags: Vec<u64> = got.iter().map(|c| c.user_data).collect();
+    tags.sort();
+    assert_eq!(tags, (0..N as u64).collect::<Vec<_>>());
+    assert!(got.iter().all(|c| c.res == 0), "{got:?}");
+    assert_eq!(s.in_flight(), 0);
+}
+
+/// submit_raw keeps the old pointer semantics (a Vec goes the posix path,
+/// an arena pointer zero-copy), its user_data comes back as it went even
+/// when a safe op carries the same value, and only safe ops carry a region.
+#[test]
+fn raw_ops_and_owned_ops_share_the_queue() {
+    let m = mount_or_skip!();
+    let mut s = Session::connect(&m.mnt).expect("connect");
+    let mut arena = Arena::new(64 * KIB).expect("arena");
+    s.share(&arena).expect("share");
+    let f = m.open_rw("raw");
+    let file = s.attach(&f).expect("attach");
+    let data = random_bytes(8 * KIB);
+    arena[..8 * KIB].copy_from_slice(&data);
+    let mut region = arena.into_region();
+    let rest = region.split_off(8 * KIB);
+
+    let raw = |opcode: i32, buf: *mut u8, len: usize, off: i64, user_data: u64| sys::zcfuse_op_t {
+        opcode: opcode as u8,
+        reserved: [0; 3],
+        flags: 0,
+        file_id: file.as_u32(),
+        arena_id: 0,
+        mem: sys::zcfuse_op_mem { buf: buf.cast() },
+        len: len as u64,
+        off,
+        user_data,
+    };
+    let mut vec_buf = data.clone();
+    let ops = [raw(sys::ZCFUSE_OP_WRITE, vec_buf.as_mut_ptr(), vec_buf.len(), 0, 5)];
+    // SAFETY: vec_buf outlives the op, and is not touched until its completion is reaped.
+    assert_eq!(unsafe { s.submit_raw(&ops) }.expect("submit_raw"), 1);
+    assert_eq!(s.submit(&mut vec![Op::write(file, region, 8192).user_data(5)]).expect("submit"), 1);
+    let mut done = wait_all(&mut s, 2);
+    done.sort_by_key(|c| c.region.is_some());
+    assert_eq!(results(&done), [(5, 8192), (5, 8192)]);
+    assert!(done[0].region.is_none(), "a raw op has no region");
+    let region = done.pop().unwrap().into_region().expect("the safe op's region");
+    drop(vec_buf);
+    let mut back = region.join(rest).expect("adjacent").into_arena().expect("the arena");
+
+    // A raw read into the arena, zero copy.
+    let before = m.stats();
+    let ops = [raw(sys::ZCFUSE_OP_READ, back.as_mut_ptr(), 16 * KIB, 0, u64::MAX)];
+    // SAFETY: `back` is not touched until the completion is reaped.
+    assert_eq!(unsafe { s.submit_raw(&ops) }.expect("submit_raw"), 1);
+    assert_eq!(results(&wait_all(&mut s, 1)), [(u64::MAX, 16 * KIB as i64)]);
+    assert_eq!(m.stats().zero_copy_bytes - before.zero_copy_bytes, 16 * KIB as u64);
+    assert!(back[..8 * KIB] == data[..] && back[8 * KIB..16 * KIB] == data[..]);
+
+    // A raw op by arena id: inside the arena it moves; past its end it is EFAULT.
+    let id = s.share(&back).expect("share again").as_u32();
+    let by_id = |arena_off: u64, len: usize, user_data: u64| sys::zcfuse_op_t {
+        flags: sys::ZCFUSE_F_ARENA,
+        arena_id: id,
+        mem: sys::zcfuse_op_mem { arena_off },
+        ..raw(sys::ZCFUSE_OP_READ, std::ptr::null_mut(), len, 0, user_data)
+    };
+    let ops = [by_id(32 * KIB as u64, 16 * KIB, 1), by_id(60 * KIB as u64, 8 * KIB, 2)];
+    // SAFETY: `back` is not touched until both completions are reaped.
+    assert_eq!(unsafe { s.submit_raw(&ops) }.expect("submit_raw"), 2);
+    let mut done = results(&wait_all(&mut s, 2));
+    done.sort();
+    assert_eq!(done, [(1, 16 * KIB as i64), (2, -(EFAULT as i64))]);
+    assert!(back[32 * KIB..40 * KIB] == data[..] && back[40 * KIB..48 * KIB] == data[..]);
+}
+
+/// Dropping a session with reads in flight is safe: their regions go with
+/// it, and the arena's other regions stay mapped and usable. The server
+/// is fine afterwards.
+#[test]
+fn a_session_dropped_with_ops_in_flight_keeps_the_arena_mapped() {
+    let m = mount_or_skip!();
+    fs::write(m.path("inflight"), random_bytes(4 * MIB)).expect("write");
+    let f = m.open_rw("inflight");
+    for forget in [false, true] {
+        let mut s = Session::connect(&m.mnt).expect("connect");
+        let arena = Arena::new(8 * MIB).expect("arena");
+        s.share(&arena).expect("share");
+        let file = s.attach(&f).expect("attach");
+        let mut reads = arena.into_region();
+        let mut keep = reads.split_off(4 * MIB);
+        let mut ops: Vec<Op> = reads
+            .into_chunks(256 * KIB)
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Op::read(file, c, (i * 256 * KIB) as u64).require_zc())
+            .collect();
+        assert_eq!(s.submit(&mut ops).expect("submit"), 16);
+        if forget {
+            std::mem::forget(s); // leaks the regions and the mapping: nothing dangles
+        } else {
+            drop(s);
+        }
+        keep.fill(0x11);
+        assert!(keep.iter().all(|&b| b == 0x11));
+        assert!(keep.into_arena().is_err(), "a part of the arena");
+    }
+    let mut s = Session::connect(&m.mnt).expect("connect after");
+    let file = s.attach(&f).expect("attach");
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(s.pread(file, &mut buf, 0, false).expect("pread"), 4096);
 }
