@@ -21,14 +21,19 @@ VERSION := $(MAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
 SONAME := libzcfuse.so.$(MAJOR)
 LIB := build/libzcfuse.so.$(VERSION)
 PREFIX ?= /usr/local
+# Debian's python3 (/usr/bin), which sees the Debian packages make deps
+# installs; a python3 earlier on PATH (pyenv) may lack setuptools and wheel.
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
+# What `make python` needs to build a wheel and a venv without the network.
+PYTHON_PKGS := python3-venv python3-pip python3-setuptools python3-wheel
 
 .DEFAULT_GOAL := build
-.PHONY: build lib deps uring-on test fuzz demo bench help clean install FORCE
+.PHONY: build lib deps python-deps python uring-on test fuzz demo bench help clean install FORCE
 
 build: bin/zcfuse lib ## build bin/zcfuse and the library (the default target)
 
 bin/zcfuse: FORCE
-	$(GO) build -o bin/zcfuse ./gosrc/cmd/zcfuse
+	$(GO) build -buildvcs=auto -o bin/zcfuse ./gosrc/cmd/zcfuse
 
 lib: $(LIB) ## build/libzcfuse.so (SONAME, only zcfuse_* exported) and a staged install in build/stage
 
@@ -60,13 +65,12 @@ install: ## install library, header, zcfuse.pc, CMake config and CLI under PREFI
 			capi/pkg/$$f > $(DESTDIR)$(PREFIX)/lib/cmake/zcfuse/$$f; done
 	if [ -x bin/zcfuse ]; then install -m 0755 bin/zcfuse $(DESTDIR)$(PREFIX)/bin/; fi
 
-deps: ## install fio, cmake, pkg-config, python3-numpy/-setuptools/-wheel (apt-get, root) if missing; go mod download
-	@missing=; for p in fio cmake pkg-config; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	for p in python3-numpy python3-setuptools python3-wheel; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -z "$$missing" ]; then \
-		echo "deps: fio $$(fio --version 2>/dev/null | sed 's/^fio-//'), cmake $$(cmake --version | sed -n 's/^cmake version //p'), pkg-config, python3-numpy present"; \
-	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-		echo "deps:$$missing missing and cannot be installed here (needs root and apt-get): the fio tests will skip (fail under CI); the c suite needs cmake and pkg-config; the python suite needs python3-numpy"; \
+# apt_install: shell lines that apt-get install the Debian packages in
+# $$missing (root and apt-get needed; an update first when the lists are
+# stale), or say why they cannot, naming what then fails ($(1)).
+define apt_install
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "deps:$$missing missing and cannot be installed here (needs root and apt-get): $(1)"; \
 	else \
 		echo "deps: apt-get install -y$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \
@@ -75,7 +79,27 @@ deps: ## install fio, cmake, pkg-config, python3-numpy/-setuptools/-wheel (apt-g
 			apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; } || exit 1; \
 		echo "deps: installed$$missing"; \
 	fi
+endef
+
+deps: ## install fio, cmake, pkg-config, python3-numpy/-venv/-pip/-setuptools/-wheel (apt-get, root) if missing; go mod download
+	@missing=; for p in fio cmake pkg-config; do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in python3-numpy $(PYTHON_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then \
+		echo "deps: fio $$(fio --version 2>/dev/null | sed 's/^fio-//'), cmake $$(cmake --version | sed -n 's/^cmake version //p'), pkg-config, python3-numpy, $(PYTHON_PKGS) present"; \
+	else \
+		$(call apt_install,the fio tests will skip (fail under CI); the c suite needs cmake and pkg-config; the python suite needs python3-numpy and $(PYTHON_PKGS)); \
+	fi
 	$(GO) mod download
+
+python-deps: ## install python3-venv, -pip, -setuptools, -wheel (apt-get, root) if missing
+	@command -v dpkg >/dev/null 2>&1 || { echo "deps: no dpkg: $(PYTHON) needs venv, ensurepip, pip, setuptools >= 61 and wheel"; exit 0; }; \
+	missing=; for p in $(PYTHON_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		$(call apt_install,make python needs them); \
+	fi
+
+python: python-deps lib ## a wheel of bindings/python carrying the library (build/dist), installed in build/venv
+	$(PYTHON) bindings/python/make_wheel.py --lib $(LIB) --dist build/dist --venv build/venv
 
 uring-on: ## switch FUSE-over-io_uring on (root), or say why not
 	@p=$(ENABLE_URING); \
@@ -90,7 +114,15 @@ uring-on: ## switch FUSE-over-io_uring on (root), or say why not
 		echo "uring: $$p is $$(cat $$p) and we are not root: uring tests will skip"; \
 	fi
 
-test: deps build uring-on ## vet, go test -race ./gosrc/..., go test ./tests/..., ctest, a 30 s wire fuzz run (timed)
+test: deps build uring-on ## run every suite below, timed, then a summary with each one's skips
+#   vet      go vet ./...
+#   gosrc    go test -race ./gosrc/...
+#   tests    go test ./tests/... (end to end: mounts, fio, both transports)
+#   c        ctest: the C tests and examples (CMakeLists.txt), against build/
+#   python   the binding's unittests (bindings/python/tests), its wheel included
+#   rust     cargo test of zcfuse-sys and zcfuse (bindings/rust)
+#   readme   the README's code blocks, pasted into a fresh clone
+#   fuzz     a 30 s run of the wire decoder's fuzzer (make fuzz)
 	@scripts/run-suites.sh
 
 fuzz: ## bounded fuzz run of the wire decoder (30 s)
@@ -104,7 +136,15 @@ bench: deps bin/zcfuse uring-on ## zcfuse bench: fio through dir, classic, uring
 
 help: ## list the targets
 	@echo "zcfuse make targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 12
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 14
+	@echo "make test runs these suites (scripts/run-suites.sh), in this order:"
+	@sed -n '/^test:/,/^[^#]/s/^#   /  /p' $(MAKEFILE_LIST)
 
-clean: ## remove build outputs
-	rm -rf bin build tests/out
+# Everything the targets and the suites make in the tree: bin/ and build/
+# (library, staged install, cmake tree, wheel, venv), the Go suites'
+# tests/out, cargo's target/, and what Python and setuptools leave in
+# bindings/python when it is built or run in place.
+clean: ## remove everything the build and the tests made (bin, build, tests/out, bindings/rust/target, Python leftovers)
+	rm -rf bin build tests/out bindings/rust/target \
+		bindings/python/build bindings/python/dist bindings/python/*.egg-info
+	find bindings scripts tests examples -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -91,6 +91,40 @@ class ArenaTest(unittest.TestCase):
         a.close()
         self.assertTrue(a.closed)
 
+    def test_exit_with_exception_keeps_it(self) -> None:
+        # The block fails while a view is alive: the failure comes out, not
+        # a BufferError from closing the arena; the arena stays usable and
+        # closes once the view is gone.
+        m = None
+        with self.assertRaises(FileNotFoundError) as cm:
+            with zcfuse.Arena.create(MiB) as a:
+                m = memoryview(a)
+                open("/nonexistent/zcfuse-test", "rb")
+        self.assertIsNone(cm.exception.__context__)
+        self.assertFalse(a.closed)
+        if hasattr(cm.exception, "add_note"):
+            notes = getattr(cm.exception, "__notes__", [])
+            self.assertTrue(any("was not closed" in n for n in notes), notes)
+        m[0] = 7
+        m.release()
+        a.close()
+        self.assertTrue(a.closed)
+
+    def test_exit_with_exception_closes_without_views(self) -> None:
+        with self.assertRaises(KeyError):
+            with zcfuse.Arena.create(MiB) as a:
+                raise KeyError("x")
+        self.assertTrue(a.closed)
+
+    def test_exit_without_exception_reports_live_views(self) -> None:
+        with self.assertRaises(BufferError) as cm:
+            with zcfuse.Arena.create(MiB) as a:
+                m = memoryview(a)
+        self.assertIn("still alive", str(cm.exception))
+        self.assertFalse(a.closed)
+        m.release()
+        a.close()
+
     def test_use_after_close_raises(self) -> None:
         a = zcfuse.Arena.create(MiB)
         a.close()

@@ -41,6 +41,7 @@ SCALARS = {
     "int": ctypes.c_int,
     "unsigned": ctypes.c_uint,
     "uint32_t": ctypes.c_uint32,
+    "uint64_t": ctypes.c_uint64,
     "int64_t": ctypes.c_int64,
     "size_t": ctypes.c_size_t,
 }
@@ -68,6 +69,7 @@ CONSTANTS = {
     "ZCFUSE_SERVER_STATS_V1_SIZE": L.SERVER_STATS_V1_SIZE,
     "ZCFUSE_F_REQUIRE_ZC": L.F_REQUIRE_ZC,
     "ZCFUSE_F_DATASYNC": L.F_DATASYNC,
+    "ZCFUSE_F_ARENA": L.F_ARENA,
     "ZCFUSE_OP_READ": L.OP_READ,
     "ZCFUSE_OP_WRITE": L.OP_WRITE,
     "ZCFUSE_OP_FSYNC": L.OP_FSYNC,
@@ -126,9 +128,22 @@ def header_functions(text: str) -> Dict[str, Tuple[object, List[object]]]:
 
 
 def header_struct_fields(text: str, name: str) -> List[str]:
-    m = re.search(r"typedef\s+struct\s+\w+\s*\{([^{}]*)\}\s*" + name + r"\s*;", text, re.S)
+    """The field names of struct ``name``, those of anonymous unions in place."""
+    body = r"((?:[^{}]|\{[^{}]*\})*)"  # one level of nested braces: a union
+    m = re.search(r"typedef\s+struct\s+\w+\s*\{" + body + r"\}\s*" + name + r"\s*;", text, re.S)
     assert m, f"{name} not found in {HEADER}"
     return [f for f in re.findall(r"(\w+)\s*(?:\[[^\]]*\])?\s*;", m.group(1))]
+
+
+def flat_fields(st: type) -> List[str]:
+    """A ctypes struct's field names, an anonymous member's fields in its place."""
+    out: List[str] = []
+    for f in st._fields_:
+        if f[0] in getattr(st, "_anonymous_", ()):
+            out += flat_fields(f[1])
+        else:
+            out.append(f[0])
+    return out
 
 
 class HeaderTest(unittest.TestCase):
@@ -163,7 +178,7 @@ class HeaderTest(unittest.TestCase):
     def test_struct_fields_match_the_header(self) -> None:
         for cname, st in STRUCTS.items():
             self.assertEqual(
-                header_struct_fields(self.text, cname), [f[0] for f in st._fields_], cname
+                header_struct_fields(self.text, cname), flat_fields(st), cname
             )
 
     def test_sizes_offsets_and_constants_match_the_compiler(self) -> None:
@@ -173,8 +188,8 @@ class HeaderTest(unittest.TestCase):
         lines = []
         for cname, st in STRUCTS.items():
             lines.append(f'printf("sizeof {cname} %zu\\n", sizeof({cname}));')
-            for f in st._fields_:
-                lines.append(f'printf("offsetof {cname}.{f[0]} %zu\\n", offsetof({cname}, {f[0]}));')
+            for f in flat_fields(st):
+                lines.append(f'printf("offsetof {cname}.{f} %zu\\n", offsetof({cname}, {f}));')
         for macro in CONSTANTS:
             lines.append(f'printf("const {macro} %llu\\n", (unsigned long long)({macro}));')
         src = (
@@ -189,9 +204,9 @@ class HeaderTest(unittest.TestCase):
         got = dict(line.rsplit(" ", 1) for line in out.splitlines())
         for cname, st in STRUCTS.items():
             self.assertEqual(int(got[f"sizeof {cname}"]), ctypes.sizeof(st), f"sizeof {cname}")
-            for f in st._fields_:
-                off = getattr(st, f[0]).offset
-                self.assertEqual(int(got[f"offsetof {cname}.{f[0]}"]), off, f"offsetof {cname}.{f[0]}")
+            for f in flat_fields(st):
+                off = getattr(st, f).offset
+                self.assertEqual(int(got[f"offsetof {cname}.{f}"]), off, f"offsetof {cname}.{f}")
         for macro, value in CONSTANTS.items():
             self.assertEqual(int(got[f"const {macro}"]), value, macro)
         # Version 1 of each versioned struct ends where version 2 begins.

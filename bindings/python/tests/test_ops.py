@@ -6,6 +6,7 @@ oracle: a zero-copy op moves zero_copy_bytes and no FUSE READ/WRITE."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import hashlib
 import multiprocessing
@@ -185,6 +186,70 @@ class PosixPathTest(OpsCase):
         with self.assertRaises(zcfuse.Error) as cm:
             self.s.readinto(0xFFFF, a, 0)
         self.assertEqual(cm.exception.errno, errno.EBADF)
+
+
+class ArenaOpsTest(OpsCase):
+    """Buffers in a shared arena are named by {arena id, offset}
+    (zcfuse_p*_arena, ZCFUSE_F_ARENA); the library's mapping is never used."""
+
+    def test_ops_name_the_arena_by_id(self) -> None:
+        a = zcfuse.Arena.create(256 * KiB)
+        self.addCleanup(a.close)
+        shared = self.s.share(a)
+        _, fid = self.open("by-id.bin")
+        with memoryview(a) as m:
+            m[8 * KiB : 12 * KiB] = os.urandom(4 * KiB)
+            with zcfuse._buffers.pin(m[8 * KiB :], writable=False) as p:
+                self.assertEqual(self.s._arena_span(p.address, 4 * KiB), (shared.arena_id, 8 * KiB))
+                self.assertEqual(p.address, a._py_address + 8 * KiB, "no translation")
+            before = self.srv.stats()
+            self.assertEqual(self.s.pwrite(fid, m[8 * KiB : 12 * KiB], 4 * KiB, require_zc=True), 4 * KiB)
+            self.assertEqual(self.s.readinto(fid, m[100 * KiB : 104 * KiB], 4 * KiB, require_zc=True), 4 * KiB)
+            after = self.srv.stats()
+            self.assertEqual(bytes(m[100 * KiB : 104 * KiB]), bytes(m[8 * KiB : 12 * KiB]))
+            self.assertEqual(after.zero_copy_bytes - before.zero_copy_bytes, 8 * KiB)
+            self.assertEqual(fuse_rw(after), fuse_rw(before), "no FUSE READ/WRITE")
+            # A buffer that starts in the arena and runs past its end: EFAULT,
+            # from the by-arena call, and nothing moves.
+            ctypes_buf = (ctypes.c_char * (8 * KiB)).from_address(a._py_address + 252 * KiB)
+            with self.assertRaises(zcfuse.Error) as cm:
+                self.s.pwrite(fid, ctypes_buf, 0)
+            self.assertEqual((cm.exception.errno, cm.exception.function), (errno.EFAULT, "zcfuse_pwrite_arena"))
+            # Batches too: F_ARENA is the binding's, not the caller's.
+            with self.assertRaises(ValueError):
+                self.s.submit([Op(Op.WRITE, fid, m[:4 * KiB], 0, flags=zcfuse._library.F_ARENA)])
+            self.assertEqual(self.s.in_flight, 0)
+            self.assertEqual(self.s.submit([Op(Op.READ, fid, m[:4 * KiB], 4 * KiB, user_data=1,
+                                               flags=zcfuse.F_REQUIRE_ZC)]), 1)
+            self.assertEqual(self.s.wait(1), [zcfuse.Completion(1, 4 * KiB)])
+            self.assertEqual(bytes(m[:4 * KiB]), bytes(m[8 * KiB : 12 * KiB]))
+        self.assertEqual(self.backing_bytes("by-id.bin")[4 * KiB :], bytes(a[8 * KiB : 12 * KiB]))
+
+    def test_unshare_and_close_forget_the_arena(self) -> None:
+        a = zcfuse.Arena.create(64 * KiB)
+        shared = self.s.share(a)
+        _, fid = self.open("forget.bin")
+        self.assertEqual(self.s._arena_span(a._py_address, 4096), (shared.arena_id, 0))
+        self.s.unshare(shared.arena_id)
+        self.assertIsNone(self.s._arena_span(a._py_address, 4096))
+        with self.assertRaises(zcfuse.Error) as cm:
+            self.s.pwrite(fid, a, 0, require_zc=True)  # by pointer now
+        self.assertEqual((cm.exception.errno, cm.exception.function), (errno.EFAULT, "zcfuse_pwrite"))
+        self.assertEqual(self.s.pwrite(fid, a, 0), 64 * KiB)  # the posix path
+        self.s.share(a)
+        addr = a._py_address
+        a.close()
+        self.assertIsNone(self.s._arena_span(addr, 4096), "a closed arena's range is not an arena")
+
+    def test_arenas_of_two_sessions(self) -> None:
+        other = self.connect()
+        a, b = zcfuse.Arena.create(64 * KiB), zcfuse.Arena.create(64 * KiB)
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        ida, idb = self.s.share(a).arena_id, other.share(b).arena_id
+        self.assertEqual(self.s._arena_span(a._py_address + 5, 1), (ida, 5))
+        self.assertIsNone(self.s._arena_span(b._py_address, 1), "b is the other session's")
+        self.assertEqual(other._arena_span(b._py_address + 7, 1), (idb, 7))
 
 
 class BatchTest(OpsCase):

@@ -40,7 +40,17 @@ from ._library import (
 from .arena import Arena
 from .errors import ClosedError, Error
 from .server import Hook, HookInfo, Opcode, Server, ServerStats, Transport
-from .session import Completion, Op, Session, SessionStats, SharedArena, connect, wait_async
+from .session import (
+    Completion,
+    Mode,
+    Op,
+    OpType,
+    Session,
+    SessionStats,
+    SharedArena,
+    connect,
+    wait_async,
+)
 
 __version__ = "0.1.0"
 
@@ -97,8 +107,10 @@ __all__ = [
     "Hook",
     "HookInfo",
     "LibraryNotFoundError",
+    "Mode",
     "NO_CACHE",
     "Op",
+    "OpType",
     "Opcode",
     "SERVER_STATS_VERSION",
     "SESSION_STATS_VERSION",

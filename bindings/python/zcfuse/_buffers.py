@@ -1,18 +1,24 @@
 """Python buffers as C pointers for the zero-copy operations.
 
-A Python :class:`zcfuse.Arena` is its own ``mmap`` of the arena's memfd,
-at another address than the library's mapping of the same pages
-(``zcfuse_arena_base``). The library recognises an arena buffer by its
-address in *its* mapping, so a buffer that lies in an arena's Python
-mapping must be handed over at the same offset in the library's mapping.
-:func:`c_address` is the one place that does this translation; every
-other buffer goes as it is (the library then takes the copying posix
-path, or fails with EFAULT under ``require_zc``).
-
 :func:`pin` takes a buffer export (``PyObject_GetBuffer``) that keeps the
 memory in place, and its object alive, until :meth:`Pinned.release`: an
 arena with a live export cannot be closed (``BufferError``), a bytearray
-cannot be resized.
+cannot be resized. :attr:`Pinned.address` is the buffer's address in this
+process, as Python sees it.
+
+A Python :class:`zcfuse.Arena` is its own ``mmap`` of the arena's memfd,
+at another address than the library's mapping of the same pages
+(``zcfuse_arena_base``). The session's operations do not translate
+between the two: a buffer inside an arena the session shares is named
+as {arena id, offset} (``zcfuse_pread_arena``/``zcfuse_pwrite_arena``,
+``ZCFUSE_F_ARENA`` in a batch; :meth:`zcfuse.Session._arena_span`), any
+other buffer goes by its pointer (the library then takes the copying
+posix path, or fails with EFAULT under ``require_zc``).
+
+The registry of open arenas by the address of their Python mapping and
+:func:`c_address`, which translates such an address into the library's
+mapping, are no longer used by the operations; they remain for code that
+hands raw pointers to the library itself (bindings/bench/overhead.py).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import ctypes
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 if TYPE_CHECKING:
     from .arena import Arena
@@ -107,40 +113,64 @@ def c_address(py_address: int, nbytes: int) -> int:
     return py_address
 
 
-class Pinned:
-    """A buffer export: ``address`` (for C, translated), ``nbytes``.
+def export(obj: Any, writable: bool) -> Tuple[memoryview, int, int]:
+    """Exports the contiguous buffer ``obj``: (the export, address, nbytes).
 
-    Holds the export until :meth:`release` (also on garbage collection).
+    The export is a private ``memoryview`` of ``obj``: the memory stays in
+    place, and ``obj`` alive, until its ``release()`` (an arena cannot be
+    closed meanwhile, a bytearray not resized). The address of a writable
+    buffer comes from ``ctypes.c_char.from_buffer`` (no foreign call), that
+    of a read-only one from ``PyObject_GetBuffer`` through ctypes (slower;
+    such buffers only ever take the copying posix path). Raises
+    :class:`TypeError` (not a buffer), :class:`BufferError` (not
+    C-contiguous; read-only when ``writable``), :class:`ValueError` (a
+    closed arena or mmap).
     """
+    view = memoryview(obj)
+    if not view.c_contiguous:
+        view.release()
+        raise BufferError("zcfuse: the buffer is not C-contiguous")
+    if view.readonly:
+        if writable:
+            view.release()
+            raise BufferError("zcfuse: the buffer is read-only and cannot be read into")
+        return view, python_address(view), view.nbytes
+    nbytes = view.nbytes
+    if nbytes == 0:
+        return view, python_address(view), 0
+    return view, _addressof(_c_char.from_buffer(view)), nbytes  # that export ends at once
 
-    __slots__ = ("_view", "address", "nbytes", "readonly", "__weakref__")
+
+_c_char = ctypes.c_char
+_addressof = ctypes.addressof
+
+
+class Pinned:
+    """A buffer export (see :func:`export`): ``address`` (this process's),
+    ``nbytes``; held until :meth:`release` or garbage collection."""
+
+    __slots__ = ("_view", "address", "nbytes", "__weakref__")
 
     def __init__(self, obj: Any, writable: bool) -> None:
-        view = Py_buffer()
-        flags = PyBUF_WRITABLE if writable else PyBUF_SIMPLE
-        _GetBuffer(obj, ctypes.byref(view), flags)  # raises BufferError/TypeError
-        self._view: Optional[Py_buffer] = view
-        self.nbytes: int = view.len
-        self.readonly = bool(view.readonly)
-        self.address: int = c_address(view.buf or 0, view.len)
+        view, self.address, self.nbytes = export(obj, writable)
+        self._view: Optional[memoryview] = view
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the buffer is read-only (False once released)."""
+        return self._view is not None and self._view.readonly
 
     def release(self) -> None:
         """Ends the export; a second call does nothing."""
         view, self._view = self._view, None
         if view is not None:
-            _Release(ctypes.byref(view))
+            view.release()
 
     def __enter__(self) -> "Pinned":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-    def __del__(self) -> None:
-        try:
-            self.release()
-        except Exception:  # interpreter shutdown
-            pass
 
 
 def pin(obj: Any, writable: bool) -> Pinned:

@@ -30,6 +30,7 @@ from ctypes import (
     CFUNCTYPE,
     POINTER,
     Structure,
+    Union,
     c_char,
     c_char_p,
     c_int,
@@ -73,6 +74,8 @@ SERVER_OPTS_V1_SIZE = 24 + 2 * ctypes.sizeof(c_void_p)
 # Zero-copy operations: op flags, opcodes, wait modes.
 F_REQUIRE_ZC = 1 << 0
 F_DATASYNC = 1 << 1
+#: A read/write names {arena_id, arena_off} instead of a pointer.
+F_ARENA = 1 << 2
 OP_READ = 1
 OP_WRITE = 2
 OP_FSYNC = 3
@@ -117,16 +120,28 @@ class zcfuse_session_stats_t(Structure):
     ]
 
 
-class zcfuse_op_t(Structure):
-    """``zcfuse_op_t``: one operation for zcfuse_submit()."""
+class zcfuse_op_mem(Union):
+    """The anonymous union of ``zcfuse_op_t``: a pointer, or an offset in
+    the arena ``arena_id`` (with F_ARENA)."""
 
+    _fields_ = [("buf", c_void_p), ("arena_off", c_uint64)]
+
+
+class zcfuse_op_t(Structure):
+    """``zcfuse_op_t``: one operation for zcfuse_submit().
+
+    ``buf`` and ``arena_off`` share bytes 16..23 (an anonymous union in C,
+    ``mem`` here, its fields reachable as ``op.buf`` / ``op.arena_off``).
+    """
+
+    _anonymous_ = ("mem",)
     _fields_ = [
         ("opcode", c_uint8),
         ("reserved", c_uint8 * 3),
         ("flags", c_uint32),
         ("file_id", c_uint32),
-        ("reserved2", c_uint32),
-        ("buf", c_void_p),
+        ("arena_id", c_uint32),
+        ("mem", zcfuse_op_mem),
         ("len", c_uint64),
         ("off", c_int64),
         ("user_data", c_uint64),
@@ -231,6 +246,12 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     # zero-copy operations
     "zcfuse_pwrite": (c_int64, [SessionP, c_uint32, c_void_p, c_size_t, c_int64, c_uint32]),
     "zcfuse_pread": (c_int64, [SessionP, c_uint32, c_void_p, c_size_t, c_int64, c_uint32]),
+    "zcfuse_pwrite_arena": (
+        c_int64, [SessionP, c_uint32, c_uint32, c_uint64, c_size_t, c_int64, c_uint32]
+    ),
+    "zcfuse_pread_arena": (
+        c_int64, [SessionP, c_uint32, c_uint32, c_uint64, c_size_t, c_int64, c_uint32]
+    ),
     "zcfuse_fsync": (c_int, [SessionP, c_uint32, c_uint32]),
     "zcfuse_submit": (c_int, [SessionP, POINTER(zcfuse_op_t), c_uint]),
     "zcfuse_wait": (c_int, [SessionP, POINTER(zcfuse_cqe_t), c_uint, c_uint, c_int]),
@@ -256,6 +277,8 @@ OPTIONAL = frozenset(
         "zcfuse_detach",
         "zcfuse_pwrite",
         "zcfuse_pread",
+        "zcfuse_pwrite_arena",
+        "zcfuse_pread_arena",
         "zcfuse_fsync",
         "zcfuse_submit",
         "zcfuse_wait",

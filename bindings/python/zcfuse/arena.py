@@ -6,6 +6,7 @@ import ctypes
 import errno
 import mmap
 import threading
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
@@ -121,8 +122,9 @@ class Arena(mmap.mmap):
         """Where the library maps the arena (``zcfuse_arena_base``).
 
         The same pages as this buffer, at another virtual address. The
-        session's zero-copy calls translate buffers of the arena to this
-        mapping themselves: pass the Python buffer, not this address.
+        session's zero-copy calls name a buffer of a shared arena by arena
+        id and offset themselves: pass the Python buffer, not this address
+        (it is for C code that takes raw pointers).
         """
         return int(LIB.zcfuse_arena_base(self._live()) or 0)
 
@@ -145,7 +147,14 @@ class Arena(mmap.mmap):
             if self._handle is None:
                 return
             with _buffers.registry_lock():  # no translation into it from here on
-                super().close()  # BufferError while exported: nothing changed
+                try:
+                    super().close()  # BufferError while exported: nothing changed
+                except BufferError:
+                    raise BufferError(
+                        "zcfuse.Arena.close: memoryviews or arrays of the arena are still "
+                        "alive: release them first (view.release(), `with memoryview(arena) "
+                        "as view:`, del array); the arena stays open"
+                    ) from None
                 _buffers._arenas.pop(self._py_address, None)
             handle, self._handle = self._handle, None
             self._c_base = 0
@@ -159,8 +168,23 @@ class Arena(mmap.mmap):
         self._live()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: Optional[BaseException], tb: object) -> None:
+        if exc is None:
+            self.close()  # BufferError while views are alive, as close() says
+            return
+        # An exception is leaving the block: closing must not replace it
+        # with a BufferError about views the failed code had no chance to
+        # release (they often live in the traceback's frames). The arena
+        # then stays open and is closed when it is collected; the
+        # exception carries a note saying so.
+        try:
+            self.close()
+        except BufferError as e:
+            note = f"zcfuse: the arena was not closed on the way out of `with`: {e}"
+            if hasattr(exc, "add_note"):  # Python 3.11+
+                exc.add_note(note)
+            else:
+                warnings.warn(note, ResourceWarning, stacklevel=2)
 
     def __del__(self) -> None:
         # No exports can be left when the object dies; mmap unmaps its own

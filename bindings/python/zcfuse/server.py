@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import enum
 import errno
 import os
 import threading
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple, Union
 
 from . import _forksafe
+from ._enum import NamedIntEnum
 from ._library import (
     HOOK_RING,
     LIB,
@@ -34,15 +34,19 @@ from .errors import Error, check, closed
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
-class Transport(enum.IntEnum):
-    """How requests travel from the kernel to the server (zcfuse_transport_t)."""
+class Transport(NamedIntEnum):
+    """How requests travel from the kernel to the server (zcfuse_transport_t).
+
+    An int that prints its name: ``print(srv.stats().transport)`` shows
+    ``Transport.URING``.
+    """
 
     AUTO = 0  #: FUSE-over-io_uring when the kernel offers it, else /dev/fuse
     URING = 1  #: FUSE-over-io_uring or fail with EPROTONOSUPPORT
     CLASSIC = 2  #: the classic /dev/fuse loop
 
 
-class Opcode(enum.IntEnum):
+class Opcode(NamedIntEnum):
     """FUSE opcodes (include/uapi/linux/fuse.h): indices of the stats arrays."""
 
     LOOKUP = 1

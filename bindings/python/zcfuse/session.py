@@ -6,12 +6,15 @@ import ctypes
 import errno
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 from . import _forksafe
-from ._buffers import Pinned, pin
+from ._buffers import Pinned, export, pin
+from ._enum import NamedIntEnum
 from ._library import (
+    F_ARENA,
     F_DATASYNC,
     F_REQUIRE_ZC,
     LIB,
@@ -55,20 +58,36 @@ class SharedArena(NamedTuple):
     registered: bool  #: the server registered it as an io_uring fixed buffer
 
 
+class OpType(NamedIntEnum):
+    """What an :class:`Op` does (ZCFUSE_OP_*); also ``Op.READ`` etc."""
+
+    READ = OP_READ
+    WRITE = OP_WRITE
+    FSYNC = OP_FSYNC
+
+
+class Mode(NamedIntEnum):
+    """How a session waits for completions (zcfuse_session_set_mode)."""
+
+    SLEEP = MODE_SLEEP  #: doorbells: client and server sleep when idle (the default)
+    POLL = MODE_POLL  #: client and server spin for a while before sleeping
+
+
 @dataclass
 class Op:
     """One operation for :meth:`Session.submit` (``zcfuse_op_t``).
 
-    ``opcode`` is :attr:`READ`, :attr:`WRITE` or :attr:`FSYNC`;
+    ``opcode`` is :attr:`READ`, :attr:`WRITE` or :attr:`FSYNC` (an
+    :class:`OpType`; a plain int is taken and turned into one);
     ``buffer`` any contiguous buffer (writable for a read; None for
     fsync): a slice of a shared :class:`zcfuse.Arena` moves with no copy;
     ``flags`` are :data:`zcfuse.F_REQUIRE_ZC` / :data:`zcfuse.F_DATASYNC`.
     ``user_data`` comes back in the :class:`Completion`.
     """
 
-    READ: ClassVar[int] = OP_READ
-    WRITE: ClassVar[int] = OP_WRITE
-    FSYNC: ClassVar[int] = OP_FSYNC
+    READ: ClassVar[OpType] = OpType.READ
+    WRITE: ClassVar[OpType] = OpType.WRITE
+    FSYNC: ClassVar[OpType] = OpType.FSYNC
 
     opcode: int
     file_id: int
@@ -76,6 +95,12 @@ class Op:
     offset: int = 0
     user_data: int = 0
     flags: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            self.opcode = OpType(self.opcode)
+        except ValueError:
+            pass  # the library answers an unknown opcode with EINVAL
 
 
 class Completion(NamedTuple):
@@ -87,9 +112,6 @@ class Completion(NamedTuple):
 
     user_data: int
     res: int
-
-
-_MODES = {"sleep": MODE_SLEEP, "poll": MODE_POLL}
 
 
 class Session:
@@ -121,6 +143,10 @@ class Session:
         # released when the last op with that user_data completes.
         self._pinned: Dict[int, Tuple[int, List[Pinned]]] = {}
         self._inflight = 0
+        # The arenas this session shares, as (start, end, arena_id, arena):
+        # where the arena's Python mapping lies, and a weak reference. An op
+        # on a buffer inside one names {arena_id, offset} (ZCFUSE_F_ARENA).
+        self._shared: List[Tuple[int, int, int, "weakref.ref[Arena]"]] = []
         _forksafe.track(self)
 
     @classmethod
@@ -165,12 +191,20 @@ class Session:
         with self._lock, arena._borrow() as ah:
             rc = LIB.zcfuse_share(self._live(), ah, ctypes.byref(arena_id), ctypes.byref(flags))
             check(rc, "zcfuse_share")
+            start = arena._py_address
+            self._shared.append((start, start + arena._size, arena_id.value, weakref.ref(arena)))
         return SharedArena(arena_id.value, bool(flags.value & SHARED_REGISTERED))
 
     def unshare(self, arena_id: int) -> None:
-        """Asks the server to release ``arena_id``; ENOENT if unknown."""
+        """Asks the server to release ``arena_id``; ENOENT if unknown.
+
+        From then on, buffers in that arena go by pointer: the posix path,
+        or EFAULT with ``require_zc``.
+        """
         with self._lock:
-            check(LIB.zcfuse_unshare(self._live(), arena_id), "zcfuse_unshare")
+            rc = LIB.zcfuse_unshare(self._live(), arena_id)
+            self._shared = [e for e in self._shared if e[2] != arena_id]
+            check(rc, "zcfuse_unshare")
 
     def attach(self, file: Union[int, _HasFileno]) -> int:
         """Attaches a file opened through this session's mount; returns its id.
@@ -214,6 +248,26 @@ class Session:
 
     # -- zero-copy operations ---------------------------------------------
 
+    def _arena_span(self, address: int, nbytes: int) -> Optional[Tuple[int, int]]:
+        """(arena_id, offset) when ``address`` lies in an arena this session
+        shares, else None (the op then goes by pointer). Called with the
+        lock held and the buffer pinned.
+
+        Only the start must lie inside: a buffer running past the arena's
+        end still goes by arena, and the library answers EFAULT. An arena
+        closed meanwhile no longer counts (its address range may hold other
+        memory now); mmap's ``closed`` changes with the unmapping itself,
+        under the GIL, so a range found open here is the arena's.
+        """
+        if nbytes == 0:
+            return None
+        for start, end, arena_id, ref in self._shared:
+            if start <= address < end:
+                arena = ref()
+                if arena is not None and not arena.closed:
+                    return arena_id, address - start
+        return None
+
     def pwrite(self, file_id: int, data: Any, offset: int, require_zc: bool = False) -> int:
         """Writes the buffer ``data`` to ``file_id`` at ``offset``; returns bytes written.
 
@@ -228,12 +282,7 @@ class Session:
         nothing written, no SIGXFSZ), ENOTCONN (server gone), EBADF
         (:class:`zcfuse.ClosedError`) once the session is closed.
         """
-        flags = F_REQUIRE_ZC if require_zc else 0
-        with self._lock:
-            handle = self._live()
-            with pin(data, writable=False) as p:
-                rc = _optional("zcfuse_pwrite")(handle, file_id, p.address, p.nbytes, offset, flags)
-                return check(rc, "zcfuse_pwrite")
+        return self._rw(_PWRITE, file_id, data, False, offset, require_zc)
 
     def readinto(self, file_id: int, buffer: Any, offset: int, require_zc: bool = False) -> int:
         """Reads ``file_id`` at ``offset`` into the writable ``buffer``; returns bytes read.
@@ -243,12 +292,35 @@ class Session:
         another through the mount (or EFAULT with ``require_zc``); a file
         attached write-only is EBADF.
         """
+        return self._rw(_PREAD, file_id, buffer, True, offset, require_zc)
+
+    def _rw(
+        self, fns: Tuple[str, str], file_id: int, buf: Any, writable: bool, offset: int,
+        require_zc: bool,
+    ) -> int:
+        """One synchronous read or write: by arena id for a buffer in an
+        arena this session shares, else by pointer. ``fns`` names the
+        pointer and the by-arena C function. The hot path of the binding:
+        kept flat (no context managers, functions looked up once)."""
         flags = F_REQUIRE_ZC if require_zc else 0
         with self._lock:
-            handle = self._live()
-            with pin(buffer, writable=True) as p:
-                rc = _optional("zcfuse_pread")(handle, file_id, p.address, p.nbytes, offset, flags)
-                return check(rc, "zcfuse_pread")
+            handle = self._handle
+            if handle is None:
+                raise closed("zcfuse session")
+            view, address, nbytes = export(buf, writable)
+            try:
+                span = self._arena_span(address, nbytes) if self._shared else None
+                if span is None:
+                    name = fns[0]
+                    rc = _fn(name)(handle, file_id, address, nbytes, offset, flags)
+                else:
+                    name = fns[1]
+                    rc = _fn(name)(handle, file_id, span[0], span[1], nbytes, offset, flags)
+            finally:
+                view.release()
+            if rc < 0:
+                check(rc, name)  # on this thread, right after the call
+            return rc
 
     def pread(
         self, file_id: int, size_or_buffer: Any, offset: int, require_zc: bool = False
@@ -292,20 +364,32 @@ class Session:
         arr = (zcfuse_op_t * max(n, 1))()
         pins: List[Optional[Pinned]] = []
         try:
-            for i, op in enumerate(ops):
-                c = arr[i]
-                c.opcode = op.opcode
-                c.flags = op.flags
-                c.file_id = op.file_id
-                c.off = op.offset
-                c.user_data = op.user_data
-                p = None
-                if op.buffer is not None:
-                    p = pin(op.buffer, writable=op.opcode == OP_READ)
-                    c.buf, c.len = p.address, p.nbytes
-                pins.append(p)
             with self._lock:
                 handle = self._live()
+                for i, op in enumerate(ops):
+                    if op.flags & F_ARENA:
+                        raise ValueError(
+                            "Op.flags: F_ARENA is the binding's to set (a buffer in a "
+                            "shared arena is named by arena id and offset by itself)"
+                        )
+                    c = arr[i]
+                    c.opcode = op.opcode
+                    c.flags = op.flags
+                    c.file_id = op.file_id
+                    c.off = op.offset
+                    c.user_data = op.user_data
+                    p = None
+                    if op.buffer is not None:
+                        p = pin(op.buffer, writable=op.opcode == OP_READ)
+                        c.len = p.nbytes
+                        span = self._arena_span(p.address, p.nbytes)
+                        if span is None:
+                            c.buf = p.address
+                        else:
+                            _optional("zcfuse_pwrite_arena")  # ENOSYS: no ZCFUSE_F_ARENA either
+                            c.flags = op.flags | F_ARENA
+                            c.arena_id, c.arena_off = span
+                    pins.append(p)
                 taken = check(_optional("zcfuse_submit")(handle, arr, n), "zcfuse_submit")
                 self._inflight += taken
                 for op, p in zip(ops[:taken], pins[:taken]):
@@ -367,10 +451,15 @@ class Session:
     def set_mode(self, mode: Union[str, int], spin_us: int = 0) -> None:
         """How the session waits: "sleep" (doorbells, the default) or "poll".
 
-        In "poll" mode client and server spin up to ``spin_us``
-        microseconds (0: 50) before sleeping.
+        ``mode`` is "sleep", "poll" or a :class:`Mode`. In "poll" mode
+        client and server spin up to ``spin_us`` microseconds (0: 50)
+        before sleeping.
         """
-        code = _MODES.get(mode, None) if isinstance(mode, str) else mode
+        code: Optional[int]
+        if isinstance(mode, str):
+            code = Mode.__members__.get(mode.upper())
+        else:
+            code = mode
         if code is None:
             raise ValueError(f"mode must be 'sleep' or 'poll', not {mode!r}")
         with self._lock:
@@ -408,6 +497,7 @@ class Session:
             if rc == -errno.ECHILD:
                 check(rc, "zcfuse_close")  # not freed: the parent owns it
             self._handle = None
+            self._shared = []
             self._release_all()
             if rc != -errno.ENOTCONN:
                 check(rc, "zcfuse_close")
@@ -434,6 +524,20 @@ class Session:
     def __repr__(self) -> str:
         state = "closed" if self._handle is None else "open"
         return f"<zcfuse.Session {self.mountpoint!r} {state}>"
+
+
+_PWRITE = ("zcfuse_pwrite", "zcfuse_pwrite_arena")
+_PREAD = ("zcfuse_pread", "zcfuse_pread_arena")
+#: Optional functions found so far, by name (see _fn).
+_found: Dict[str, Any] = {}
+
+
+def _fn(name: str) -> Any:
+    """_optional(name), remembered once found (the per-op path)."""
+    fn = _found.get(name)
+    if fn is None:
+        fn = _found[name] = _optional(name)
+    return fn
 
 
 def _optional(name: str) -> Any:
