@@ -78,16 +78,6 @@ static uint32_t crc32c(const void *data, size_t n)
     return ~c;
 }
 
-static void fill(void *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15u + 1;
-    unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        b[i] = (unsigned char)x;
-    }
-}
-
 static double now_ms(void)
 {
     struct timespec t;
@@ -236,7 +226,7 @@ int main(int argc, char **argv)
             goto out;
         }
         free(path);
-        fill(base, r->len, 1000 + i);
+        t_fill(base, r->len, 1000 + i);
         r->crc = crc32c(base, r->len);
         if (r->ring) {
             uint32_t file_id;

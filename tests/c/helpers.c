@@ -358,3 +358,26 @@ int t_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats)
     stats->struct_size = sizeof *stats;
     return zcfuse_server_stats(srv, stats);
 }
+
+void t_fill(void *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15u + 1;
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b[i] = (unsigned char)x;
+    }
+}
+
+int t_file_holds(const char *path, const void *want, size_t n, off_t off)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *got = malloc(n ? n : 1);
+    ssize_t r = fd >= 0 && got ? pread(fd, got, n, off) : -1;
+    int ok = r == (ssize_t)n && memcmp(got, want, n) == 0;
+    if (fd >= 0)
+        close(fd);
+    free(got);
+    return ok;
+}
+

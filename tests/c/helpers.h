@@ -13,6 +13,8 @@
 #define ZCFUSE_TEST_HELPERS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "zcfuse.h"
 
@@ -86,5 +88,23 @@ int t_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats);
 /* Cleans up the scratch directories and returns rc, or T_FAIL when any
  * check failed or something was left mounted. End main() with it. */
 int t_done(int rc);
+
+/* Fails unless the counters of two snapshots (any struct with the fields
+ * zc, copied, fuse_rw and zc_ops) moved by exactly these amounts. */
+#define EXPECT_MOVED(a, b, want_zc, want_cp, want_rw, want_ops)                                                  \
+    EXPECT((b).zc - (a).zc == (want_zc) && (b).copied - (a).copied == (want_cp) &&                                  \
+               (b).fuse_rw - (a).fuse_rw == (want_rw) && (b).zc_ops - (a).zc_ops == (want_ops),                     \
+           "zero_copy_bytes +%llu (want %llu), copied_bytes +%llu (want %llu), FUSE READ+WRITE +%llu (want %llu), " \
+           "zc_ops +%llu (want %llu)",                                                                              \
+           (unsigned long long)((b).zc - (a).zc), (unsigned long long)(want_zc),                                    \
+           (unsigned long long)((b).copied - (a).copied), (unsigned long long)(want_cp),                            \
+           (unsigned long long)((b).fuse_rw - (a).fuse_rw), (unsigned long long)(want_rw),                          \
+           (unsigned long long)((b).zc_ops - (a).zc_ops), (unsigned long long)(want_ops))
+
+/* Fills p[0..n) with bytes that depend on seed. */
+void t_fill(void *p, size_t n, uint64_t seed);
+
+/* Whether the file at path holds want[0..n) at off. */
+int t_file_holds(const char *path, const void *want, size_t n, off_t off);
 
 #endif

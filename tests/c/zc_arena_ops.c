@@ -58,40 +58,6 @@ static struct snap snap(void)
     return s;
 }
 
-/* Fails unless the counters moved by exactly these amounts. */
-#define EXPECT_MOVED(a, b, want_zc, want_cp, want_rw, want_ops)                                                  \
-    EXPECT((b).zc - (a).zc == (want_zc) && (b).copied - (a).copied == (want_cp) &&                                  \
-               (b).fuse_rw - (a).fuse_rw == (want_rw) && (b).zc_ops - (a).zc_ops == (want_ops),                     \
-           "zero_copy_bytes +%llu (want %llu), copied_bytes +%llu (want %llu), FUSE READ+WRITE +%llu (want %llu), " \
-           "zc_ops +%llu (want %llu)",                                                                              \
-           (unsigned long long)((b).zc - (a).zc), (unsigned long long)(want_zc),                                    \
-           (unsigned long long)((b).copied - (a).copied), (unsigned long long)(want_cp),                            \
-           (unsigned long long)((b).fuse_rw - (a).fuse_rw), (unsigned long long)(want_rw),                          \
-           (unsigned long long)((b).zc_ops - (a).zc_ops), (unsigned long long)(want_ops))
-
-static void fill(void *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15u + 1;
-    unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        b[i] = (unsigned char)x;
-    }
-}
-
-/* Whether the backing file holds want[0..n) at off. */
-static int backing_holds(const char *path, const void *want, size_t n, off_t off)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char *got = malloc(n ? n : 1);
-    ssize_t r = fd >= 0 && got ? pread(fd, got, n, off) : -1;
-    int ok = r == (ssize_t)n && memcmp(got, want, n) == 0;
-    if (fd >= 0)
-        close(fd);
-    free(got);
-    return ok;
-}
-
 /* Submits n ops and reaps their n completions into cqes, ordered by
  * user_data (which must be 0..n-1). Returns how many came back. */
 static int run_batch(zcfuse_session_t *s, const zcfuse_op_t *ops, int n, int64_t *res)
@@ -149,7 +115,7 @@ int main(void)
     for (int i = 0; i < 3; i++) {
         size_t n = sizes[i];
         uint64_t pieces = (n + PIECE - 1) / PIECE;
-        fill(base + WR_AT, n, 100 + i);
+        t_fill(base + WR_AT, n, 100 + i);
         memset(base + RD_AT, 0, n);
         struct snap s0 = snap();
         if (!EXPECT(zcfuse_pwrite_arena(s, rw_id, aid, WR_AT, n, 0, 0) == (int64_t)n, "pwrite_arena %zu bytes: %s",
@@ -157,7 +123,7 @@ int main(void)
             goto out;
         struct snap s1 = snap();
         EXPECT_MOVED(s0, s1, n, 0, 0, pieces);
-        EXPECT(backing_holds(bfile, base + WR_AT, n, 0), "the backing file holds the %zu bytes written", n);
+        EXPECT(t_file_holds(bfile, base + WR_AT, n, 0), "the backing file holds the %zu bytes written", n);
         if (!EXPECT(zcfuse_pread_arena(s, rw_id, aid, RD_AT, n, 0, ZCFUSE_F_ARENA) == (int64_t)n,
                     "pread_arena %zu bytes: %s", n, zcfuse_last_error()))
             goto out;
@@ -174,7 +140,7 @@ int main(void)
     zcfuse_op_t ops[NBATCH];
     int64_t res[NBATCH];
     const size_t chunk = 64 * KiB;
-    fill(base + WR_AT, NBATCH * chunk, 23);
+    t_fill(base + WR_AT, NBATCH * chunk, 23);
     for (int i = 0; i < NBATCH; i++)
         ops[i] = (zcfuse_op_t){.opcode = ZCFUSE_OP_WRITE, .flags = ZCFUSE_F_ARENA, .file_id = rw_id,
                                .arena_id = aid, .arena_off = WR_AT + i * chunk, .len = chunk,
@@ -186,7 +152,7 @@ int main(void)
         EXPECT(res[i] == (int64_t)chunk, "arena write %d: %lld", i, (long long)res[i]);
     struct snap s1 = snap();
     EXPECT_MOVED(s0, s1, NBATCH * chunk, 0, 0, NBATCH);
-    EXPECT(backing_holds(bfile, base + WR_AT, NBATCH * chunk, 0), "the batch of arena writes landed");
+    EXPECT(t_file_holds(bfile, base + WR_AT, NBATCH * chunk, 0), "the batch of arena writes landed");
     /* Read it back, every other op by pointer (arena_id set but ignored). */
     memset(base + RD_AT, 0, NBATCH * chunk);
     for (int i = 0; i < NBATCH; i++) {
@@ -208,7 +174,7 @@ int main(void)
     EXPECT(memcmp(base + WR_AT, base + RD_AT, NBATCH * chunk) == 0, "the mixed batch of reads differs");
 
     /* Old pointer calls are unchanged. */
-    fill(base, 8 * KiB, 31);
+    t_fill(base, 8 * KiB, 31);
     EXPECT(zcfuse_pwrite(s, rw_id, base, 8 * KiB, 0, ZCFUSE_F_REQUIRE_ZC) == (int64_t)(8 * KiB), "pointer pwrite: %s",
            zcfuse_last_error());
     EXPECT(zcfuse_pread(s, rw_id, base + RD_AT, 8 * KiB, 0, 0) == (int64_t)(8 * KiB), "pointer pread: %s",
@@ -224,7 +190,7 @@ int main(void)
         goto out;
     EXPECT(zcfuse_pwrite_arena(s, rw_id, bid, 0, 4 * KiB, 0, 0) == (int64_t)(4 * KiB), "second arena: %s",
            zcfuse_last_error());
-    EXPECT(backing_holds(bfile, zcfuse_arena_base(b), 4 * KiB, 0), "the second arena's bytes landed");
+    EXPECT(t_file_holds(bfile, zcfuse_arena_base(b), 4 * KiB, 0), "the second arena's bytes landed");
     memcpy(saved, zcfuse_arena_base(b), 4 * KiB);
     EXPECT_RC(0, zcfuse_unshare(s, bid));
     zcfuse_arena_close(c); /* still shared on the server: the session forgets it */
@@ -264,7 +230,7 @@ int main(void)
         EXPECT(res[i] == -EFAULT, "submit, %s: %lld, want -EFAULT", bad[i].what, (long long)res[i]);
     s1 = snap();
     EXPECT_MOVED(s0, s1, 0, 0, 0, 0);
-    EXPECT(backing_holds(bfile, saved, 64 * KiB, 0), "a refused arena op changed the file");
+    EXPECT(t_file_holds(bfile, saved, 64 * KiB, 0), "a refused arena op changed the file");
     unsigned char want[4 * KiB];
     memset(want, 0x5a, sizeof want);
     EXPECT(memcmp(base + RD_AT, want, sizeof want) == 0, "a refused arena read changed the arena");

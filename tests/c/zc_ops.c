@@ -57,40 +57,6 @@ static struct snap snap(void)
     return s;
 }
 
-/* Fails unless the counters moved by exactly these amounts. */
-#define EXPECT_MOVED(a, b, want_zc, want_cp, want_rw, want_ops)                                                  \
-    EXPECT((b).zc - (a).zc == (want_zc) && (b).copied - (a).copied == (want_cp) &&                                  \
-               (b).fuse_rw - (a).fuse_rw == (want_rw) && (b).zc_ops - (a).zc_ops == (want_ops),                     \
-           "zero_copy_bytes +%llu (want %llu), copied_bytes +%llu (want %llu), FUSE READ+WRITE +%llu (want %llu), " \
-           "zc_ops +%llu (want %llu)",                                                                              \
-           (unsigned long long)((b).zc - (a).zc), (unsigned long long)(want_zc),                                    \
-           (unsigned long long)((b).copied - (a).copied), (unsigned long long)(want_cp),                            \
-           (unsigned long long)((b).fuse_rw - (a).fuse_rw), (unsigned long long)(want_rw),                          \
-           (unsigned long long)((b).zc_ops - (a).zc_ops), (unsigned long long)(want_ops))
-
-static void fill(void *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15u + 1;
-    unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        b[i] = (unsigned char)x;
-    }
-}
-
-/* Whether the backing file holds want[0..n) at off. */
-static int backing_holds(const char *path, const void *want, size_t n, off_t off)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char *got = malloc(n ? n : 1);
-    ssize_t r = fd >= 0 && got ? pread(fd, got, n, off) : -1;
-    int ok = r == (ssize_t)n && memcmp(got, want, n) == 0;
-    if (fd >= 0)
-        close(fd);
-    free(got);
-    return ok;
-}
-
 /* Writes data[0..n) to a new file at path (the backing directory). */
 static int put_file(const char *path, const void *data, size_t n)
 {
@@ -151,7 +117,7 @@ int main(void)
     for (int i = 0; i < 3; i++) {
         size_t n = sizes[i];
         uint64_t pieces = (n + PIECE - 1) / PIECE;
-        fill(base, n, 100 + i);
+        t_fill(base, n, 100 + i);
         memset(base + RD_AT, 0, n);
         struct snap s0 = snap();
         if (!EXPECT(zcfuse_pwrite(s, rw_id, base, n, 0, ZCFUSE_F_REQUIRE_ZC) == (int64_t)n,
@@ -159,7 +125,7 @@ int main(void)
             goto out;
         struct snap s1 = snap();
         EXPECT_MOVED(s0, s1, n, 0, 0, pieces);
-        EXPECT(backing_holds(bfile, base, n, 0), "the backing file holds the %zu bytes written", n);
+        EXPECT(t_file_holds(bfile, base, n, 0), "the backing file holds the %zu bytes written", n);
         if (!EXPECT(zcfuse_pread(s, rw_id, base + RD_AT, n, 0, ZCFUSE_F_REQUIRE_ZC) == (int64_t)n,
                     "pread %zu bytes: %s", n, zcfuse_last_error()))
             goto out;
@@ -175,15 +141,15 @@ int main(void)
     if (!outside || !saved)
         goto out;
     memcpy(saved, base, 64 * KiB); /* the file's first 64 KiB (40 MiB case) */
-    fill(outside, 64 * KiB, 7);
+    t_fill(outside, 64 * KiB, 7);
     struct snap s0 = snap();
     EXPECT_RC(-EFAULT, (int)zcfuse_pwrite(s, rw_id, outside, 64 * KiB, 0, ZCFUSE_F_REQUIRE_ZC));
     EXPECT_RC(-EFAULT, (int)zcfuse_pread(s, rw_id, outside, 64 * KiB, 0, ZCFUSE_F_REQUIRE_ZC));
     struct snap s1 = snap();
     EXPECT_MOVED(s0, s1, 0, 0, 0, 0);
     EXPECT(s1.bytes_written == s0.bytes_written, "FUSE bytes written moved");
-    EXPECT(backing_holds(bfile, saved, 64 * KiB, 0), "a refused write changed the file");
-    fill(saved, 64 * KiB, 7); /* what `outside` held before the refused read */
+    EXPECT(t_file_holds(bfile, saved, 64 * KiB, 0), "a refused write changed the file");
+    t_fill(saved, 64 * KiB, 7); /* what `outside` held before the refused read */
     EXPECT(memcmp(outside, saved, 64 * KiB) == 0, "a refused read changed the buffer");
 
     EXPECT(zcfuse_pwrite(s, rw_id, outside, 64 * KiB, 0, 0) == (int64_t)(64 * KiB), "posix-path pwrite: %s",
@@ -193,7 +159,7 @@ int main(void)
     EXPECT(s2.fuse_rw > s1.fuse_rw && s2.bytes_written - s1.bytes_written == 64 * KiB,
            "the posix path went through FUSE WRITE: +%llu requests, +%llu bytes",
            (unsigned long long)(s2.fuse_rw - s1.fuse_rw), (unsigned long long)(s2.bytes_written - s1.bytes_written));
-    EXPECT(backing_holds(bfile, outside, 64 * KiB, 0), "the posix-path write landed");
+    EXPECT(t_file_holds(bfile, outside, 64 * KiB, 0), "the posix-path write landed");
     memset(outside, 0, 64 * KiB);
     EXPECT(zcfuse_pread(s, rw_id, outside, 64 * KiB, 0, 0) == (int64_t)(64 * KiB), "posix-path pread: %s",
            zcfuse_last_error());
@@ -207,20 +173,20 @@ int main(void)
     EXPECT_RC(-EFAULT, (int)zcfuse_pread(s, rw_id, base + ARENA - 2 * KiB, 4 * KiB, 0, 0));
     struct snap s4 = snap();
     EXPECT_MOVED(s3, s4, 0, 0, 0, 0);
-    EXPECT(backing_holds(bfile, saved, 64 * KiB, 0), "a straddling write changed the file");
+    EXPECT(t_file_holds(bfile, saved, 64 * KiB, 0), "a straddling write changed the file");
 
     /* Attached read-only: writes -EBADF, reads work. */
-    fill(saved, 8 * KiB, 13);
+    t_fill(saved, 8 * KiB, 13);
     if (!EXPECT(put_file(brofile, saved, 8 * KiB) == 0, "write %s: %s", brofile, strerror(errno)))
         goto out;
-    fill(base, 8 * KiB, 11);
+    t_fill(base, 8 * KiB, 11);
     ro = open(rofile, O_RDONLY | O_CLOEXEC);
     if (!EXPECT(ro >= 0, "open %s: %s", rofile, strerror(errno)) || !EXPECT_RC(0, zcfuse_attach(s, ro, &ro_id)))
         goto out;
     s0 = snap();
     EXPECT_RC(-EBADF, (int)zcfuse_pwrite(s, ro_id, base, 8 * KiB, 0, ZCFUSE_F_REQUIRE_ZC));
     EXPECT_RC(-EBADF, (int)zcfuse_pwrite(s, ro_id, outside, 4 * KiB, 0, 0)); /* posix path: the fd is O_RDONLY */
-    EXPECT(backing_holds(brofile, saved, 8 * KiB, 0), "a write on a read-only attach changed the file");
+    EXPECT(t_file_holds(brofile, saved, 8 * KiB, 0), "a write on a read-only attach changed the file");
     s1 = snap();
     EXPECT_MOVED(s0, s1, 0, 0, 0, 1); /* the refused op counts as an op, and as an error */
     EXPECT(s1.zc_errors - s0.zc_errors == 1, "zc_errors +%llu, want +1: the server refused the write",
@@ -249,7 +215,7 @@ int main(void)
     zcfuse_op_t ops[NBATCH];
     zcfuse_cqe_t cqes[NBATCH];
     const size_t chunk = 64 * KiB;
-    fill(base, NBATCH * chunk, 23);
+    t_fill(base, NBATCH * chunk, 23);
     for (int i = 0; i < NBATCH; i++)
         ops[i] = (zcfuse_op_t){.opcode = ZCFUSE_OP_WRITE, .flags = ZCFUSE_F_REQUIRE_ZC, .file_id = rw_id,
                                .buf = base + i * chunk, .len = chunk, .off = (int64_t)(i * chunk),
@@ -278,7 +244,7 @@ int main(void)
         s1 = snap();
         EXPECT_MOVED(s0, s1, NBATCH * chunk, 0, 0, NBATCH);
         if (round == 0) {
-            EXPECT(backing_holds(bfile, base, NBATCH * chunk, 0), "the batch of writes landed");
+            EXPECT(t_file_holds(bfile, base, NBATCH * chunk, 0), "the batch of writes landed");
             for (int i = 0; i < NBATCH; i++) /* now read it all back */
                 ops[i].opcode = ZCFUSE_OP_READ, ops[i].buf = base + RD_AT + i * chunk;
             memset(base + RD_AT, 0, NBATCH * chunk);
