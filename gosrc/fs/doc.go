@@ -63,9 +63,14 @@
 // start; nothing is chowned after the fact, when a name may lead
 // elsewhere); a server that is not root keeps its own for every request,
 // as it cannot switch. A root caller has the server's capabilities on the
-// backing file system; the kernel's default_permissions checks still
-// bound it, and its listxattr shows trusted.* names only when it has
-// CAP_SYS_ADMIN itself. The operations marked "server" need no right beyond
+// backing file system: on an --allow-other mount the kernel's
+// default_permissions checks still bound it (and its listxattr shows
+// trusted.* names only when it has CAP_SYS_ADMIN itself); a mount without
+// --allow-other, which only root reaches, has no default_permissions, so a
+// root process whose capabilities were dropped gets the server's rights
+// through it. A switched thread keeps real, effective and saved ids 0
+// (passthrough.Become): the caller can neither signal it nor change its
+// scheduling. The operations marked "server" need no right beyond
 // the lookup the kernel checked (default_permissions, which every mount
 // other users can reach has): a lookup as the server opens an O_PATH fd,
 // which needs no right on the child, and reveals nothing the kernel's

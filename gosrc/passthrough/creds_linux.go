@@ -20,15 +20,22 @@ type Creds struct {
 }
 
 // Become makes the calling OS thread act as c until Restore: its
-// supplementary groups, real and effective gid, real and effective uid
-// (the saved uid stays 0, so the thread can come back). The thread must be
-// locked (runtime.LockOSThread) and running as root; only it changes: raw
-// setgroups/setresgid/setresuid, not the syscall package's versions,
-// which change every thread of the process. With a nonzero effective uid
-// the thread's effective capabilities are empty, so the backing file
-// system checks modes, ACLs, quotas and reserved blocks as for the caller
-// itself (setfsuid alone would keep CAP_SYS_RESOURCE and CAP_DAC_*).
-// On failure the thread is restored and the error returned.
+// supplementary groups, its fsgid and fsuid (the ids the kernel checks
+// file access and ownership with), and an empty effective capability set,
+// so that the backing file system checks modes, ACLs, quotas and reserved
+// blocks as for the caller itself. The thread must be locked
+// (runtime.LockOSThread) and running as root; only it changes: raw
+// setgroups/setfsgid/setfsuid/capset, not the syscall package's versions,
+// which change every thread of the process.
+//
+// The real, effective and saved ids stay 0. A thread whose real or
+// effective uid were the caller's could be signalled by the caller
+// (kill(2) lets a process signal another whose real or saved uid is its
+// own: SIGSTOP or SIGKILL to one request thread stops or ends the whole
+// server) or have its affinity or priority changed by it. fsuid alone
+// would keep CAP_SYS_ADMIN and the other capabilities outside the file
+// set; clearing the effective set removes them too. On failure the thread
+// is restored and the error returned.
 func Become(c Creds) error {
 	groups := c.Groups
 	var p unsafe.Pointer
@@ -39,15 +46,42 @@ func Become(c Creds) error {
 		Restore()
 		return e
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(c.Gid), uintptr(c.Gid), ^uintptr(0)); e != 0 {
+	if !setFsid(unix.SYS_SETFSGID, c.Gid) || !setFsid(unix.SYS_SETFSUID, c.Uid) {
 		Restore()
-		return e
+		return unix.EPERM
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(c.Uid), uintptr(c.Uid), 0); e != 0 {
+	if err := setEffectiveCaps(false); err != nil {
 		Restore()
-		return e
+		return err
 	}
 	return nil
+}
+
+// setFsid sets the thread's fsuid or fsgid (call SYS_SETFSUID or
+// SYS_SETFSGID) to id and reports whether it now is id: the calls return
+// the previous value, and an invalid id (-1) changes nothing.
+func setFsid(call uintptr, id uint32) bool {
+	unix.RawSyscall(call, uintptr(id), 0, 0)
+	cur, _, _ := unix.RawSyscall(call, ^uintptr(0), 0, 0)
+	return uint32(cur) == id
+}
+
+// setEffectiveCaps makes the thread's effective capability set empty, or
+// (on) its permitted set again.
+func setEffectiveCaps(on bool) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	for i := range data {
+		if on {
+			data[i].Effective = data[i].Permitted
+		} else {
+			data[i].Effective = 0
+		}
+	}
+	return unix.Capset(&hdr, &data[0])
 }
 
 // serverGroups are the supplementary groups the server started with, put
@@ -61,16 +95,16 @@ var serverGroups = func() []uint32 {
 	return out
 }()
 
-// Restore returns the calling thread to root: uid first (which brings the
-// effective capabilities back from the permitted set), then gid and
-// groups. Failing to come back is fatal: a thread that might serve the
-// next request with another user's identity must not go on.
+// Restore returns the calling thread to the server's identity: its
+// effective capabilities, fsuid and fsgid 0, the server's groups. Failing
+// to come back is fatal: a thread that might serve the next request with
+// another user's identity must not go on.
 func Restore() {
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0); e != 0 {
-		panic("zcfuse: cannot restore a request thread to uid 0: " + e.Error())
+	if err := setEffectiveCaps(true); err != nil {
+		panic("zcfuse: cannot restore a request thread's capabilities: " + err.Error())
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0); e != 0 {
-		panic("zcfuse: cannot restore a request thread to gid 0: " + e.Error())
+	if !setFsid(unix.SYS_SETFSUID, 0) || !setFsid(unix.SYS_SETFSGID, 0) {
+		panic("zcfuse: cannot restore a request thread's fsuid/fsgid to 0")
 	}
 	var p unsafe.Pointer
 	if len(serverGroups) > 0 {

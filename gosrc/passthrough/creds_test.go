@@ -64,8 +64,14 @@ func TestBecomeRestore(t *testing.T) {
 		if err := Become(Creds{Uid: nobody, Gid: nobody}); err != nil {
 			t.Fatalf("Become: %v", err)
 		}
-		if got := threadStatus(t, "Uid"); strings.Fields(got)[3] != "65534" || strings.Fields(got)[2] != "0" {
-			t.Errorf("Uid: %q; want fsuid 65534, saved uid 0", got)
+		// Real, effective and saved uid stay 0: the caller may not signal
+		// the thread (kill(2) matches a target's real or saved uid) nor
+		// change its affinity or priority (its effective uid).
+		if got := threadStatus(t, "Uid"); got != "0\t0\t0\t65534" {
+			t.Errorf("Uid: %q; want real, effective, saved 0 and fsuid 65534", got)
+		}
+		if got := threadStatus(t, "Gid"); got != "0\t0\t0\t65534" {
+			t.Errorf("Gid: %q; want real, effective, saved 0 and fsgid 65534", got)
 		}
 		if got := threadStatus(t, "CapEff"); got != "0000000000000000" {
 			t.Errorf("CapEff: %s; want none while switched", got)

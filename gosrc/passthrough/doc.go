@@ -11,13 +11,15 @@
 //
 // # Credentials
 //
-// Become switches one locked OS thread to a caller's uid, gid and
-// supplementary groups with raw setresuid/setresgid/setgroups (the saved
-// uid stays 0; the effective capabilities go with the uid), Restore
-// brings it back or panics. GroupCache finds a caller's groups in
-// /proc/TID/status, only while that thread's fsuid and fsgid are still the
-// request's. On this machine class a Become+Restore pair costs about
-// 12 µs (six credential changes, each an RCU-replaced struct cred).
+// Become switches one locked OS thread to a caller's fsuid, fsgid and
+// supplementary groups and empties its effective capability set (raw
+// setgroups/setfsgid/setfsuid/capset); its real, effective and saved ids
+// stay 0, so the caller can neither signal the thread nor change its
+// scheduling while it serves the caller's request. Restore brings it back
+// or panics. GroupCache finds a caller's groups in /proc/TID/status, only
+// while that thread's fsuid and fsgid are still the request's. On this
+// machine class a Become+Restore pair costs about 15 µs (eight credential
+// changes, each an RCU-replaced struct cred).
 //
 // # The ioctl allow-list
 //
