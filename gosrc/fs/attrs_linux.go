@@ -336,25 +336,25 @@ func (f *FS) filterXattrs(list []byte, c *fuse.Caller) []byte {
 // ACL change) is carried out by the layer: a switched caller's backing
 // file system would clear it anyway, a root caller's would not.
 func (f *FS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
-	st := f.changeXattr(&in.InHeader, attr, func(p string) error { return unix.Setxattr(p, attr, data, int(in.Flags)) })
-	if st == fuse.OK && in.SetXAttrFlags&fuse.SETXATTR_ACL_KILL_SGID != 0 && attr == "system.posix_acl_access" {
-		if p, errno := f.pin(in.NodeId); errno == 0 {
-			var stat unix.Stat_t
-			if unix.Fstat(p.fd, &stat) == nil && stat.Mode&unix.S_ISGID != 0 {
-				passthrough.Fchmod(p.fd, stat.Mode&^unix.S_ISGID)
+	killSgid := in.SetXAttrFlags&fuse.SETXATTR_ACL_KILL_SGID != 0 && attr == "system.posix_acl_access"
+	return f.changeXattr(&in.InHeader, attr, func(p string) error { return unix.Setxattr(p, attr, data, int(in.Flags)) },
+		func(fd int) {
+			var st unix.Stat_t
+			if killSgid && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_ISGID != 0 {
+				passthrough.Fchmod(fd, st.Mode&^unix.S_ISGID)
 			}
-			f.unpin(p)
-		}
-	}
-	return st
+		})
 }
 
 // RemoveXAttr removes an attribute, like SetXAttr.
 func (f *FS) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
-	return f.changeXattr(h, attr, func(p string) error { return unix.Removexattr(p, attr) })
+	return f.changeXattr(h, attr, func(p string) error { return unix.Removexattr(p, attr) }, nil)
 }
 
-func (f *FS) changeXattr(h *fuse.InHeader, attr string, change func(path string) error) fuse.Status {
+// changeXattr runs change on the inode's /proc name (see SetXAttr for as
+// whom), then, when it succeeded, after (if any) on the inode's fd, as
+// the server.
+func (f *FS) changeXattr(h *fuse.InHeader, attr string, change func(path string) error, after func(fd int)) fuse.Status {
 	if f.reserved(attr) {
 		return status(syscall.EPERM)
 	}
@@ -367,7 +367,12 @@ func (f *FS) changeXattr(h *fuse.InHeader, attr string, change func(path string)
 	defer p.in.killPriv.changed()
 	run := func() syscall.Errno { return errnoOf(change(procPath(p.fd))) }
 	if attr == passthrough.CapabilityXattr {
-		return status(run())
+		errno = run()
+	} else {
+		errno = f.asCaller(&h.Caller, run)
 	}
-	return status(f.asCaller(&h.Caller, run))
+	if errno == 0 && after != nil {
+		after(p.fd)
+	}
+	return status(errno)
 }

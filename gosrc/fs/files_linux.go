@@ -83,16 +83,21 @@ func itoa(fd int) string { return strconv.Itoa(fd) }
 // openHandle files fd as a new open handle of in and fills out. It runs as
 // the server (kernel passthrough registration needs CAP_SYS_ADMIN).
 func (f *FS) openHandle(in *inode, fd int, flags uint32, out *fuse.OpenOut) *Handle {
-	h := &Handle{fs: f, in: in, fd: fd, flags: flags}
+	h := f.register(&Handle{fs: f, in: in, fd: fd, flags: flags}, out)
+	if f.opts.Backing != nil && in.ftype == unix.S_IFREG {
+		f.passthroughOpen(h, out)
+	}
+	return h
+}
+
+// register files h under a new FUSE file handle, which out carries.
+func (f *FS) register(h *Handle, out *fuse.OpenOut) *Handle {
 	f.fhMu.Lock()
 	h.id = f.nextFh
 	f.nextFh++
 	f.fhs[h.id] = h
 	f.fhMu.Unlock()
 	*out = fuse.OpenOut{Fh: h.id}
-	if f.opts.Backing != nil && in.ftype == unix.S_IFREG {
-		f.passthroughOpen(h, out)
-	}
 	return h
 }
 
@@ -398,13 +403,7 @@ func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 	if errno != 0 {
 		return status(errno)
 	}
-	h := &Handle{fs: f, in: p.in, fd: fd, flags: in.Flags, dir: &dirStream{buf: make([]byte, 8192)}}
-	f.fhMu.Lock()
-	h.id = f.nextFh
-	f.nextFh++
-	f.fhs[h.id] = h
-	f.fhMu.Unlock()
-	*out = fuse.OpenOut{Fh: h.id}
+	f.register(&Handle{fs: f, in: p.in, fd: fd, flags: in.Flags, dir: &dirStream{buf: make([]byte, 8192)}}, out)
 	return fuse.OK
 }
 
