@@ -178,13 +178,13 @@ func measure(t *testing.T, srv *Server) resources {
 		fds:        countFds(t) - srv.Stats().FS.InodeFds,
 		maps:       shared,
 		goroutines: serverGoroutines(),
-		slots:      srv.ctl.Load().exec.used(),
-		fileSlots:  srv.ctl.Load().exec.files.used(),
+		slots:      int(srv.Stats().FixedSlotsUsed),
+		fileSlots:  int(srv.Stats().RegisteredFiles),
 	}
 }
 
-// serverGoroutines counts the goroutines running this package's code
-// (sessions, the executor): the transport's readers come and go on their
+// serverGoroutines counts the goroutines running the server's code (its
+// sessions in package control, the executor in package dataplane): the transport's readers come and go on their
 // own and are not a session's to leak.
 func serverGoroutines() int {
 	buf := make([]byte, 1<<20)
@@ -198,7 +198,9 @@ func serverGoroutines() int {
 	}
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "zcfuse/gosrc/server.") && !strings.Contains(g, "zcfuse/gosrc/server.serverGoroutines") &&
+		ours := strings.Contains(g, "zcfuse/gosrc/server.") || strings.Contains(g, "zcfuse/gosrc/control.") ||
+			strings.Contains(g, "zcfuse/gosrc/dataplane.")
+		if ours && !strings.Contains(g, "zcfuse/gosrc/server.serverGoroutines") &&
 			!strings.Contains(g, "testing.tRunner") {
 			count++
 		}

@@ -7,13 +7,6 @@ import (
 	"github.com/zcfuse/zcfuse/gosrc/passthrough"
 )
 
-// TestRootRequestsEnv, set to 1 in a server's environment, makes it serve
-// the layer the project had before its own (oldLayer): go-fuse's loopback
-// node tree, which resolves path strings and runs every request as root.
-// It is the control half of tests that show an attack biting. Never for
-// real use.
-const TestRootRequestsEnv = "ZCFUSE_TEST_ROOT_REQUESTS"
-
 // threadInit prepares a request thread (fusering.Config.ThreadInit): a
 // root server's thread gives up CAP_SYS_RESOURCE for good, so no request,
 // a WRITE on an open descriptor included, overrides a disk quota with the
@@ -27,7 +20,7 @@ func (s *Server) threadInit() error {
 }
 
 // oldLayer is go-fuse's loopback node tree over the backing directory,
-// with the root's stats and control attributes (TestRootRequestsEnv).
+// with the root's stats and control attributes (Options.TestRootRequests).
 func (s *Server) oldLayer() fuse.RawFileSystem {
 	root, err := fs.NewLoopbackRoot(s.backing)
 	if err != nil {

@@ -92,3 +92,12 @@ func writeFile(t *testing.T, path string, data []byte) {
 }
 
 func join(a ...string) string { return filepath.Join(a...) }
+
+func countFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

@@ -93,10 +93,7 @@ func TestMemlockBudget(t *testing.T) {
 	require.NoError(t, unix.Getrlimit(unix.RLIMIT_MEMLOCK, &old))
 	require.NoError(t, unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: 8 << 20, Max: old.Max}))
 	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_MEMLOCK, &old) })
-	executorUser = &unix.Ucred{Uid: 65534, Gid: 65534}
-	t.Cleanup(func() { executorUser = nil })
-
-	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{workerUser: &unix.Ucred{Uid: 65534, Gid: 65534}})
 	s, err := client.Connect(mnt)
 	require.NoError(t, err)
 	defer s.Close()

@@ -13,10 +13,27 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/zcfuse/zcfuse/gosrc/control"
+	"github.com/zcfuse/zcfuse/gosrc/dataplane"
 	zfs "github.com/zcfuse/zcfuse/gosrc/fs"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
 	"github.com/zcfuse/zcfuse/gosrc/wire"
+	"golang.org/x/sys/unix"
 )
+
+// ControlXattr names the control socket on the mount root (wire.ControlXattr).
+const ControlXattr = wire.ControlXattr
+
+// Hooks and HookInfo are the control plane's (package control).
+type (
+	Hooks    = control.Hooks
+	HookInfo = control.HookInfo
+	// Limits bound what clients may hold on a server.
+	Limits = control.Limits
+)
+
+// DefaultLimits are used for zero fields of Options.Limits.
+var DefaultLimits = control.DefaultLimits
 
 // StatsXattr is the extended attribute on the mount root that returns the
 // server's Stats as JSON.
@@ -49,9 +66,22 @@ type Options struct {
 	Limits Limits
 	// Hooks see the data of every write and read, on every path.
 	Hooks *Hooks
+	// TestRootRequests serves the layer the project had before its own:
+	// go-fuse's loopback node tree, which resolves path strings and runs
+	// every request as root. It is the control half of tests that show an
+	// attack biting. Never for real use.
+	TestRootRequests bool
+
+	// workerUser, set by tests, is the uid and gid the data plane's
+	// threads take (dataplane.Config.ThreadUser).
+	workerUser *unix.Ucred
 }
 
-// Stats is what the server reports about itself.
+// Stats is what the server reports about itself: the transport's, the
+// file-system layer's, the control plane's and the data plane's counters.
+// It is the one source of the stats model: the JSON of StatsXattr, the
+// counters by name (Counters) and every binding's view of them come from
+// it.
 type Stats struct {
 	fusering.Stats
 	// FS is the file-system layer: the inodes the kernel remembers, the
@@ -62,30 +92,10 @@ type Stats struct {
 	Backing     string    `json:"backing"`
 	Mountpoint  string    `json:"mountpoint"`
 	PID         int       `json:"pid"`
-	// The control plane: client sessions, the arenas they share, and how
-	// many of those bytes sit in io_uring fixed buffers.
-	ControlSocket   string `json:"control_socket"`
-	Sessions        uint64 `json:"sessions"`
-	Arenas          uint64 `json:"arenas"`
-	RegisteredBytes uint64 `json:"registered_bytes"`
-	AttachedFiles   uint64 `json:"attached_files"`
-	FixedSlotsUsed  uint64 `json:"fixed_slots_used"`
-	// RegisteredFiles are attached files in the workers' registered-file
-	// tables (the rest are served by their fds).
-	RegisteredFiles uint64 `json:"registered_files"`
-	// The ring path (zero-copy ops from sessions' op queues; not to be
-	// confused with the FUSE ring transport): ops, those that failed, the
-	// bytes they moved between arenas and backing files, bytes the server
-	// copied in user space (CopyForHooks), and the most ops one session
-	// had in flight.
-	ZCOps          uint64 `json:"zc_ops"`
-	ZCErrors       uint64 `json:"zc_errors"`
-	ZCReadBytes    uint64 `json:"zc_read_bytes"`
-	ZCWriteBytes   uint64 `json:"zc_write_bytes"`
-	ZeroCopyBytes  uint64 `json:"zero_copy_bytes"`
-	CopiedBytes    uint64 `json:"copied_bytes"`
-	QueueHighWater uint64 `json:"queue_high_water"`
-	Workers        int    `json:"workers"`
+	// ControlSocket is where clients connect, while they can.
+	ControlSocket string `json:"control_socket"`
+	control.SessionStats
+	dataplane.RingStats
 }
 
 // Server is a mounted passthrough of a backing directory.
@@ -96,14 +106,12 @@ type Server struct {
 
 	mu      sync.Mutex // serialises Start and Stop
 	started bool
-	conn    atomic.Pointer[fusering.Conn] // set once serving
-	ctl     atomic.Pointer[sessions]      // the control plane, once serving
-	lastCtl atomic.Pointer[sessions]      // the control plane, also after Stop (its counters)
+	conn    atomic.Pointer[fusering.Conn]      // set once serving
+	ctl     atomic.Pointer[control.Control]    // the control plane, while serving
+	lastCtl atomic.Pointer[control.Control]    // the control plane, also after Stop (its counters)
+	exec    atomic.Pointer[dataplane.Executor] // the data plane, once started
 	// fsys is the file-system layer the transport serves.
 	fsys *zfs.FS
-	// files are the open handles attached to sessions (*zfs.Handle ->
-	// *file).
-	files sync.Map
 	// root: the server runs as root (request threads drop
 	// CAP_SYS_RESOURCE).
 	root bool
@@ -240,8 +248,22 @@ func (s *Server) Start() error {
 			dir = "/run/zcfuse"
 		}
 	}
-	ctl, err := listenSessions(dir, s.opts.AllowOther, s.opts.Limits, conn.Logger(), conn.Invalidator(), s.opts.Hooks)
+	limits := s.opts.Limits
+	if limits.FixedSlots == 0 {
+		limits.FixedSlots = DefaultLimits.FixedSlots
+	}
+	exec, err := dataplane.New(dataplane.Config{Slots: limits.FixedSlots, Invalidator: conn.Invalidator(),
+		Logger: conn.Logger(), ThreadUser: s.opts.workerUser})
 	if err != nil {
+		conn.Stop()
+		s.fsys.Close()
+		return err
+	}
+	s.exec.Store(exec)
+	ctl, err := control.Listen(control.Config{Dir: dir, AllowOther: s.opts.AllowOther, Limits: limits,
+		Logger: conn.Logger(), Hooks: s.opts.Hooks}, exec)
+	if err != nil {
+		exec.Close()
 		conn.Stop()
 		s.fsys.Close()
 		return err
@@ -249,13 +271,14 @@ func (s *Server) Start() error {
 	s.ctl.Store(ctl) // before the mount exists, so ControlXattr always answers
 	s.lastCtl.Store(ctl)
 	var raw fuse.RawFileSystem = s.fsys
-	if os.Getenv(TestRootRequestsEnv) == "1" {
+	if s.opts.TestRootRequests {
 		raw = s.oldLayer()
 	}
 	if err := conn.Start(raw); err != nil {
 		conn.Stop()
 		s.ctl.Store(nil)
-		ctl.close()
+		ctl.Close()
+		exec.Close()
 		s.fsys.Close()
 		return err
 	}
@@ -312,10 +335,11 @@ func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.started = true // a stopped server does not start again
-	// Sessions first: their workers write cache invalidations to the
-	// connection, which must outlive them.
+	// Sessions first, then the data plane: its workers write cache
+	// invalidations to the connection, which must outlive them.
 	if ctl := s.ctl.Swap(nil); ctl != nil {
-		ctl.close()
+		ctl.Close()
+		s.exec.Load().Close()
 	}
 	var err error
 	if c := s.conn.Load(); c != nil {
@@ -345,24 +369,27 @@ func (s *Server) Stats() Stats {
 		st.FS = s.fsys.Stats()
 	}
 	if ctl := s.lastCtl.Load(); ctl != nil {
-		cs := ctl.stats()
-		st.Sessions, st.Arenas, st.RegisteredBytes = cs.Sessions, cs.Arenas, cs.RegisteredBytes
+		st.SessionStats = ctl.Stats()
 		if s.ctl.Load() != nil {
-			st.ControlSocket = ctl.path // while it can be reached
+			st.ControlSocket = ctl.Path() // while it can be reached
 		}
-		st.AttachedFiles, st.FixedSlotsUsed = cs.AttachedFiles, uint64(ctl.exec.used())
-		st.RegisteredFiles = uint64(ctl.exec.files.used())
-		d := &ctl.data
-		st.ZCOps, st.ZCErrors = d.ops.Load(), d.errors.Load()
-		st.ZCReadBytes, st.ZCWriteBytes = d.readBytes.Load(), d.writeBytes.Load()
-		st.ZeroCopyBytes, st.CopiedBytes, st.QueueHighWater = d.zeroCopyBytes.Load(), d.copiedBytes.Load(), d.highWater.Load()
-		st.Workers = len(ctl.exec.workers)
+	}
+	if exec := s.exec.Load(); exec != nil {
+		st.RingStats = exec.Stats()
 	}
 	return st
 }
 
 // Mountpoint is the absolute mountpoint.
 func (s *Server) Mountpoint() string { return s.mountpoint }
+
+// released detaches a released handle from every session before its fd
+// is closed.
+func (s *Server) released(h *zfs.Handle) {
+	if ctl := s.lastCtl.Load(); ctl != nil {
+		ctl.Released(h)
+	}
+}
 
 // virtualXattr reports whether attr is one of the root's own attributes.
 func virtualXattr(attr string) bool { return attr == StatsXattr || attr == ControlXattr }
@@ -379,7 +406,11 @@ func (s *Server) fsHooks() zfs.Hooks {
 			if cmd != wire.AttachIoctl {
 				return false, 0, 0
 			}
-			res, errno := s.attachIoctl(h, c, in, out)
+			ctl := s.ctl.Load()
+			if ctl == nil {
+				return true, 0, syscall.ESHUTDOWN
+			}
+			res, errno := ctl.Attach(h, c.Uid, c.Gid, in, out)
 			return true, res, errno
 		},
 		RootXattr: s.rootXattr,
@@ -388,10 +419,10 @@ func (s *Server) fsHooks() zfs.Hooks {
 	}
 	if hk := s.opts.Hooks; hk != nil {
 		if hk.OnWrite != nil {
-			h.OnWrite = func(fh *zfs.Handle, data []byte, off int64) { hk.OnWrite(handleInfo(fh, 0, off, false), data) }
+			h.OnWrite = func(fh *zfs.Handle, data []byte, off int64) { hk.OnWrite(control.HandleInfo(fh, 0, off, false), data) }
 		}
 		if hk.OnRead != nil {
-			h.OnRead = func(fh *zfs.Handle, data []byte, off int64) { hk.OnRead(handleInfo(fh, 0, off, false), data) }
+			h.OnRead = func(fh *zfs.Handle, data []byte, off int64) { hk.OnRead(control.HandleInfo(fh, 0, off, false), data) }
 		}
 	}
 	return h
@@ -411,7 +442,7 @@ func (s *Server) rootXattr(attr string) ([]byte, bool, syscall.Errno) {
 		if ctl == nil {
 			return nil, false, syscall.ENODATA
 		}
-		return []byte(ctl.path), true, 0
+		return []byte(ctl.Path()), true, 0
 	}
 	return nil, false, 0
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -19,8 +18,7 @@ import (
 // the same; closing the session gives back every fd, mapping and slot.
 func TestSessionShareArenas(t *testing.T) {
 	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
-	ctl := srv.ctl.Load()
-	fds, slots := countFds(t), ctl.exec.used()
+	fds, slots := countFds(t), srv.Stats().FixedSlotsUsed
 
 	s, err := client.Connect(mnt)
 	require.NoError(t, err)
@@ -45,7 +43,7 @@ func TestSessionShareArenas(t *testing.T) {
 	require.Equal(t, wire.StatsReply{Sessions: 1, Arenas: 3, RegisteredBytes: total}, cs)
 	st := srv.Stats()
 	require.Equal(t, []uint64{1, 3, total}, []uint64{st.Sessions, st.Arenas, st.RegisteredBytes})
-	require.Equal(t, slots+3, ctl.exec.used())
+	require.Equal(t, slots+3, srv.Stats().FixedSlotsUsed)
 
 	require.NoError(t, s.Unshare(ids[0]))
 	require.ErrorIs(t, s.Unshare(ids[0]), unix.ENOENT, "released twice")
@@ -54,7 +52,7 @@ func TestSessionShareArenas(t *testing.T) {
 		st := srv.Stats()
 		return st.Sessions == 0 && st.Arenas == 0 && st.RegisteredBytes == 0
 	}, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, slots, ctl.exec.used(), "fixed-buffer slots back")
+	require.Equal(t, slots, srv.Stats().FixedSlotsUsed, "fixed-buffer slots back")
 	// The server closes its end of the socket just after answering Bye.
 	require.Eventually(t, func() bool { return countFds(t) == fds }, 5*time.Second, 10*time.Millisecond,
 		"fds back (%d before)", fds)
@@ -165,25 +163,6 @@ func TestControlXattr(t *testing.T) {
 	t.Setenv(client.ControlSocketEnv, "/nonexistent.sock")
 	_, err = client.Connect(mnt)
 	require.ErrorIs(t, err, unix.ENOENT, "the environment overrides discovery")
-}
-
-// A server that died without cleaning up leaves its socket; the next
-// server in the same directory removes it, and leaves live ones alone.
-func TestSweepStaleSockets(t *testing.T) {
-	dir := shmDir(t, "ctl")
-	stale := join(dir, "zcfuse-999999999-deadbeef.sock")
-	live := join(dir, fmt.Sprintf("zcfuse-%d-0.sock", os.Getpid()))
-	for _, p := range []string{stale, live} {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
-		require.NoError(t, err)
-		require.NoError(t, unix.Bind(fd, &unix.SockaddrUnix{Name: p}))
-		unix.Close(fd)
-	}
-	sweepStaleSockets(dir)
-	_, err := os.Stat(stale)
-	require.True(t, os.IsNotExist(err), "stale socket removed")
-	_, err = os.Stat(live)
-	require.NoError(t, err, "a live server's socket stays")
 }
 
 // skipQueue receives and closes the op queue a server sends after

@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"crypto/subtle"
@@ -6,20 +6,37 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-	zfs "github.com/zcfuse/zcfuse/gosrc/fs"
+	"github.com/zcfuse/zcfuse/gosrc/dataplane"
+	"github.com/zcfuse/zcfuse/gosrc/passthrough"
 	"github.com/zcfuse/zcfuse/gosrc/wire"
 	"golang.org/x/sys/unix"
 )
 
-// file is an open file of the passthrough that has been attached to a
-// client session (the attach ioctl, fsHooks); when the kernel releases the
-// handle it is detached from every session.
+// Handle is an open file of the file-system layer (fs.Handle), as the
+// control plane needs it.
+type Handle interface {
+	// Fd is the open backing file; it stays open until Released.
+	Fd() int
+	// AccessMode is the open's O_ACCMODE.
+	AccessMode() uint32
+	// NodeID is the kernel's node id, whose cache a ring write drops.
+	NodeID() uint64
+	// Path (relative to the mount root) and Ino describe the file to hooks.
+	Path() string
+	Ino() uint64
+	// KillPriv clears setuid/setgid/capability on fd as a write(2) by
+	// the caller would.
+	KillPriv(fd int, c passthrough.Caller)
+}
+
+// file is an open file of the file-system layer that has been attached to
+// a client session (Attach); when the kernel releases the handle it is
+// detached from every session (Released).
 type file struct {
-	h *zfs.Handle
+	h Handle
 
 	// attached holds the sessions this handle is attached to and the id
-	// each gave it; guarded by sessions.fmu.
+	// each gave it; guarded by Control.fmu.
 	attached map[*session]uint32
 }
 
@@ -35,19 +52,17 @@ func (f *file) attachMode() uint32 {
 	return wire.AttachRead | wire.AttachWrite
 }
 
-// attachIoctl answers wire.AttachIoctl on handle h.
-func (s *Server) attachIoctl(h *zfs.Handle, caller *fuse.Caller, input, output []byte) (int32, syscall.Errno) {
-	ctl := s.ctl.Load()
-	if ctl == nil {
-		return 0, syscall.ESHUTDOWN
-	}
+// Attach answers the attach ioctl (wire.AttachIoctl) on handle h for a
+// caller with uid and gid as the kernel reports them: input and output
+// are the ioctl's argument.
+func (s *Control) Attach(h Handle, uid, gid uint32, input, output []byte) (int32, syscall.Errno) {
 	a, err := wire.DecodeAttachArg(input)
 	if err != nil || len(output) != wire.AttachArgSize {
 		return 0, syscall.EINVAL
 	}
 	v, _ := s.files.LoadOrStore(h, &file{h: h})
 	f := v.(*file)
-	id, errno := ctl.attach(a, caller.Uid, caller.Gid, f)
+	id, errno := s.attach(a, uid, gid, f)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -57,15 +72,11 @@ func (s *Server) attachIoctl(h *zfs.Handle, caller *fuse.Caller, input, output [
 	return 0, 0
 }
 
-// released detaches a released handle from every session before its fd
-// is closed.
-func (s *Server) released(h *zfs.Handle) {
-	v, ok := s.files.LoadAndDelete(h)
-	if !ok {
-		return
-	}
-	if ctl := s.lastCtl.Load(); ctl != nil {
-		ctl.forgetFile(v.(*file))
+// Released detaches a released handle from every session; call it before
+// the handle's fd is closed. It works after Close too.
+func (s *Control) Released(h Handle) {
+	if v, ok := s.files.LoadAndDelete(h); ok {
+		s.forgetFile(v.(*file))
 	}
 }
 
@@ -73,13 +84,11 @@ func (s *Server) released(h *zfs.Handle) {
 // duplicate of the backing fd, so ops in flight never see it closed (or
 // reused) by a RELEASE; the last reference closes it.
 type attachment struct {
-	f     *file
-	mode  uint32
-	fd    int
-	slot  uint32 // in the workers' registered-file tables, when fixed
-	fixed bool
-	exec  *executor
-	refs  atomic.Int32
+	f    *file
+	mode uint32
+	file dataplane.File // the duplicate fd, its slot when registered, the node
+	dp   DataPlane
+	refs atomic.Int32
 }
 
 // put drops a reference; the last one unregisters and closes the file.
@@ -89,18 +98,18 @@ func (at *attachment) put() {
 	if at.refs.Add(-1) != 0 {
 		return
 	}
-	if !at.fixed {
-		unix.Close(at.fd)
+	if !at.file.Fixed {
+		unix.Close(at.file.Fd)
 		return
 	}
 	go func() {
-		at.exec.unregisterFile(at.slot)
-		unix.Close(at.fd)
+		at.dp.UnregisterFile(at.file.Slot)
+		unix.Close(at.file.Fd)
 	}()
 }
 
 // lookupFile returns attachment id of ss with a reference, or nil.
-func (s *sessions) lookupFile(ss *session, id uint32) *attachment {
+func (s *Control) lookupFile(ss *session, id uint32) *attachment {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	at := ss.files[id]
@@ -114,7 +123,7 @@ func (s *sessions) lookupFile(ss *session, id uint32) *attachment {
 // the kernel reports them. Errors: EPERM when no live session has that id
 // and token (another session's token included) or when the caller is not
 // the session's peer (the log says which), EMFILE over the session's limit.
-func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, syscall.Errno) {
+func (s *Control) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, syscall.Errno) {
 	s.mu.Lock()
 	ss := s.live[a.SessionID]
 	s.mu.Unlock()
@@ -138,10 +147,10 @@ func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, s
 	if err != nil {
 		return 0, syscall.EMFILE
 	}
-	at := &attachment{f: f, mode: f.attachMode(), fd: dup, exec: s.exec}
+	at := &attachment{f: f, mode: f.attachMode(), file: dataplane.File{Fd: dup, Node: f.h.NodeID()}, dp: s.dp}
 	at.refs.Store(1)
-	if slot, err := s.exec.registerFile(dup); err == nil {
-		at.slot, at.fixed = slot, true
+	if slot, err := s.dp.RegisterFile(dup); err == nil {
+		at.file.Slot, at.file.Fixed = slot, true
 	}
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
@@ -172,7 +181,7 @@ func (s *sessions) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, s
 }
 
 // detach ends attachment id of ss; ENOENT when it has none.
-func (s *sessions) detach(ss *session, id uint32) error {
+func (s *Control) detach(ss *session, id uint32) error {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	at := ss.files[id]
@@ -183,7 +192,7 @@ func (s *sessions) detach(ss *session, id uint32) error {
 	return nil
 }
 
-func (s *sessions) unbindLocked(ss *session, id uint32, at *attachment) {
+func (s *Control) unbindLocked(ss *session, id uint32, at *attachment) {
 	delete(ss.files, id)
 	delete(at.f.attached, ss)
 	s.attached.Add(-1)
@@ -191,7 +200,7 @@ func (s *sessions) unbindLocked(ss *session, id uint32, at *attachment) {
 }
 
 // detachAll ends every attachment of ss and refuses new ones.
-func (s *sessions) detachAll(ss *session) {
+func (s *Control) detachAll(ss *session) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	ss.ended = true
@@ -201,7 +210,7 @@ func (s *sessions) detachAll(ss *session) {
 }
 
 // forgetFile detaches a released handle from every session.
-func (s *sessions) forgetFile(f *file) {
+func (s *Control) forgetFile(f *file) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	for ss, id := range f.attached {

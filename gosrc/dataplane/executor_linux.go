@@ -1,8 +1,9 @@
-package server
+package dataplane
 
 import (
 	"errors"
 	"fmt"
+	"log"
 	"runtime"
 	"sync"
 	"time"
@@ -12,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// executor is the data plane: one worker per CPU, each a locked OS thread
+// Executor is the data plane: one worker per CPU, each a locked OS thread
 // pinned to its CPU that owns an io_uring. A worker waits in its ring for
 // everything at once: doorbells of the client queues it serves (an
 // eventfd READ each), the I/O it started, and jobs other goroutines hand
@@ -27,11 +28,41 @@ import (
 // Attached files are registered the same way, in a sparse file table of
 // FileSlots entries per worker, so an op costs the kernel no fd lookup;
 // when the table is full a file is served by its fd.
-type executor struct {
+type Executor struct {
+	cfg     Config
 	slots   uint32
 	workers []*worker
 	bufs    slotPool
 	files   slotPool
+	stats   counters
+	inval   invalidations
+}
+
+// Config configures an Executor.
+type Config struct {
+	// Slots is the size of the fixed-buffer table (every arena of every
+	// session of the server shares it).
+	Slots uint32
+	// Workers is the number of worker threads; 0 or less: one per CPU
+	// this process may run on.
+	Workers int
+	// Invalidator drops the kernel's cached pages and attributes of a
+	// node after a ring write; nil: no mount (tests), nothing to drop.
+	Invalidator Invalidator
+	// Logger takes what goes wrong that no caller can be told.
+	Logger *log.Logger
+	// ThreadUser, when set, is the uid and gid the worker threads take
+	// before they create their rings. io_uring charges registered buffers
+	// to the ring creator's RLIMIT_MEMLOCK unless it has CAP_IPC_LOCK, so
+	// this gives a root process the workers of a non-root server (tests of
+	// the memlock budget).
+	ThreadUser *unix.Ucred
+}
+
+// Invalidator drops the kernel's cache of a node's pages [off, off+n) and
+// its attributes, synchronously: fusering.Notifier.InvalidateNow.
+type Invalidator interface {
+	InvalidateNow(node uint64, off, n int64) error
 }
 
 // FileSlots is the size of each worker's registered-file table.
@@ -79,15 +110,9 @@ type execJob struct {
 	errc chan error
 }
 
-// errNoMemlock reports that the kernel refused to pin an arena's pages
+// ErrNoMemlock reports that the kernel refused to pin an arena's pages
 // (RLIMIT_MEMLOCK without CAP_IPC_LOCK): serve it without a fixed buffer.
-var errNoMemlock = errors.New("no memlock budget to register the buffer")
-
-// executorUser, when set (by tests), is the uid and gid the workers'
-// threads take before they create their rings. io_uring charges
-// registered buffers to the ring creator's RLIMIT_MEMLOCK unless it has
-// CAP_IPC_LOCK, so this makes the workers those of a non-root server.
-var executorUser *unix.Ucred
+var ErrNoMemlock = errors.New("no memlock budget to register the buffer")
 
 // Completion tags: the kind in the top byte, an index below.
 const (
@@ -104,9 +129,13 @@ func tag(kind int, idx uint64) uint64 { return uint64(kind)<<kindShift | idx&tag
 // workerEntries is each worker ring's submission queue size.
 const workerEntries = 256
 
-// newExecutor starts n workers (n ≤ 0: one per CPU this process may run
-// on), each with a table of slots buffers.
-func newExecutor(slots uint32, n int) (*executor, error) {
+// New starts the workers, each with its ring and tables, and the
+// goroutine that takes cache invalidations off busy workers.
+func New(cfg Config) (*Executor, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = log.Default()
+	}
+	n := cfg.Workers
 	var cpus []int
 	var set unix.CPUSet
 	if unix.SchedGetaffinity(0, &set) == nil {
@@ -122,8 +151,8 @@ func newExecutor(slots uint32, n int) (*executor, error) {
 	if n <= 0 {
 		n = len(cpus)
 	}
-	e := &executor{slots: slots}
-	e.bufs.init(slots)
+	e := &Executor{cfg: cfg, slots: cfg.Slots}
+	e.bufs.init(cfg.Slots)
 	e.files.init(FileSlots)
 	for i := range n {
 		w := &worker{e: e, index: i, cpu: cpus[i%len(cpus)], done: make(chan struct{}),
@@ -131,17 +160,18 @@ func newExecutor(slots uint32, n int) (*executor, error) {
 		started := make(chan error, 1)
 		go w.run(started)
 		if err := <-started; err != nil {
-			e.close()
+			e.Close()
 			return nil, err
 		}
 		e.workers = append(e.workers, w)
 	}
+	e.inval.start(e)
 	return e, nil
 }
 
 // worker is one data-plane thread and its ring.
 type worker struct {
-	e     *executor
+	e     *Executor
 	index int
 	cpu   int // pinned to; -1: not pinned
 	r     *ring.Ring
@@ -155,11 +185,14 @@ type worker struct {
 	// Owner-thread state.
 	bells    map[uint64]*doorbell
 	nextBell uint64
-	ops      []*op
+	ops      []*Op
 	freeOps  []uint32
-	wakes    map[*opQueue]bool // queues that got completions this round
-	scratch  []*op
-	polled   map[*opQueue]time.Time // poll-mode queues and their last activity
+	wakes    map[*Queue]bool // queues that got completions this round
+	scratch  []*Op
+	polled   map[*Queue]time.Time // poll-mode queues and their last activity
+	// written are the ring writes of this round whose node's cache must
+	// be dropped before their completions are posted (flushWritten).
+	written []written
 }
 
 func (w *worker) run(started chan<- error) {
@@ -182,7 +215,7 @@ func (w *worker) run(started chan<- error) {
 }
 
 func (w *worker) setup() error {
-	if u := executorUser; u != nil {
+	if u := w.e.cfg.ThreadUser; u != nil {
 		// Raw system calls change this thread's credentials only (Go's
 		// Setuid would change every thread's).
 		if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.Gid), uintptr(u.Gid), uintptr(u.Gid)); errno != 0 {
@@ -250,6 +283,7 @@ func (w *worker) loop() {
 				w.completed(uint32(ud&tagMask), res)
 			}
 		}
+		w.flushWritten()
 		w.notifyClients()
 		if _, err := w.r.Submit(); err != nil {
 			w.fail(fmt.Errorf("executor submit: %w", err))
@@ -307,7 +341,9 @@ func (w *worker) shutdown() {
 			w.completed(uint32(ud&tagMask), res)
 		}
 		w.r.Submit()
+		w.flushWritten()
 	}
+	w.flushWritten()
 	w.notifyClients()
 }
 
@@ -349,10 +385,12 @@ func (w *worker) do(fn func(*worker) error) error {
 	}
 }
 
-// register puts buf (mmap'd memory, at most 1 GiB) into a free slot of
-// every worker's table. It returns errNoMemlock (wrapped) when the kernel
-// refuses to pin the pages, and ENOSPC when the table is full.
-func (e *executor) register(buf []byte) (uint32, error) {
+// RegisterBuffer puts buf (mmap'd memory, at most 1 GiB) into a free
+// slot of every worker's table. It returns ErrNoMemlock (wrapped) when
+// the kernel refuses to pin the pages, and ENOSPC when the table is full.
+// Never from a worker thread (it waits for every worker), as the other
+// registrations.
+func (e *Executor) RegisterBuffer(buf []byte) (uint32, error) {
 	slot, ok := e.bufs.get()
 	if !ok {
 		return 0, fmt.Errorf("all %d fixed-buffer slots in use: %w", e.slots, unix.ENOSPC)
@@ -362,24 +400,24 @@ func (e *executor) register(buf []byte) (uint32, error) {
 	if err != nil {
 		e.bufs.put(slot)
 		if errors.Is(err, unix.ENOMEM) {
-			return 0, fmt.Errorf("%w: %w", errNoMemlock, err)
+			return 0, fmt.Errorf("%w: %w", ErrNoMemlock, err)
 		}
 		return 0, err
 	}
 	return slot, nil
 }
 
-// unregister empties slot in every table; the kernel unpins the pages
-// once no I/O uses them.
-func (e *executor) unregister(slot uint32) error {
+// UnregisterBuffer empties slot in every table; the kernel unpins the
+// pages once no I/O uses them.
+func (e *Executor) UnregisterBuffer(slot uint32) error {
 	err := e.everywhere(func(w *worker) error { return w.r.UpdateBuffers(slot, [][]byte{nil}) }, nil)
 	e.bufs.put(slot)
 	return err
 }
 
-// registerFile puts fd in a free slot of every worker's file table (each
+// RegisterFile puts fd in a free slot of every worker's file table (each
 // ring holds its own reference); ENOSPC when the table is full.
-func (e *executor) registerFile(fd int) (uint32, error) {
+func (e *Executor) RegisterFile(fd int) (uint32, error) {
 	slot, ok := e.files.get()
 	if !ok {
 		return 0, fmt.Errorf("all %d registered-file slots in use: %w", FileSlots, unix.ENOSPC)
@@ -393,8 +431,8 @@ func (e *executor) registerFile(fd int) (uint32, error) {
 	return slot, nil
 }
 
-// unregisterFile empties a file slot; ops in flight keep their reference.
-func (e *executor) unregisterFile(slot uint32) error {
+// UnregisterFile empties a file slot; ops in flight keep their reference.
+func (e *Executor) UnregisterFile(slot uint32) error {
 	err := e.everywhere(func(w *worker) error { return w.r.UpdateFiles(slot, []int32{-1}) }, nil)
 	e.files.put(slot)
 	return err
@@ -403,7 +441,7 @@ func (e *executor) unregisterFile(slot uint32) error {
 // everywhere runs fn on every worker; when one fails, undo runs on those
 // that had succeeded (if undo is not nil) and the error is returned. Never
 // call it from a worker thread: it waits for every worker.
-func (e *executor) everywhere(fn, undo func(*worker) error) error {
+func (e *Executor) everywhere(fn, undo func(*worker) error) error {
 	var errs []error
 	for i, w := range e.workers {
 		if err := w.do(fn); err != nil {
@@ -420,11 +458,9 @@ func (e *executor) everywhere(fn, undo func(*worker) error) error {
 	return errors.Join(errs...)
 }
 
-// used is the number of occupied fixed-buffer slots.
-func (e *executor) used() int { return e.bufs.used() }
-
-// close stops every worker; closing a ring unpins its buffers.
-func (e *executor) close() {
+// Close stops every worker, then the invalidation goroutine; closing a
+// ring unpins its buffers. Close every queue first.
+func (e *Executor) Close() {
 	for _, w := range e.workers {
 		w.mu.Lock()
 		w.closed = true
@@ -442,4 +478,5 @@ func (e *executor) close() {
 		}
 		w.mu.Unlock()
 	}
+	e.inval.stop()
 }

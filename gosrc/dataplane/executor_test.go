@@ -1,4 +1,4 @@
-package server
+package dataplane
 
 import (
 	"os"
@@ -16,33 +16,33 @@ import (
 // says ENOSPC. The registration time of each size is logged (it pins
 // every page).
 func TestExecutorRegistersArenas(t *testing.T) {
-	e, err := newExecutor(4, 0)
+	e, err := New(Config{Slots: 4})
 	require.NoError(t, err)
-	defer e.close()
+	defer e.Close()
 	var slots []uint32
 	for _, size := range []int64{4096, 64 << 20, 1 << 30} {
 		a, err := arena.Create(size, arena.Options{})
 		require.NoError(t, err)
 		defer a.Close()
 		start := time.Now()
-		slot, err := e.register(a.Bytes())
+		slot, err := e.RegisterBuffer(a.Bytes())
 		require.NoError(t, err, "register %d bytes", size)
 		t.Logf("registered %d MiB in %v", size>>20, time.Since(start))
 		slots = append(slots, slot)
 	}
-	require.Equal(t, 3, e.used())
+	require.Equal(t, 3, e.bufs.used())
 	small, err := arena.Create(4096, arena.Options{})
 	require.NoError(t, err)
 	defer small.Close()
-	_, err = e.register(small.Bytes())
+	_, err = e.RegisterBuffer(small.Bytes())
 	require.NoError(t, err)
-	_, err = e.register(small.Bytes())
+	_, err = e.RegisterBuffer(small.Bytes())
 	require.ErrorIs(t, err, unix.ENOSPC)
 	for _, s := range slots {
-		require.NoError(t, e.unregister(s))
+		require.NoError(t, e.UnregisterBuffer(s))
 	}
-	require.Equal(t, 1, e.used())
-	_, err = e.register(small.Bytes())
+	require.Equal(t, 1, e.bufs.used())
+	_, err = e.RegisterBuffer(small.Bytes())
 	require.NoError(t, err, "a freed slot is reused")
 }
 
@@ -50,7 +50,7 @@ func TestExecutorRegistersArenas(t *testing.T) {
 // for it concurrently; close wakes the thread and refuses later jobs.
 func TestExecutorConcurrentAndClose(t *testing.T) {
 	fds := countFds(t)
-	e, err := newExecutor(64, 0)
+	e, err := New(Config{Slots: 64})
 	require.NoError(t, err)
 	a, err := arena.Create(1<<20, arena.Options{})
 	require.NoError(t, err)
@@ -60,12 +60,12 @@ func TestExecutorConcurrentAndClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 20 {
-				slot, err := e.register(a.Bytes())
+				slot, err := e.RegisterBuffer(a.Bytes())
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if err := e.unregister(slot); err != nil {
+				if err := e.UnregisterBuffer(slot); err != nil {
 					t.Error(err)
 					return
 				}
@@ -73,9 +73,9 @@ func TestExecutorConcurrentAndClose(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.Zero(t, e.used())
-	e.close()
-	_, err = e.register(a.Bytes())
+	require.Zero(t, e.bufs.used())
+	e.Close()
+	_, err = e.RegisterBuffer(a.Bytes())
 	require.ErrorIs(t, err, unix.ESHUTDOWN)
 	require.NoError(t, a.Close())
 	require.Equal(t, fds, countFds(t), "the executor's ring and eventfd are closed")

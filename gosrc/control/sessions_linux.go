@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"crypto/rand"
@@ -13,13 +13,11 @@ import (
 	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
+	"github.com/zcfuse/zcfuse/gosrc/dataplane"
 	"github.com/zcfuse/zcfuse/gosrc/passthrough"
 	"github.com/zcfuse/zcfuse/gosrc/wire"
 	"golang.org/x/sys/unix"
 )
-
-// ControlXattr names the control socket on the mount root (wire.ControlXattr).
-const ControlXattr = wire.ControlXattr
 
 // Limits bound what clients may hold on a server.
 type Limits struct {
@@ -33,19 +31,45 @@ type Limits struct {
 // DefaultLimits are used for zero fields of Options.Limits.
 var DefaultLimits = Limits{Sessions: 256, ArenasPerSession: 64, ArenaBytes: 16 << 30, FixedSlots: 1024, AttachedFiles: 1024}
 
-// sessions is the control plane: a SOCK_SEQPACKET listener whose
-// connections are client sessions holding shared arenas.
-type sessions struct {
+// DataPlane is what the control plane asks of the data plane
+// (dataplane.Executor): tables to register arenas and files in, and op
+// queues. Never called with a lock of this package held that a worker
+// may need.
+type DataPlane interface {
+	RegisterBuffer(buf []byte) (uint32, error)
+	UnregisterBuffer(slot uint32) error
+	RegisterFile(fd int) (uint32, error)
+	UnregisterFile(slot uint32) error
+	OpenQueue(src dataplane.Source) (*dataplane.Queue, []int, error)
+}
+
+// Config configures the control plane.
+type Config struct {
+	// Dir holds the control socket (created 0700, or 0755 with
+	// AllowOther).
+	Dir string
+	// AllowOther admits sessions of every user; else only the server's
+	// owner and root.
+	AllowOther bool
+	// Limits bound what clients may hold; zero fields take DefaultLimits.
+	Limits Limits
+	Logger *log.Logger
+	// Hooks (may be nil) see the bytes of ring ops.
+	Hooks *Hooks
+}
+
+// Control is the control plane: a SOCK_SEQPACKET listener whose
+// connections are client sessions holding shared arenas and attached
+// files.
+type Control struct {
 	path       string
 	lfd        int
 	ownerUID   uint32
 	allowOther bool
 	limits     Limits
-	exec       *executor
+	dp         DataPlane
 	logger     *log.Logger
 	hooks      *Hooks
-	cb         invalidator // nil: no cache invalidation (tests without a mount)
-	data       dataStats
 
 	nextID atomic.Uint64
 	mu     sync.Mutex
@@ -61,11 +85,13 @@ type sessions struct {
 	// the FUSE handlers (attach ioctl, RELEASE) both change.
 	fmu      sync.Mutex
 	attached atomic.Int64
+	// files are the open handles attached to sessions (Handle -> *file).
+	files sync.Map
 }
 
 // session is one client connection.
 type session struct {
-	s     *sessions
+	s     *Control
 	fd    int
 	id    uint64
 	token [16]byte
@@ -73,14 +99,14 @@ type session struct {
 	// priv is the peer for kill-priv: a peer that is not root has its ring
 	// writes clear setuid/setgid/capability as its write(2) would.
 	priv  passthrough.Caller
-	queue *opQueue
+	queue *dataplane.Queue
 	// arenas is changed by the session's goroutine and read by workers.
 	amu    sync.RWMutex
 	arenas map[uint32]*sharedArena
 	bytes  uint64
 	nextID uint32
 
-	files    map[uint32]*attachment // by file id; see sessions.fmu
+	files    map[uint32]*attachment // by file id; see Control.fmu
 	nextFile uint32
 	ended    bool
 }
@@ -89,7 +115,7 @@ type session struct {
 // references: the arena is unregistered and unmapped when the last one
 // goes, so no I/O and no hook ever sees it unmapped.
 type sharedArena struct {
-	s          *sessions
+	s          *Control
 	a          *arena.Arena
 	slot       uint32
 	registered bool
@@ -106,7 +132,7 @@ func (sa *sharedArena) put() {
 func (sa *sharedArena) free() error {
 	var err error
 	if sa.registered {
-		err = sa.s.exec.unregister(sa.slot)
+		err = sa.s.dp.UnregisterBuffer(sa.slot)
 		sa.s.registered.Add(-sa.a.Size())
 	}
 	sa.s.arenas.Add(-1)
@@ -124,11 +150,14 @@ func (ss *session) lookupArena(id uint32) *sharedArena {
 	return sa
 }
 
-// listenSessions creates the control socket in dir (mode 0700 directory,
-// socket 0600, or 0666 with allowOther; SO_PEERCRED decides in any case).
-// cb (may be nil) invalidates the kernel's caches after ring writes;
-// hooks (may be nil) see the bytes of ring ops.
-func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logger, cb invalidator, hooks *Hooks) (*sessions, error) {
+// Listen creates the control socket in cfg.Dir (socket 0600, or 0666
+// with AllowOther; SO_PEERCRED decides in any case) and accepts sessions,
+// whose queues and registrations dp serves.
+func Listen(cfg Config, dp DataPlane) (*Control, error) {
+	limits, dir, allowOther := cfg.Limits, cfg.Dir, cfg.AllowOther
+	if cfg.Logger == nil {
+		cfg.Logger = log.Default()
+	}
 	if limits.Sessions == 0 {
 		limits.Sessions = DefaultLimits.Sessions
 	}
@@ -155,19 +184,14 @@ func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logg
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	path := filepath.Join(dir, fmt.Sprintf("zcfuse-%d-%x.sock", os.Getpid(), nonce))
-	exec, err := newExecutor(limits.FixedSlots, 0)
-	if err != nil {
-		return nil, err
-	}
-	s := &sessions{path: path, ownerUID: uint32(os.Geteuid()), allowOther: allowOther, limits: limits,
-		exec: exec, logger: logger, cb: cb, hooks: hooks, live: map[uint64]*session{}}
+	s := &Control{path: path, ownerUID: uint32(os.Geteuid()), allowOther: allowOther, limits: limits,
+		dp: dp, logger: cfg.Logger, hooks: cfg.Hooks, live: map[uint64]*session{}}
+	var err error
 	if s.lfd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err != nil {
-		exec.close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	if err := unix.Bind(s.lfd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(s.lfd)
-		exec.close()
 		return nil, fmt.Errorf("bind %s: %w", path, err)
 	}
 	sockMode := uint32(0o600)
@@ -178,7 +202,7 @@ func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logg
 		err = unix.Listen(s.lfd, 64)
 	}
 	if err != nil {
-		s.close()
+		s.Close()
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	s.wg.Add(1)
@@ -186,7 +210,7 @@ func listenSessions(dir string, allowOther bool, limits Limits, logger *log.Logg
 	return s, nil
 }
 
-func (s *sessions) accept() {
+func (s *Control) accept() {
 	defer s.wg.Done()
 	for {
 		fd, _, err := unix.Accept4(s.lfd, unix.SOCK_CLOEXEC)
@@ -205,7 +229,7 @@ func (s *sessions) accept() {
 }
 
 // admit checks the peer and starts its session.
-func (s *sessions) admit(fd int) error {
+func (s *Control) admit(fd int) error {
 	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil {
 		return err
@@ -258,13 +282,13 @@ func (ss *session) serve() {
 		MaxAttachedFiles: uint32(l.AttachedFiles)}); err != nil {
 		return
 	}
-	q, qfds, err := ss.openQueue()
+	q, qfds, err := ss.s.dp.OpenQueue(ss)
 	if err != nil {
 		wire.Send(ss.fd, wire.ErrorFrom(err))
 		return
 	}
 	ss.queue = q
-	err = q.send(ss.fd, qfds)
+	err = sendQueue(ss.fd, q, qfds)
 	for _, fd := range qfds {
 		unix.Close(fd)
 	}
@@ -290,6 +314,19 @@ func (ss *session) serve() {
 	}
 }
 
+// sendQueue sends the OpQueue and Doorbell messages with the queue's fds.
+func sendQueue(sock int, q *dataplane.Queue, fds []int) error {
+	if err := wire.Send(sock, &wire.OpQueue{Entries: q.Entries(), Doorbells: uint32(q.Doorbells())}, fds[0], fds[1]); err != nil {
+		return err
+	}
+	for i, fd := range fds[2:] {
+		if err := wire.Send(sock, &wire.Doorbell{Index: uint32(i)}, fd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (ss *session) handle(m wire.Msg, fds []int) (reply wire.Msg, bye bool) {
 	switch m := m.(type) {
 	case *wire.ShareArena:
@@ -305,8 +342,9 @@ func (ss *session) handle(m wire.Msg, fds []int) (reply wire.Msg, bye bool) {
 		}
 		return &wire.Ok{}, false
 	case *wire.Stats:
-		st := ss.s.stats()
-		return &st, false
+		st := ss.s.Stats()
+		return &wire.StatsReply{Sessions: st.Sessions, Arenas: st.Arenas, RegisteredBytes: st.RegisteredBytes,
+			AttachedFiles: st.AttachedFiles}, false
 	case *wire.Detach:
 		if err := ss.s.detach(ss, m.FileID); err != nil {
 			return wire.ErrorFrom(err), false
@@ -344,12 +382,12 @@ func (ss *session) share(fd int, m *wire.ShareArena) (*wire.ShareArenaReply, err
 		a.Close()
 		return nil, fmt.Errorf("populate arena: %w", err)
 	}
-	slot, err := ss.s.exec.register(a.Bytes())
+	slot, err := ss.s.dp.RegisterBuffer(a.Bytes())
 	switch {
 	case err == nil:
 		sa.slot, sa.registered = slot, true
 		ss.s.registered.Add(int64(m.Size))
-	case errors.Is(err, errNoMemlock), errors.Is(err, unix.ENOSPC):
+	case errors.Is(err, dataplane.ErrNoMemlock), errors.Is(err, unix.ENOSPC):
 		// Served without a fixed buffer: still no copy in user space.
 	default:
 		a.Close()
@@ -385,7 +423,7 @@ func (ss *session) release(id uint32) error {
 // the live table.
 func (ss *session) releaseAll() {
 	if ss.queue != nil {
-		ss.queue.close() // waits for the ops in flight
+		ss.queue.Close() // waits for the ops in flight
 		ss.queue = nil
 	}
 	ss.s.detachAll(ss)
@@ -399,20 +437,39 @@ func (ss *session) releaseAll() {
 
 // end frees everything the session held and closes its socket.
 func (ss *session) end() {
-	ss.releaseAll() // before the close: sessions.close() must not shut a reused fd
+	ss.releaseAll() // before the close: Control.Close must not shut a reused fd
 	unix.Close(ss.fd)
 }
 
-func (s *sessions) stats() wire.StatsReply {
+// SessionStats are the control plane's counters. The JSON names are part of the
+// server's stats.
+type SessionStats struct {
+	// Sessions are the client sessions connected, Arenas the arenas they
+	// share, RegisteredBytes those of their bytes in io_uring fixed
+	// buffers.
+	Sessions        uint64 `json:"sessions"`
+	Arenas          uint64 `json:"arenas"`
+	RegisteredBytes uint64 `json:"registered_bytes"`
+	// AttachedFiles are the files attached to sessions.
+	AttachedFiles uint64 `json:"attached_files"`
+}
+
+// Stats returns a snapshot of the counters; it works after Close too.
+func (s *Control) Stats() SessionStats {
 	s.mu.Lock()
 	n := len(s.live)
 	s.mu.Unlock()
-	return wire.StatsReply{Sessions: uint64(n), Arenas: uint64(s.arenas.Load()), RegisteredBytes: uint64(s.registered.Load()),
+	return SessionStats{Sessions: uint64(n), Arenas: uint64(s.arenas.Load()), RegisteredBytes: uint64(s.registered.Load()),
 		AttachedFiles: uint64(s.attached.Load())}
 }
 
-// close stops accepting, ends every session, and closes the executor.
-func (s *sessions) close() {
+// Path is the control socket's path.
+func (s *Control) Path() string { return s.path }
+
+// Close stops accepting and ends every session: its queue (once its ops
+// in flight are done), its arenas and its attachments. It returns when
+// nothing of any session is left; the data plane outlives it.
+func (s *Control) Close() {
 	s.mu.Lock()
 	s.closed = true
 	for _, ss := range s.live {
@@ -423,7 +480,6 @@ func (s *sessions) close() {
 	unix.Close(s.lfd)
 	os.Remove(s.path)
 	s.wg.Wait()
-	s.exec.close()
 }
 
 // sweepStaleSockets removes the sockets of servers that died without
@@ -443,12 +499,6 @@ func sweepStaleSockets(dir string) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-}
-
-// invalidator drops the kernel's cache of a node's pages and attributes,
-// synchronously (fusering.Notifier.InvalidateNow).
-type invalidator interface {
-	InvalidateNow(node uint64, off, n int64) error
 }
 
 // peerGroups returns the supplementary groups of the peer of socket fd

@@ -1,8 +1,4 @@
-package server
-
-import (
-	zfs "github.com/zcfuse/zcfuse/gosrc/fs"
-)
+package control
 
 // HookInfo says where the bytes a hook sees belong.
 type HookInfo struct {
@@ -31,11 +27,11 @@ type Hooks struct {
 
 // hookInfo describes the file for a hook.
 func (f *file) hookInfo(session uint64, off int64, isRing bool) HookInfo {
-	return handleInfo(f.h, session, off, isRing)
+	return HandleInfo(f.h, session, off, isRing)
 }
 
-// handleInfo describes an open file for a hook: its name now (the path
+// HandleInfo describes an open file for a hook: its name now (the path
 // walk only when a hook runs) and its inode.
-func handleInfo(h *zfs.Handle, session uint64, off int64, isRing bool) HookInfo {
+func HandleInfo(h Handle, session uint64, off int64, isRing bool) HookInfo {
 	return HookInfo{Path: h.Path(), Ino: h.Ino(), Off: off, Ring: isRing, Session: session}
 }

@@ -1,0 +1,436 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/zcfuse/zcfuse/gosrc/opq"
+	"github.com/zcfuse/zcfuse/gosrc/ring"
+	"golang.org/x/sys/unix"
+)
+
+// File is the backing file an op reads or writes, as its Source resolved
+// it.
+type File struct {
+	Fd    int    // a descriptor the source keeps open until Finish
+	Slot  uint32 // in the workers' registered-file tables, when Fixed
+	Fixed bool
+	// Node is the kernel's node id of the file: its cached pages and
+	// attributes are dropped after a write (0: none to drop).
+	Node uint64
+}
+
+// Buffer is where an op's bytes are: a piece of a shared arena.
+type Buffer struct {
+	Bytes []byte
+	Slot  uint32 // in the fixed-buffer table, when Fixed
+	Fixed bool
+}
+
+// Op is one descriptor being served. The Source fills the exported
+// fields in Prepare; the executor owns the rest.
+type Op struct {
+	SQE  opq.SQE
+	File File
+	Buf  Buffer
+	// Ctx is the source's own state of the op (the references Finish
+	// drops).
+	Ctx any
+
+	q      *Queue
+	done   uint64 // bytes moved so far
+	copied bool   // Buf.Bytes is a private copy (BeforeWrite)
+	res    int64  // the result, once the I/O is over
+}
+
+// drain takes the descriptors the client published, up to the queue's
+// depth in flight, checks them, and starts them.
+func (w *worker) drain(q *Queue) {
+	ops := w.scratch[:0]
+	q.mu.Lock()
+	if q.broken || q.closing {
+		q.mu.Unlock()
+		return
+	}
+	tail := q.q.SQTail().Load()
+	if n := tail - q.sqHead; n > q.q.Entries() {
+		q.breakLocked(fmt.Sprintf("sq_tail %d is %d ahead of sq_head %d (depth %d)", tail, n, q.sqHead, q.q.Entries()))
+		q.mu.Unlock()
+		return
+	}
+	st := &w.e.stats
+	for q.sqHead != tail && q.inflight < q.q.Entries() && !q.broken {
+		e := q.q.ReadSQE(q.sqHead)
+		q.sqHead++
+		q.inflight++
+		if hw := uint64(q.inflight); hw > st.highWater.Load() {
+			st.highWater.Store(hw) // advice: a lost race loses one sample
+		}
+		o, errno := q.src.Prepare(e)
+		if errno != 0 {
+			w.postLocked(q, e.UserData, -int64(errno))
+			continue
+		}
+		o.q = q
+		ops = append(ops, o)
+	}
+	q.q.SQHead().Store(q.sqHead)
+	q.mu.Unlock()
+	for i, o := range ops {
+		w.start(o)
+		ops[i] = nil
+	}
+	w.scratch = ops[:0]
+}
+
+// breakLocked ends the session of a client that broke the queue's
+// protocol; every other session goes on.
+func (q *Queue) breakLocked(why string) {
+	if q.broken {
+		return
+	}
+	q.broken = true
+	q.src.Broken(why)
+}
+
+// postLocked publishes a completion and counts the op as done; it
+// reports whether the client may need a wake-up.
+func (q *Queue) postLocked(ud uint64, res int64) bool {
+	q.inflight--
+	st := &q.e.stats
+	st.ops.Add(1)
+	if res < 0 {
+		st.errors.Add(1)
+	}
+	if q.broken || q.closing {
+		return false
+	}
+	head := q.q.CQHead().Load()
+	if q.cqTail-head >= q.q.Entries() {
+		q.breakLocked(fmt.Sprintf("completion queue full (cq_head %d, cq_tail %d): more ops in flight than its depth", head, q.cqTail))
+		return false
+	}
+	q.q.WriteCQE(q.cqTail, opq.CQE{UserData: ud, Res: res})
+	q.cqTail++
+	q.q.CQTail().Store(q.cqTail)
+	return true
+}
+
+// wake writes the completion eventfd when the client asked to be woken.
+func (q *Queue) wake() {
+	if q.q.CQWake().Load() != 0 {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		unix.Write(q.evfd, one[:])
+	}
+}
+
+// postLocked posts on the worker: the wake-up waits for the end of the
+// round (notifyClients), one per queue however many completions it got.
+func (w *worker) postLocked(q *Queue, ud uint64, res int64) {
+	if !q.postLocked(ud, res) {
+		return
+	}
+	if w.wakes == nil {
+		w.wakes = map[*Queue]bool{}
+	}
+	if !w.wakes[q] {
+		w.wakes[q] = true
+		q.refs.Add(1) // the mapping must outlive notifyClients
+	}
+}
+
+// notifyClients wakes each queue that got completions this round.
+func (w *worker) notifyClients() {
+	for q := range w.wakes {
+		q.wake()
+		delete(w.wakes, q)
+		q.put()
+	}
+}
+
+// start runs the source's write step and starts the op's I/O.
+func (w *worker) start(o *Op) {
+	if o.SQE.Opcode != opq.OpFsync && o.SQE.Len == 0 {
+		w.finish(o, 0)
+		return
+	}
+	if o.SQE.Opcode == opq.OpWrite {
+		if c := o.q.src.BeforeWrite(o); c != nil {
+			o.Buf.Bytes, o.copied = c, true
+			w.e.stats.copiedBytes.Add(uint64(len(c)))
+		}
+	}
+	w.submitOp(o)
+}
+
+// InlineMax is the largest read or write a worker does itself, with
+// pread/pwrite between the arena's mapping and the backing file, instead
+// of through its ring: on tmpfs io_uring hands every READ_FIXED and
+// WRITE_FIXED to an io-wq thread (io_uring:io_uring_queue_async_work
+// fires once per op), two extra context switches that cost more than a
+// small copy takes. Larger ops go through the ring with fixed buffers.
+const InlineMax = 64 << 10
+
+// submitOp prepares the op's next piece of I/O in the worker's ring, or
+// does a small read or write at once (InlineMax).
+func (w *worker) submitOp(o *Op) {
+	if o.SQE.Opcode != opq.OpFsync && o.SQE.Len <= InlineMax {
+		buf := o.Buf.Bytes[o.done:]
+		off := int64(o.SQE.FileOff + o.done)
+		var n int
+		var err error
+		for {
+			if o.SQE.Opcode == opq.OpRead {
+				n, err = unix.Pread(o.File.Fd, buf, off)
+			} else {
+				n, err = unix.Pwrite(o.File.Fd, buf, off)
+			}
+			if err != unix.EINTR {
+				break
+			}
+		}
+		res := int32(n)
+		if err != nil {
+			res = -int32(err.(unix.Errno))
+		}
+		w.progress(o, res)
+		return
+	}
+	sqe := w.sqe()
+	if sqe == nil {
+		w.finish(o, -int64(unix.EBUSY))
+		return
+	}
+	var idx uint32
+	if n := len(w.freeOps); n > 0 {
+		idx = w.freeOps[n-1]
+		w.freeOps = w.freeOps[:n-1]
+		w.ops[idx] = o
+	} else {
+		idx = uint32(len(w.ops))
+		w.ops = append(w.ops, o)
+	}
+	o.q.refs.Add(1)
+	ud := tag(kindOp, uint64(idx))
+	fd := o.File.Fd
+	if o.File.Fixed {
+		fd = int(o.File.Slot)
+		defer ring.UseFixedFile(sqe) // after the prep, which sets the flags
+	}
+	if o.SQE.Opcode == opq.OpFsync {
+		ring.PrepFsync(sqe, fd, o.SQE.OpFlags, ud)
+		return
+	}
+	buf := o.Buf.Bytes[o.done:]
+	off := o.SQE.FileOff + o.done
+	fixed := o.Buf.Fixed && !o.copied
+	switch {
+	case o.SQE.Opcode == opq.OpRead && fixed:
+		ring.PrepReadFixed(sqe, fd, buf, off, uint16(o.Buf.Slot), ud)
+	case o.SQE.Opcode == opq.OpRead:
+		ring.PrepRead(sqe, fd, buf, off, ud)
+	case fixed:
+		ring.PrepWriteFixed(sqe, fd, buf, off, uint16(o.Buf.Slot), ud)
+	default:
+		ring.PrepWrite(sqe, fd, buf, off, ud)
+	}
+}
+
+func (w *worker) busyOps() int { return len(w.ops) - len(w.freeOps) }
+
+// completed handles an I/O completion: short transfers go on where they
+// stopped, the rest finish.
+func (w *worker) completed(idx uint32, res int32) {
+	if int(idx) >= len(w.ops) || w.ops[idx] == nil {
+		return
+	}
+	o := w.ops[idx]
+	w.ops[idx] = nil
+	w.freeOps = append(w.freeOps, idx)
+	defer o.q.put() // after the completion is posted, or handed off
+	w.progress(o, res)
+}
+
+// progress accounts one transfer of res bytes (or -errno) and goes on
+// where a short one stopped, or finishes the op.
+func (w *worker) progress(o *Op, res int32) {
+	switch {
+	case res < 0:
+		if o.done > 0 {
+			w.finish(o, int64(o.done)) // what moved before the error
+		} else {
+			w.finish(o, int64(res))
+		}
+	case o.SQE.Opcode == opq.OpFsync:
+		w.finish(o, 0)
+	case res == 0: // end of file (read), or a write that cannot go on
+		w.finish(o, int64(o.done))
+	default:
+		o.done += uint64(res)
+		if o.done < o.SQE.Len {
+			w.submitOp(o)
+			return
+		}
+		w.finish(o, int64(o.done))
+	}
+}
+
+// finish ends an op's I/O. A write that moved bytes waits for the end of
+// the round (flushWritten): the kernel may cache the file's pages and
+// size, and readers through the mount must see what was just written
+// before the client hears it is done. Everything else completes now.
+func (w *worker) finish(o *Op, res int64) {
+	o.res = res
+	if res > 0 {
+		st := &w.e.stats
+		switch o.SQE.Opcode {
+		case opq.OpWrite:
+			st.writeBytes.Add(uint64(res))
+		case opq.OpRead:
+			st.readBytes.Add(uint64(res))
+		}
+		if !o.copied {
+			st.zeroCopyBytes.Add(uint64(res))
+		}
+		if o.SQE.Opcode == opq.OpWrite && o.File.Node != 0 && w.e.cfg.Invalidator != nil {
+			o.q.refs.Add(1) // until posted
+			w.written = append(w.written, written{o})
+			return
+		}
+	}
+	w.complete(o)
+}
+
+// complete lets the source finish the op and posts its completion.
+func (w *worker) complete(o *Op) {
+	q := o.q
+	q.src.Finish(o, o.res)
+	q.mu.Lock()
+	w.postLocked(q, o.SQE.UserData, o.res)
+	q.mu.Unlock()
+}
+
+// written is a ring write waiting for its cache invalidation.
+type written struct{ o *Op }
+
+// flushWritten drops the kernel's cache for the writes of this round and
+// then posts their completions. Writing the invalidation to /dev/fuse is
+// a system call that may wait on the page locks of READs in flight
+// through the mount, so a worker does it itself only when it has nothing
+// else to serve (no ring I/O in flight, no polled queue with ops waiting):
+// then it costs the client no wake-up and no one else any waiting. A busy
+// worker hands the round's writes, in one batch, to the executor's
+// invalidation goroutine, which invalidates and posts them itself, and
+// goes on serving its other queues.
+func (w *worker) flushWritten() {
+	if len(w.written) == 0 {
+		return
+	}
+	if w.busy() && w.e.inval.handOff(w.written) {
+		w.e.stats.handedOff.Add(uint64(len(w.written)))
+		w.written = make([]written, 0, cap(w.written))
+		return
+	}
+	for i, wr := range w.written {
+		w.e.invalidate(wr.o)
+		w.complete(wr.o)
+		wr.o.q.put()
+		w.written[i] = written{}
+	}
+	w.written = w.written[:0]
+}
+
+// busy reports whether the worker has other work waiting: ring I/O in
+// flight, or a polled queue with ops published.
+func (w *worker) busy() bool {
+	if w.busyOps() > 0 {
+		return true
+	}
+	for q := range w.polled {
+		if q.q.SQTail().Load() != q.q.SQHead().Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidate drops the kernel's cached pages the write covered, and the
+// node's attributes. Never on a FUSE request thread: it may wait on page
+// locks of READs in flight.
+func (e *Executor) invalidate(o *Op) {
+	off, n := int64(o.SQE.FileOff), o.res
+	if err := e.cfg.Invalidator.InvalidateNow(o.File.Node, off, n); err != nil && err != unix.ENOTCONN {
+		e.cfg.Logger.Printf("invalidate node %d [%d, +%d): %v", o.File.Node, off, n, err)
+	}
+}
+
+// invalidations is the goroutine that invalidates and posts the writes
+// busy workers hand it.
+type invalidations struct {
+	mu      sync.Mutex
+	batches chan []written
+	done    chan struct{}
+}
+
+// handOffDepth bounds the batches waiting: past it, a worker invalidates
+// itself (back-pressure rather than an unbounded queue).
+const handOffDepth = 256
+
+func (iv *invalidations) start(e *Executor) {
+	if e.cfg.Invalidator == nil {
+		return
+	}
+	iv.batches = make(chan []written, handOffDepth)
+	iv.done = make(chan struct{})
+	go func() {
+		defer close(iv.done)
+		woken := map[*Queue]bool{}
+		for batch := range iv.batches {
+			for _, wr := range batch {
+				e.invalidate(wr.o)
+				q := wr.o.q
+				q.src.Finish(wr.o, wr.o.res)
+				q.mu.Lock()
+				if q.postLocked(wr.o.SQE.UserData, wr.o.res) && !woken[q] {
+					woken[q] = true
+					q.refs.Add(1)
+				}
+				q.mu.Unlock()
+				q.put() // the reference finish took
+			}
+			for q := range woken {
+				q.wake()
+				delete(woken, q)
+				q.put()
+			}
+		}
+	}()
+}
+
+// handOff queues a batch; false when it cannot (no goroutine, or it is
+// far behind).
+func (iv *invalidations) handOff(batch []written) bool {
+	if iv.batches == nil {
+		return false
+	}
+	select {
+	case iv.batches <- batch:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the goroutine once every batch handed to it is done.
+func (iv *invalidations) stop() {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	if iv.batches == nil {
+		return
+	}
+	close(iv.batches)
+	<-iv.done
+	iv.batches = nil
+}
