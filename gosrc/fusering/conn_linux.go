@@ -1,7 +1,6 @@
 package fusering
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
@@ -263,13 +262,16 @@ func (c *Conn) init(rawFS fuse.RawFileSystem) error {
 	if err != nil {
 		return fmt.Errorf("read INIT: %w", err)
 	}
-	if n < uapi.FuseInHeaderSize+8 || binary.NativeEndian.Uint32(buf[4:]) != opInit {
+	req := buf[:n]
+	h := structAt[uapi.FuseInHeader](req)
+	if h == nil || n < uapi.FuseInHeaderSize+initInMin || uapi.FuseOpcode(h.Opcode) != uapi.FuseOpInit {
 		return fmt.Errorf("first request is not INIT (%d bytes)", n)
 	}
-	flags := uint64(binary.NativeEndian.Uint32(buf[40+12:]))
-	if n >= 40+20 {
-		flags |= uint64(binary.NativeEndian.Uint32(buf[40+16:])) << 32
-	}
+	// Kernels before protocol 7.36 send a shorter fuse_init_in: what
+	// they leave out reads as zero.
+	var initIn uapi.FuseInitIn
+	copy(bytesOf(&initIn), req[uapi.FuseInHeaderSize:])
+	flags := uint64(initIn.Flags) | uint64(initIn.Flags2)<<32
 	offered := flags&uapi.CapOverIOURing != 0
 	require := c.cfg.Transport == TransportURing ||
 		(c.cfg.Transport == TransportAuto && os.Getenv("ZCFUSE_REQUIRE_URING") == "1")
@@ -279,7 +281,7 @@ func (c *Conn) init(rawFS fuse.RawFileSystem) error {
 	case offered:
 		c.transport = TransportURing
 	case require:
-		replyError(c.devFd, buf, syscall.EPROTO)
+		replyError(c.devFd, h.Unique, syscall.EPROTO)
 		return fmt.Errorf("the kernel does not offer FUSE-over-io_uring (is %s Y? as root: echo Y > %s): %w", URingEnabledPath, URingEnabledPath, unix.EPROTONOSUPPORT)
 	default:
 		c.transport = TransportClassic
@@ -303,8 +305,10 @@ func (c *Conn) init(rawFS fuse.RawFileSystem) error {
 	if _, err := unix.Write(c.devFd, out[:m]); err != nil {
 		return fmt.Errorf("reply to INIT: %w", err)
 	}
-	if errno := int32(binary.NativeEndian.Uint32(out[4:])); errno != 0 {
-		return fmt.Errorf("INIT failed: %w", syscall.Errno(-errno))
+	if oh := structAt[uapi.FuseOutHeader](out[:m]); oh == nil {
+		return fmt.Errorf("no reply to INIT (%d bytes)", m)
+	} else if oh.Error != 0 {
+		return fmt.Errorf("INIT failed: %w", syscall.Errno(-oh.Error))
 	}
 	return nil
 }
@@ -332,48 +336,70 @@ func readDev(fd int, buf []byte, timeout time.Duration) (int, error) {
 	}
 }
 
-// replyError answers the request in req with -errno.
-func replyError(fd int, req []byte, errno syscall.Errno) {
-	var out [uapi.FuseOutHeaderSize]byte
-	putErrorHeader(out[:], req, errno)
-	unix.Write(fd, out[:])
+// replyError answers request unique with -errno.
+func replyError(fd int, unique uint64, errno syscall.Errno) {
+	var out uapi.FuseOutHeader
+	putError(&out, unique, errno)
+	unix.Write(fd, bytesOf(&out))
 }
 
-func putErrorHeader(out, inHeader []byte, errno syscall.Errno) {
-	binary.NativeEndian.PutUint32(out[0:], uapi.FuseOutHeaderSize)
-	binary.NativeEndian.PutUint32(out[4:], uint32(-int32(errno)))
-	copy(out[8:16], inHeader[8:16]) // unique
+// putError makes out the header of a reply to request unique that fails
+// with errno. out may share memory with the request's in header (a ring
+// entry's in_out): unique is read before out is written.
+func putError(out *uapi.FuseOutHeader, unique uint64, errno syscall.Errno) {
+	*out = uapi.FuseOutHeader{Len: uapi.FuseOutHeaderSize, Error: -int32(errno), Unique: unique}
 }
 
 // serve runs one request through the ProtocolServer, counts it, and
-// returns the length of the reply in out (0: no reply).
+// returns the length of the reply in out (0: no reply). in[0] starts
+// with the request's fuse_in_header, out[0] receives the reply's
+// fuse_out_header.
 func (c *Conn) serve(ch int, in, out [][]byte) int {
-	op := binary.NativeEndian.Uint32(in[0][4:8])
-	slot := op
-	if slot >= numOps {
-		slot = 0
+	ih := structAt[uapi.FuseInHeader](in[0])
+	oh := structAt[uapi.FuseOutHeader](out[0])
+	if ih == nil || oh == nil {
+		return c.serveShort(in[0], out[0])
 	}
-	c.cnt.ops[ch][slot].Add(1)
+	op := uapi.FuseOpcode(ih.Opcode)
+	c.cnt.ops[ch][opSlot(op)].Add(1)
 	n, st := c.ps.HandleRequest(in, out)
 	if n == 0 {
 		if st == fuse.OK {
 			return 0 // FORGET and friends: no reply
 		}
-		c.logger.Printf("malformed %s request: %v", OpName(op), st)
-		putErrorHeader(out[0], in[0], syscall.EIO)
+		c.logger.Printf("malformed %s request: %v", OpName(uint32(op)), st)
+		putError(oh, ih.Unique, syscall.EIO)
 		c.cnt.errors.Add(1)
 		return uapi.FuseOutHeaderSize
 	}
-	if errno := -int32(binary.NativeEndian.Uint32(out[0][4:8])); errno != 0 {
-		if !expectedErrno(syscall.Errno(errno)) {
+	if oh.Error != 0 {
+		if !expectedErrno(syscall.Errno(-oh.Error)) {
 			c.cnt.errors.Add(1)
 		}
-	} else if op == opRead {
+	} else if op == uapi.FuseOpRead {
 		c.cnt.bytesRead.Add(uint64(n - uapi.FuseOutHeaderSize))
-	} else if op == opWrite {
-		c.cnt.bytesWritten.Add(uint64(u32At(out, uapi.FuseOutHeaderSize)))
+	} else if op == uapi.FuseOpWrite {
+		var wo uapi.FuseWriteOut
+		readAt(bytesOf(&wo), out, uapi.FuseOutHeaderSize)
+		c.cnt.bytesWritten.Add(uint64(wo.Size))
 	}
 	return n
+}
+
+// serveShort answers a request too short for a fuse_in_header (the
+// kernel never sends one) with EIO, when it has a whole unique to answer
+// and out has room for the reply's header; it returns the reply's length.
+func (c *Conn) serveShort(in, out []byte) int {
+	c.logger.Printf("short request (%d bytes)", len(in))
+	c.cnt.errors.Add(1)
+	var ih uapi.FuseInHeader
+	copy(bytesOf(&ih), in)
+	oh := structAt[uapi.FuseOutHeader](out)
+	if len(in) < inHeaderUniqueEnd || oh == nil {
+		return 0
+	}
+	putError(oh, ih.Unique, syscall.EIO)
+	return uapi.FuseOutHeaderSize
 }
 
 // expectedErrno tells answers to ordinary questions (no such name, no
@@ -383,22 +409,22 @@ func expectedErrno(e syscall.Errno) bool {
 	return e == syscall.ENOENT || e == syscall.ENODATA || e == syscall.ENOSYS
 }
 
-// u32At reads a native-endian uint32 at byte offset off of an iovec stream.
-func u32At(iov [][]byte, off int) uint32 {
-	var b [4]byte
+// readAt fills dst from byte offset off of the stream that the iovecs
+// in iov make, the way a reply is split between a ring entry's header
+// and its payload; what lies past the stream's end is left as it was.
+func readAt(dst []byte, iov [][]byte, off int) {
 	got := 0
 	for _, e := range iov {
+		if got == len(dst) {
+			break
+		}
 		if off >= len(e) {
 			off -= len(e)
 			continue
 		}
-		got += copy(b[got:], e[off:])
+		got += copy(dst[got:], e[off:])
 		off = 0
-		if got == 4 {
-			break
-		}
 	}
-	return binary.NativeEndian.Uint32(b[:])
 }
 
 // spawnReader starts one more /dev/fuse reader.

@@ -11,6 +11,12 @@
 // notifications (cache invalidation) must be written there, from a
 // dedicated goroutine (see Notifier).
 //
+// Kernel structures (request and reply headers, a ring entry's header,
+// the uring command, INIT's and READ's arguments, notifications) are read
+// and written through their gosrc/uapi types, laid over the bytes without
+// a copy by the one helper in unsafe.go, which refuses a buffer too short
+// for the struct; opcodes and their names are uapi.FuseOpcode's.
+//
 // A file system that implements ReadFder gives ring threads the READ fast
 // path: a READ on a handle it names an fd for is one pread into the ring
 // payload, without the ProtocolServer.

@@ -1,7 +1,6 @@
 package fusering
 
 import (
-	"encoding/binary"
 	"syscall"
 
 	"github.com/zcfuse/zcfuse/gosrc/uapi"
@@ -26,15 +25,17 @@ type ReadFder interface {
 // fastRead serves a READ whose handle has a known fd; false means it is
 // not one (the caller takes the ordinary path).
 func (w *ringWorker) fastRead() bool {
-	hdr := w.hdr
-	in := hdr[uapi.FuseURingOpInOff:] // struct fuse_read_in
-	fd, ok := w.c.readFd.ReadFd(binary.NativeEndian.Uint64(in[0:]))
+	rd := structAt[uapi.FuseReadIn](w.req.OpIn[:])
+	if rd == nil {
+		return false
+	}
+	fd, ok := w.c.readFd.ReadFd(rd.Fh)
 	if !ok {
 		return false
 	}
-	off := int64(binary.NativeEndian.Uint64(in[8:]))
-	size := min(int(binary.NativeEndian.Uint32(in[16:])), len(w.payload))
-	w.c.cnt.ops[chanRing][opRead].Add(1)
+	off := int64(rd.Offset)
+	size := min(int(rd.Size), len(w.payload))
+	w.c.cnt.ops[chanRing][uapi.FuseOpRead].Add(1)
 	w.c.cnt.fastReads.Add(1)
 	n, err := unix.Pread(fd, w.payload[:size], off)
 	if err != nil {
@@ -42,14 +43,14 @@ func (w *ringWorker) fastRead() bool {
 		if errno == 0 {
 			errno = syscall.EIO
 		}
-		putErrorHeader(hdr, hdr, errno)
+		putError(w.out, w.in.Unique, errno)
 		w.c.cnt.errors.Add(1)
 		n = 0
 	} else {
-		binary.NativeEndian.PutUint32(hdr[0:], uint32(uapi.FuseOutHeaderSize+n))
-		binary.NativeEndian.PutUint32(hdr[4:], 0) // unique stays in hdr[8:16]
+		w.out.Len = uint32(uapi.FuseOutHeaderSize + n)
+		w.out.Error = 0 // Unique is the request's already
 		w.c.cnt.bytesRead.Add(uint64(n))
 	}
-	binary.NativeEndian.PutUint32(hdr[uapi.FuseURingPayloadSzOff:], uint32(n))
+	w.req.Ent.PayloadSz = uint32(n)
 	return true
 }

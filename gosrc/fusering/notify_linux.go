@@ -1,7 +1,6 @@
 package fusering
 
 import (
-	"encoding/binary"
 	"sync"
 	"syscall"
 
@@ -9,15 +8,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/zcfuse/zcfuse/gosrc/uapi"
 	"golang.org/x/sys/unix"
-)
-
-// Notification codes (enum fuse_notify_code), sent in the error field of
-// an out header with unique 0.
-const (
-	notifyInvalInode = 2
-	notifyInvalEntry = 3
-	notifyStore      = 4
-	notifyDelete     = 6
 )
 
 // Notifier implements go-fuse's fs.ServerCallbacks for a Conn: it
@@ -94,17 +84,33 @@ func (n *Notifier) stop() {
 	}
 }
 
-func (n *Notifier) enqueue(code int32, body ...[]byte) fuse.Status {
-	size := uapi.FuseOutHeaderSize
-	for _, b := range body {
-		size += len(b)
+// notification encodes a notification into dst's memory (a new buffer
+// when dst is too small): a fuse_out_header with code and unique 0, the
+// code's body (a uapi.FuseNotify*Out), then the tail pieces (a name and
+// its NUL, or data).
+func notification(dst []byte, code uapi.FuseNotifyCode, body []byte, tail ...[]byte) []byte {
+	size := uapi.FuseOutHeaderSize + len(body)
+	for _, t := range tail {
+		size += len(t)
 	}
-	msg := make([]byte, uapi.FuseOutHeaderSize, size)
-	binary.NativeEndian.PutUint32(msg[0:], uint32(size))
-	binary.NativeEndian.PutUint32(msg[4:], uint32(code))
-	for _, b := range body {
-		msg = append(msg, b...)
+	if cap(dst) < size {
+		dst = make([]byte, 0, size)
 	}
+	hdr := uapi.FuseOutHeader{Len: uint32(size), Error: int32(code)}
+	msg := append(dst[:0], bytesOf(&hdr)...)
+	msg = append(msg, body...)
+	for _, t := range tail {
+		msg = append(msg, t...)
+	}
+	return msg
+}
+
+// nul ends the name in an entry notification.
+var nul = []byte{0}
+
+// enqueue queues a notification for the writer.
+func (n *Notifier) enqueue(code uapi.FuseNotifyCode, body []byte, tail ...[]byte) fuse.Status {
+	msg := notification(nil, code, body, tail...)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -115,14 +121,11 @@ func (n *Notifier) enqueue(code int32, body ...[]byte) fuse.Status {
 	return fuse.OK
 }
 
-func le64(v uint64) []byte { return binary.NativeEndian.AppendUint64(nil, v) }
-
-func nameBody(name string) []byte { return append([]byte(name), 0) }
-
 // InodeNotify invalidates the cached data [off, off+length) and the
 // attributes of node (length < 0: to the end; off < 0: attributes only).
 func (n *Notifier) InodeNotify(node uint64, off int64, length int64) fuse.Status {
-	return n.enqueue(notifyInvalInode, le64(node), le64(uint64(off)), le64(uint64(length)))
+	body := uapi.FuseNotifyInvalInodeOut{Ino: node, Off: off, Len: length}
+	return n.enqueue(uapi.FuseNotifyInvalInode, bytesOf(&body))
 }
 
 // InvalidateNow invalidates node's attributes and its cached data
@@ -141,14 +144,11 @@ func (n *Notifier) InvalidateNow(node uint64, off, length int64) error {
 	if closed {
 		return syscall.ENOTCONN
 	}
-	var msg [uapi.FuseOutHeaderSize + 24]byte
-	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
-	binary.NativeEndian.PutUint32(msg[4:], uint32(notifyInvalInode))
-	binary.NativeEndian.PutUint64(msg[uapi.FuseOutHeaderSize:], node)
-	binary.NativeEndian.PutUint64(msg[uapi.FuseOutHeaderSize+8:], uint64(off))
-	binary.NativeEndian.PutUint64(msg[uapi.FuseOutHeaderSize+16:], uint64(length))
+	body := uapi.FuseNotifyInvalInodeOut{Ino: node, Off: off, Len: length}
+	var buf [64]byte
+	msg := notification(buf[:0], uapi.FuseNotifyInvalInode, bytesOf(&body))
 	for {
-		_, err := unix.Write(fd, msg[:])
+		_, err := unix.Write(fd, msg)
 		switch err {
 		case unix.EINTR:
 			continue
@@ -161,28 +161,20 @@ func (n *Notifier) InvalidateNow(node uint64, off, length int64) error {
 
 // EntryNotify invalidates the cached lookup of name in parent.
 func (n *Notifier) EntryNotify(parent uint64, name string) fuse.Status {
-	hdr := le64(parent)
-	hdr = binary.NativeEndian.AppendUint32(hdr, uint32(len(name)))
-	hdr = binary.NativeEndian.AppendUint32(hdr, 0)
-	return n.enqueue(notifyInvalEntry, hdr, nameBody(name))
+	body := uapi.FuseNotifyInvalEntryOut{Parent: parent, Namelen: uint32(len(name))}
+	return n.enqueue(uapi.FuseNotifyInvalEntry, bytesOf(&body), []byte(name), nul)
 }
 
 // DeleteNotify tells the kernel that child was removed as name from parent.
 func (n *Notifier) DeleteNotify(parent uint64, child uint64, name string) fuse.Status {
-	hdr := le64(parent)
-	hdr = append(hdr, le64(child)...)
-	hdr = binary.NativeEndian.AppendUint32(hdr, uint32(len(name)))
-	hdr = binary.NativeEndian.AppendUint32(hdr, 0)
-	return n.enqueue(notifyDelete, hdr, nameBody(name))
+	body := uapi.FuseNotifyDeleteOut{Parent: parent, Child: child, Namelen: uint32(len(name))}
+	return n.enqueue(uapi.FuseNotifyDelete, bytesOf(&body), []byte(name), nul)
 }
 
 // InodeNotifyStoreCache puts data into the kernel's page cache of node.
 func (n *Notifier) InodeNotifyStoreCache(node uint64, offset int64, data []byte) fuse.Status {
-	hdr := le64(node)
-	hdr = append(hdr, le64(uint64(offset))...)
-	hdr = binary.NativeEndian.AppendUint32(hdr, uint32(len(data)))
-	hdr = binary.NativeEndian.AppendUint32(hdr, 0)
-	return n.enqueue(notifyStore, hdr, data)
+	body := uapi.FuseNotifyStoreOut{NodeID: node, Offset: uint64(offset), Size: uint32(len(data))}
+	return n.enqueue(uapi.FuseNotifyStore, bytesOf(&body), data)
 }
 
 // InodeRetrieveCache is not supported: it needs a reply routed back to

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/zcfuse/zcfuse/gosrc/uapi"
 )
 
 func TestParseCPUList(t *testing.T) {
@@ -31,17 +32,33 @@ func TestOpName(t *testing.T) {
 	require.Equal(t, "OTHER", OpName(4096))
 }
 
-// u32At reads across iovec boundaries the way a reply is split between
+// readAt reads across iovec boundaries the way a reply is split between
 // the ring header and the payload.
-func TestU32At(t *testing.T) {
+func TestReadAt(t *testing.T) {
 	stream := make([]byte, 24)
 	binary.NativeEndian.PutUint32(stream[16:], 0xdeadbeef)
 	binary.NativeEndian.PutUint32(stream[14:], 0x01020304)
 	for _, cut := range []int{0, 15, 16, 17, 20, 24} {
 		iov := [][]byte{stream[:cut], stream[cut:]}
-		require.Equal(t, binary.NativeEndian.Uint32(stream[16:]), u32At(iov, 16), "cut %d", cut)
-		require.Equal(t, binary.NativeEndian.Uint32(stream[14:]), u32At(iov, 14), "cut %d", cut)
+		for _, off := range []int{14, 16, 20, 22, 24, 30} {
+			var wo uapi.FuseWriteOut
+			readAt(bytesOf(&wo), iov, off)
+			var want [8]byte
+			if off < len(stream) {
+				copy(want[:], stream[off:])
+			}
+			require.Equal(t, want[:], bytesOf(&wo), "cut %d off %d", cut, off)
+		}
 	}
+}
+
+func TestOpNameDelegates(t *testing.T) {
+	for op := uint32(1); op < NumOps; op++ {
+		require.Equal(t, uapi.FuseOpcode(op).String(), OpName(op))
+	}
+	require.Equal(t, "GETXATTR", OpName(uint32(uapi.FuseOpGetxattr)))
+	require.Equal(t, "COPY_FILE_RANGE_64", OpName(53))
+	require.Equal(t, "OTHER", OpName(uint32(uapi.FuseOpCuseInit)))
 }
 
 func TestUnescapeMountinfo(t *testing.T) {

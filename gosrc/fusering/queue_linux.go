@@ -1,13 +1,11 @@
 package fusering
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/ring"
 	"github.com/zcfuse/zcfuse/gosrc/uapi"
@@ -31,7 +29,10 @@ type ringWorker struct {
 	r       *ring.Ring
 	waker   *ring.Waker
 	hdrMem  []byte // header page: req header at 0, iovec[2] at 512
-	hdr     []byte
+	hdr     []byte // hdrMem[:288], the entry's struct fuse_uring_req_header
+	req     *uapi.FuseURingReqHeader
+	in      *uapi.FuseInHeader  // in req.InOut: the request's header
+	out     *uapi.FuseOutHeader // in req.InOut too: the reply's header
 	payload []byte
 	scratch []byte // private copy of non-WRITE input payloads
 	tid     int
@@ -124,8 +125,13 @@ func (w *ringWorker) setup() error {
 	if w.payload, err = ring.AllocHuge(MaxWrite); err != nil {
 		return err
 	}
-	w.hdr = w.hdrMem[:uapi.FuseURingHeaderSize]
-	iov := unsafe.Slice((*unix.Iovec)(unsafe.Pointer(&w.hdrMem[512])), 2)
+	if err := w.mapHeader(w.hdrMem[:uapi.FuseURingHeaderSize]); err != nil {
+		return err
+	}
+	iov := iovecsAt(w.hdrMem[iovecOff:], 2)
+	if iov == nil {
+		return fmt.Errorf("no room for the entry's iovecs in its header page")
+	}
 	iov[0].Base = &w.hdr[0]
 	iov[0].SetLen(len(w.hdr))
 	iov[1].Base = &w.payload[0]
@@ -133,9 +139,11 @@ func (w *ringWorker) setup() error {
 
 	sqe := w.r.GetSQE()
 	ring.PrepUringCmd(sqe, w.c.devFd, uapi.FuseURingCmdRegister, tagEntry)
-	sqe.Addr = uint64(uintptr(unsafe.Pointer(&iov[0])))
+	sqe.Addr = addrOf(&iov[0])
 	sqe.Len = 2
-	w.putCmd(sqe, 0)
+	if err := w.putCmd(sqe, 0); err != nil {
+		return err
+	}
 	if err := w.waker.Arm(w.r); err != nil {
 		return err
 	}
@@ -152,11 +160,34 @@ func (w *ringWorker) setup() error {
 	return nil
 }
 
-func (w *ringWorker) putCmd(sqe *uapi.SQE, commitID uint64) {
-	cmd := w.r.Cmd(sqe)
-	binary.NativeEndian.PutUint64(cmd[0:], 0)
-	binary.NativeEndian.PutUint64(cmd[8:], commitID)
-	binary.NativeEndian.PutUint16(cmd[16:], uint16(w.qid))
+// iovecOff is where the entry's iovec[2] lies in its header page.
+const iovecOff = 512
+
+// mapHeader makes hdr (mmap'd, 288 bytes) the entry's
+// fuse_uring_req_header and views the request and reply headers in it.
+func (w *ringWorker) mapHeader(hdr []byte) error {
+	w.hdr = hdr
+	w.req = structAt[uapi.FuseURingReqHeader](hdr)
+	if w.req == nil {
+		return fmt.Errorf("ring entry header: %d bytes, want %d", len(hdr), uapi.FuseURingHeaderSize)
+	}
+	w.in = structAt[uapi.FuseInHeader](w.req.InOut[:])
+	w.out = structAt[uapi.FuseOutHeader](w.req.InOut[:])
+	if w.in == nil || w.out == nil {
+		return fmt.Errorf("ring entry header: in_out cannot hold the FUSE headers")
+	}
+	return nil
+}
+
+// putCmd fills sqe's command area: the entry's queue and, for
+// COMMIT_AND_FETCH, the commit id of the request it answers.
+func (w *ringWorker) putCmd(sqe *uapi.SQE, commitID uint64) error {
+	cmd := structAt[uapi.FuseURingCmdReq](w.r.Cmd(sqe))
+	if cmd == nil {
+		return fmt.Errorf("the ring's SQEs have no room for struct fuse_uring_cmd_req (SQE128 needed)")
+	}
+	*cmd = uapi.FuseURingCmdReq{CommitID: commitID, QID: uint16(w.qid)}
+	return nil
 }
 
 func (w *ringWorker) loop() {
@@ -180,30 +211,33 @@ func (w *ringWorker) loop() {
 		w.handle()
 		sqe := w.r.GetSQE()
 		ring.PrepUringCmd(sqe, w.c.devFd, uapi.FuseURingCmdCommitAndFetch, tagEntry)
-		w.putCmd(sqe, binary.NativeEndian.Uint64(w.hdr[uapi.FuseURingCommitIDOff:]))
+		if err := w.putCmd(sqe, w.req.Ent.CommitID); err != nil {
+			w.c.logger.Printf("queue %d: %v", w.qid, err)
+			return
+		}
 	}
 }
 
 // handle serves the request in the entry's header and payload and leaves
 // the reply there.
 func (w *ringWorker) handle() {
-	hdr := w.hdr
-	total := int(binary.NativeEndian.Uint32(hdr[0:]))
-	op := binary.NativeEndian.Uint32(hdr[4:])
-	if op == opRead && w.c.readFd != nil && w.fastRead() {
+	req := w.req
+	total := int(w.in.Len)
+	op := uapi.FuseOpcode(w.in.Opcode)
+	if op == uapi.FuseOpRead && w.c.readFd != nil && w.fastRead() {
 		return
 	}
-	psz := int(binary.NativeEndian.Uint32(hdr[uapi.FuseURingPayloadSzOff:]))
+	psz := int(req.Ent.PayloadSz)
 	argSz := total - uapi.FuseInHeaderSize - psz
-	if psz > len(w.payload) || argSz < 0 || argSz > uapi.FuseURingEntOff-uapi.FuseURingOpInOff {
-		w.c.logger.Printf("queue %d: malformed %s request (len %d, payload %d)", w.qid, OpName(op), total, psz)
-		putErrorHeader(hdr, hdr, syscall.EIO)
+	if psz > len(w.payload) || argSz < 0 || argSz > len(req.OpIn) {
+		w.c.logger.Printf("queue %d: malformed %s request (len %d, payload %d)", w.qid, OpName(uint32(op)), total, psz)
+		putError(w.out, w.in.Unique, syscall.EIO)
 		w.c.cnt.errors.Add(1)
-		binary.NativeEndian.PutUint32(hdr[uapi.FuseURingPayloadSzOff:], 0)
+		req.Ent.PayloadSz = 0
 		return
 	}
-	in := [3][]byte{hdr[:uapi.FuseInHeaderSize], hdr[uapi.FuseURingOpInOff : uapi.FuseURingOpInOff+argSz], w.payload[:psz]}
-	if op != opWrite && psz > 0 {
+	in := [3][]byte{req.InOut[:uapi.FuseInHeaderSize], req.OpIn[:argSz], w.payload[:psz]}
+	if op != uapi.FuseOpWrite && psz > 0 {
 		// The payload buffer also receives the reply: give the handler a
 		// private copy of inputs such as names and xattr values.
 		if cap(w.scratch) < psz {
@@ -212,15 +246,15 @@ func (w *ringWorker) handle() {
 		in[2] = w.scratch[:psz]
 		copy(in[2], w.payload[:psz])
 	}
-	out := [2][]byte{hdr[:uapi.FuseOutHeaderSize], w.payload}
+	out := [2][]byte{req.InOut[:uapi.FuseOutHeaderSize], w.payload}
 	n := w.c.serve(chanRing, in[:], out[:])
 	if n < uapi.FuseOutHeaderSize {
 		// Every ring request needs a commit; a request the server would
 		// not answer gets an error instead.
-		putErrorHeader(hdr, hdr, syscall.EIO)
+		putError(w.out, w.in.Unique, syscall.EIO)
 		n = uapi.FuseOutHeaderSize
 	}
-	binary.NativeEndian.PutUint32(hdr[uapi.FuseURingPayloadSzOff:], uint32(n-uapi.FuseOutHeaderSize))
+	req.Ent.PayloadSz = uint32(n - uapi.FuseOutHeaderSize)
 }
 
 func (w *ringWorker) teardown() {
