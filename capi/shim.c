@@ -375,6 +375,44 @@ int zcfuse_server_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats)
     return 0;
 }
 
+int zcfuse_server_counters(zcfuse_server_t *srv, zcfuse_counter_t *out, size_t n)
+{
+    NO_GO_IN_CHILD("zcfuse_server_counters");
+    NEED_SRV("zcfuse_server_counters");
+    if (!out && n)
+        return fail(-EINVAL, "zcfuse_server_counters: out NULL with n > 0");
+    return zcfusego_server_counters(srv->handle, out, n);
+}
+
+int zcfuse_server_counter(zcfuse_server_t *srv, const char *name, uint64_t *value)
+{
+    NO_GO_IN_CHILD("zcfuse_server_counter");
+    NEED_SRV("zcfuse_server_counter");
+    if (!name || !value)
+        return fail(-EINVAL, "zcfuse_server_counter: name and value must not be NULL");
+    return zcfusego_server_counter(srv->handle, (char *)name, value);
+}
+
+/* The names of the opcodes the stats arrays count, looked up once, so a
+ * forked child still has them (it cannot enter Go). */
+static const char *op_names[ZCFUSE_STATS_OPCODES];
+static pthread_once_t op_names_once = PTHREAD_ONCE_INIT;
+
+static void load_op_names(void)
+{
+    for (uint32_t op = 0; op < ZCFUSE_STATS_OPCODES; op++)
+        op_names[op] = zcfusego_opcode_name(op);
+}
+
+const char *zcfuse_opcode_name(uint32_t opcode)
+{
+    if (!forked_child)
+        pthread_once(&op_names_once, load_op_names);
+    if (opcode < ZCFUSE_STATS_OPCODES)
+        return op_names[opcode] ? op_names[opcode] : "";
+    return forked_child ? "" : zcfusego_opcode_name(opcode);
+}
+
 void zcfuse_server_destroy(zcfuse_server_t *srv)
 {
     if (!srv || forked_child)

@@ -686,8 +686,63 @@ typedef struct zcfuse_server_stats {
  * bytes (version 1 of the struct ends at fallback_reason). Returns 0, or
  * -EINVAL when an argument is NULL or stats->struct_size is smaller than
  * version 1 of the struct. Cheap: safe to call often, from any thread.
+ *
+ * The struct is frozen at version 2: it keeps its fields and layout, and
+ * counters added to the server later are not added to it. They come by
+ * name only, through zcfuse_server_counters() and zcfuse_server_counter().
  */
 int zcfuse_server_stats(zcfuse_server_t *srv, zcfuse_server_stats_t *stats);
+
+/*
+ * Counters by name. Every number the server reports about itself is a
+ * counter: those of zcfuse_server_stats_t under their field names
+ * ("bytes_read", "zc_ops", ...; not struct_size, version, transport,
+ * running or the per-opcode arrays), and every one added since, such as
+ * "fast_reads" or "fs.inodes" (a dot names a part of the server). They
+ * are the numbers of `zcfuse stats --json`, under the same names (JSON
+ * nests "fs.inodes" as {"fs": {"inodes": ...}}); a true/false there is 1
+ * or 0 here. The set of names and their order are fixed for the life of
+ * the process: the same for every call and every server. Values are
+ * unsigned; a count may be 0 while a server is not started.
+ */
+typedef struct zcfuse_counter {
+    /* The counter's name: a static string owned by the library, valid
+     * for the life of the process (the same pointer on every call). */
+    const char *name;
+    uint64_t value;
+} zcfuse_counter_t;
+
+/*
+ * Fills out[0..n) with the first n counters of one snapshot of srv, in
+ * the fixed order, and returns how many counters the server has (which
+ * may be more than n: call with out NULL and n 0 to size the array, then
+ * again). Returns -EINVAL when srv is NULL, or out is NULL with n > 0.
+ * Thread-safe, like zcfuse_server_stats(); no more costly than it.
+ */
+int zcfuse_server_counters(zcfuse_server_t *srv, zcfuse_counter_t *out, size_t n);
+
+/*
+ * Sets *value to the counter called name in a fresh snapshot of srv.
+ * Returns 0, -ENOENT when the server has no counter of that name (e.g. a
+ * newer one than this library), or -EINVAL when an argument is NULL.
+ * Each call takes a snapshot: read several counters of the same moment
+ * with zcfuse_server_counters().
+ */
+int zcfuse_server_counter(zcfuse_server_t *srv, const char *name, uint64_t *value);
+
+/*
+ * Returns the kernel's name of a FUSE opcode without its FUSE_ prefix,
+ * e.g. "READ" for 15 (the index of the per-opcode counters of
+ * zcfuse_server_stats_t), as the "requests" of `zcfuse stats --json`
+ * name it: "OP_<n>" for an opcode below ZCFUSE_STATS_OPCODES that the
+ * library does not know, and "OTHER" for 0 and for opcodes from
+ * ZCFUSE_STATS_OPCODES up (slot 0 of the arrays). A static string owned
+ * by the library, never NULL. In a
+ * forked child (see Fork) it still names the opcodes below
+ * ZCFUSE_STATS_OPCODES when the parent called it once before the fork,
+ * and gives "" otherwise.
+ */
+const char *zcfuse_opcode_name(uint32_t opcode);
 
 /*
  * Stops the server if it still runs and frees it. srv may be NULL.

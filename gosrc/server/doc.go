@@ -2,15 +2,21 @@
 // project's own file-system layer (package fs: fd-based, each request
 // with its caller's rights) served over FUSE-over-io_uring (package
 // fusering), with the classic /dev/fuse transport as fallback, plus the
-// control plane (client sessions, arenas, attached files) and the data
-// plane (the workers that run zero-copy ring ops).
+// control plane (package control: client sessions, arenas, attached
+// files) and the data plane (package dataplane: the workers that run
+// zero-copy ring ops).
 //
-// It composes; it resolves no names and opens no backing file itself.
-// What it adds to the layer goes through fs.Hooks: the attach ioctl (an
-// open file's fd, node id and access mode come from fs.Handle), the
-// root's virtual attributes, detaching on RELEASE, and the read and write
-// hooks. Ring writes of sessions without CAP_FSETID clear
-// setuid/setgid/capability through fs.Handle.KillPriv, as write(2) would.
+// It composes, and owns only what joins the parts: their lifetimes (the
+// data plane outlives the control plane, the transport outlives both: the
+// workers write cache invalidations to it), the root's virtual attributes,
+// and Stats, the one source of the stats model. It resolves no names,
+// opens no backing file and runs no I/O itself, and no package below
+// imports it. What it adds to the layer goes through fs.Hooks: the attach
+// ioctl and RELEASE go to the control plane (an open file's fd, node id and
+// access mode come from fs.Handle), and the read and write hooks see FUSE
+// requests (ring ops' hooks run in the control plane). Ring writes of
+// sessions without CAP_FSETID clear setuid/setgid/capability through
+// fs.Handle.KillPriv, as write(2) would.
 //
 // Kernel FUSE passthrough stays off unless Options.Passthrough is set (it
 // routes READ and WRITE around the server and its counters). File locks

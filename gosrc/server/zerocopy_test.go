@@ -12,18 +12,14 @@ import (
 	"github.com/zcfuse/zcfuse/gosrc/arena"
 	"github.com/zcfuse/zcfuse/gosrc/client"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
+	"github.com/zcfuse/zcfuse/gosrc/uapi"
 	"golang.org/x/sys/unix"
-)
-
-const (
-	fuseRead  = 15
-	fuseWrite = 16
 )
 
 // fuseRW is how many FUSE READ and WRITE requests the server has seen,
 // on either channel.
 func fuseRW(st Stats) uint64 {
-	return st.RingOps[fuseRead] + st.RingOps[fuseWrite] + st.DevOps[fuseRead] + st.DevOps[fuseWrite]
+	return st.RingOps[uapi.FuseOpRead] + st.RingOps[uapi.FuseOpWrite] + st.DevOps[uapi.FuseOpRead] + st.DevOps[uapi.FuseOpWrite]
 }
 
 // zcSetup mounts, writes file f through the mount, and gives a session

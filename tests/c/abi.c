@@ -5,8 +5,8 @@
  * (and SONAME), or a field added at the end behind struct_size.
  *
  * Compile time: sizes and offsets of zcfuse_server_opts_t (LP64 and
- * ILP32) and zcfuse_server_stats_t (the same on both), enum and flag
- * values. Run time: zcfuse_server_opts_init() fills every field, and
+ * ILP32) and zcfuse_server_stats_t (the same on both), zcfuse_counter_t
+ * (LP64), enum and flag values. Run time: zcfuse_server_opts_init() fills every field, and
  * zcfuse_server_stats() writes nothing past sizeof(zcfuse_server_stats_t)
  * and accepts a larger struct_size (a newer caller).
  */
@@ -71,6 +71,10 @@ PIN(zcfuse_op_t, off, 32, 32);
 PIN(zcfuse_op_t, user_data, 40, 40);
 _Static_assert(sizeof(zcfuse_op_t) == 48, "zcfuse_op_t size");
 _Static_assert(sizeof(zcfuse_cqe_t) == 16, "zcfuse_cqe_t size");
+/* ILP32 ABIs differ in where a uint64_t after a pointer goes: LP64 only. */
+_Static_assert(offsetof(zcfuse_counter_t, name) == 0, "zcfuse_counter_t.name moved");
+_Static_assert(!LP64 || offsetof(zcfuse_counter_t, value) == 8, "zcfuse_counter_t.value moved");
+_Static_assert(!LP64 || sizeof(zcfuse_counter_t) == 16, "zcfuse_counter_t size");
 _Static_assert(ZCFUSE_F_REQUIRE_ZC == 1 && ZCFUSE_F_DATASYNC == 2 && ZCFUSE_F_ARENA == 4, "op flags");
 #define STATS_V1_SIZE ZCFUSE_SERVER_STATS_V1_SIZE
 _Static_assert(ZCFUSE_SERVER_STATS_V1_SIZE == 1328, "version 1 stats size");

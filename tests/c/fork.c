@@ -1,7 +1,8 @@
 /*
  * fork: after fork() every call that would enter the library's Go runtime
  * returns -ECHILD in the child at once (it would otherwise risk a hang),
- * while the parent's objects keep working.
+ * while the parent's objects keep working; opcode names the parent looked
+ * up before the fork stay available.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +22,7 @@ int main(void)
     if (!EXPECT_RC(0, zcfuse_arena_create(1 << 20, 0, &a)))
         return t_done(T_FAIL);
     memcpy(zcfuse_arena_base(a), "parent", 6);
+    EXPECT(strcmp(zcfuse_opcode_name(15), "READ") == 0, "zcfuse_opcode_name(15) in the parent");
 
     pid_t pid = fork();
     if (pid == 0) {
@@ -34,6 +36,11 @@ int main(void)
         zcfuse_server_opts_init(&o);
         o.backing_dir = "/", o.mountpoint = "/";
         bad |= zcfuse_server_create(&o, &s) != -ECHILD;
+        bad |= zcfuse_server_counters(s, NULL, 0) != -ECHILD;
+        bad |= zcfuse_server_counter(s, "errors", NULL) != -ECHILD;
+        /* Opcode names the parent looked up stay; others need Go: "". */
+        bad |= strcmp(zcfuse_opcode_name(16), "WRITE") != 0;
+        bad |= strcmp(zcfuse_opcode_name(4096), "") != 0;
         /* Pure accessors need no Go and keep working. */
         bad |= memcmp(zcfuse_arena_base(a), "parent", 6) != 0;
         _exit(bad ? 1 : 0);

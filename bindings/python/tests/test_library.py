@@ -31,6 +31,7 @@ STRUCTS = {
     "zcfuse_op_t": L.zcfuse_op_t,
     "zcfuse_cqe_t": L.zcfuse_cqe_t,
     "zcfuse_hook_info_t": L.zcfuse_hook_info_t,
+    "zcfuse_counter_t": L.zcfuse_counter_t,
 }
 OPAQUE = {
     "zcfuse_arena_t": L.zcfuse_arena,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -12,11 +14,20 @@ import unittest
 
 import zcfuse
 from zcfuse import Opcode, Transport
+from zcfuse import _library as L
 
 from . import support
 from .support import MountCase, ScratchCase, is_mounted
 
 KiB = 1 << 10
+
+#: The fields of zcfuse_server_stats_t that are counters (not struct_size,
+#: version, transport, running, the arrays or fallback_reason).
+STRUCT_COUNTERS = [
+    name
+    for name, _ in L.zcfuse_server_stats_t._fields_
+    if name not in ("struct_size", "version", "transport", "running", "ring_requests", "dev_requests", "fallback_reason")
+]
 
 
 def possible_cpus() -> int:
@@ -80,6 +91,49 @@ class ServerIO:
         self.assertEqual(after.bytes_read - before.bytes_read, len(data))
         self.assertGreater(after.total_requests, before.total_requests)
 
+    def test_counters_by_name(self) -> None:
+        with open(os.path.join(self.mnt, "f.bin"), "wb") as f:
+            f.write(os.urandom(64 * KiB))
+        before = self.srv.stats()
+        c = self.srv.counters()
+        after = self.srv.stats()
+        self.assertIsInstance(c, dict)
+        self.assertEqual(list(c), list(self.srv.counters()), "the order is fixed")
+        self.assertEqual(list(c), list(after.counters))
+        self.assertTrue(all(isinstance(v, int) and v >= 0 for v in c.values()), c)
+        # Every number of the struct is a counter of the same name, its value
+        # between the struct snapshots taken around it.
+        for name in STRUCT_COUNTERS:
+            self.assertIn(name, c)
+            lo, hi = sorted((getattr(before, name), getattr(after, name)))
+            self.assertTrue(lo <= c[name] <= hi, f"{name}: {c[name]} not in [{lo}, {hi}]")
+        self.assertGreaterEqual(c["bytes_written"], 64 * KiB)
+        # Counters the struct lacks are attributes too, by name.
+        self.assertIn("fast_reads", c)
+        self.assertEqual(after.fast_reads, after.counters["fast_reads"])
+        self.assertGreaterEqual(after.fs.inodes, 1)
+        self.assertEqual(after.fs.inodes, after.counters["fs.inodes"])
+        self.assertEqual(getattr(after, "fs.inodes"), after.get("fs.inodes"))
+        self.assertIn("inodes", dir(after.fs))
+        self.assertIn("fast_reads", dir(after))
+        self.assertIsNone(after.get("no_such_counter"))
+        with self.assertRaises(AttributeError):
+            after.no_such_counter
+        with self.assertRaises(AttributeError):
+            after.fs.no_such_counter
+        with self.assertRaises(TypeError):
+            after.counters["bytes_read"] = 0  # type: ignore[index]
+        self.assertEqual(after.counters["read_only"], 0)  # a bool is 0/1
+        self.assertEqual(after.counters["queues"], after.queues)
+        # One at a time, by name, through the C call.
+        v = ctypes.c_uint64()
+        lib = zcfuse._LIB
+        self.assertEqual(lib.zcfuse_server_counter(self.srv._live(), b"bytes_written", ctypes.byref(v)), 0)
+        self.assertGreaterEqual(v.value, c["bytes_written"])
+        self.assertEqual(lib.zcfuse_server_counter(self.srv._live(), b"nope", ctypes.byref(v)), -errno.ENOENT)
+        # A snapshot pickles, counters and all.
+        self.assertEqual(pickle.loads(pickle.dumps(after)), after)
+
     def test_stop_unmounts(self) -> None:
         self.assertTrue(is_mounted(self.mnt))
         self.srv.stop()
@@ -91,7 +145,7 @@ class ServerIO:
         self.assertEqual(cm.exception.errno, errno.EALREADY)
         self.srv.close()
         self.assertTrue(self.srv.closed)
-        for call in (self.srv.start, self.srv.stop, self.srv.stats, self.srv.run):
+        for call in (self.srv.start, self.srv.stop, self.srv.stats, self.srv.run, self.srv.counters):
             with self.assertRaises(zcfuse.ClosedError) as cm:
                 call()
             self.assertEqual(cm.exception.errno, errno.EBADF)

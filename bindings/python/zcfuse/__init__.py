@@ -11,7 +11,8 @@ library. The pieces:
   them zero-copy (``pwrite``/``pread``/``readinto``, batches of
   :class:`Op` with ``submit``/``wait``, :func:`wait_async` for asyncio).
 - :class:`Server` -- run a zcfuse passthrough server in this process,
-  optionally with ``on_write``/``on_read`` hooks that see every byte.
+  optionally with ``on_write``/``on_read`` hooks that see every byte;
+  ``stats()`` and ``counters()`` read every counter it has, by name.
 - :class:`Error` -- every failing call raises it, an :class:`OSError` with
   ``errno`` set and the library's detailed message; :class:`ClosedError`
   (EBADF, also a ValueError) for use after close.
@@ -39,7 +40,7 @@ from ._library import (
 )
 from .arena import Arena
 from .errors import ClosedError, Error
-from .server import Hook, HookInfo, Opcode, Server, ServerStats, Transport
+from .server import CounterGroup, Hook, HookInfo, Opcode, Server, ServerStats, Transport, opcode_name
 from .session import (
     Completion,
     Mode,
@@ -100,6 +101,7 @@ __all__ = [
     "Arena",
     "ClosedError",
     "Completion",
+    "CounterGroup",
     "Error",
     "F_DATASYNC",
     "F_REQUIRE_ZC",
@@ -126,6 +128,7 @@ __all__ = [
     "has_ops",
     "last_error",
     "library_path",
+    "opcode_name",
     "strerror",
     "version",
     "wait_async",

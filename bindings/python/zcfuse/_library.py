@@ -224,6 +224,13 @@ class zcfuse_server_stats_t(Structure):
     ]
 
 
+class zcfuse_counter_t(Structure):
+    """``zcfuse_counter_t``: one counter of a server, by name (a static
+    string the library owns for the life of the process)."""
+
+    _fields_ = [("name", c_char_p), ("value", c_uint64)]
+
+
 #: name -> (restype, argtypes) for every function of include/zcfuse.h.
 PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "zcfuse_version": (c_char_p, []),
@@ -266,6 +273,9 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "zcfuse_server_run": (c_int, [ServerP]),
     "zcfuse_server_stop": (c_int, [ServerP]),
     "zcfuse_server_stats": (c_int, [ServerP, POINTER(zcfuse_server_stats_t)]),
+    "zcfuse_server_counters": (c_int, [ServerP, POINTER(zcfuse_counter_t), c_size_t]),
+    "zcfuse_server_counter": (c_int, [ServerP, c_char_p, POINTER(c_uint64)]),
+    "zcfuse_opcode_name": (c_char_p, [c_uint32]),
     "zcfuse_server_destroy": (None, [ServerP]),
 }
 

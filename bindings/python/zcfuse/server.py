@@ -9,8 +9,9 @@ import os
 import threading
 import warnings
 import weakref
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import _forksafe
 from ._enum import NamedIntEnum
@@ -25,6 +26,7 @@ from ._library import (
     SERVER_READ_ONLY,
     STATS_OPCODES,
     ServerP,
+    zcfuse_counter_t,
     zcfuse_hook_fn,
     zcfuse_server_opts_t,
     zcfuse_server_stats_t,
@@ -46,70 +48,94 @@ class Transport(NamedIntEnum):
     CLASSIC = 2  #: the classic /dev/fuse loop
 
 
-class Opcode(NamedIntEnum):
-    """FUSE opcodes (include/uapi/linux/fuse.h): indices of the stats arrays."""
+def _opcode_members() -> List[Tuple[str, int]]:
+    """(name, opcode) for every FUSE opcode below STATS_OPCODES that the
+    library names (zcfuse_opcode_name: "READ" for 15; "OP_<n>" for one it
+    does not know, which is left out)."""
+    members = []
+    for op in range(1, STATS_OPCODES):
+        name = (LIB.zcfuse_opcode_name(op) or b"").decode("ascii", "replace")
+        if name.isidentifier() and not name.startswith("OP_") and name != "OTHER":
+            members.append((name, op))
+    return members
 
-    LOOKUP = 1
-    FORGET = 2
-    GETATTR = 3
-    SETATTR = 4
-    READLINK = 5
-    SYMLINK = 6
-    MKNOD = 8
-    MKDIR = 9
-    UNLINK = 10
-    RMDIR = 11
-    RENAME = 12
-    LINK = 13
-    OPEN = 14
-    READ = 15
-    WRITE = 16
-    STATFS = 17
-    RELEASE = 18
-    FSYNC = 20
-    SETXATTR = 21
-    GETXATTR = 22
-    LISTXATTR = 23
-    REMOVEXATTR = 24
-    FLUSH = 25
-    INIT = 26
-    OPENDIR = 27
-    READDIR = 28
-    RELEASEDIR = 29
-    FSYNCDIR = 30
-    GETLK = 31
-    SETLK = 32
-    SETLKW = 33
-    ACCESS = 34
-    CREATE = 35
-    INTERRUPT = 36
-    BMAP = 37
-    DESTROY = 38
-    IOCTL = 39
-    POLL = 40
-    NOTIFY_REPLY = 41
-    BATCH_FORGET = 42
-    FALLOCATE = 43
-    READDIRPLUS = 44
-    RENAME2 = 45
-    LSEEK = 46
-    COPY_FILE_RANGE = 47
-    SETUPMAPPING = 48
-    REMOVEMAPPING = 49
-    SYNCFS = 50
-    TMPFILE = 51
-    STATX = 52
+
+#: FUSE opcodes (include/uapi/linux/fuse.h): indices of the stats arrays.
+#: Built at import from the library's own table (zcfuse_opcode_name), so
+#: the binding holds no copy of it: ``Opcode.READ`` is 15, and an opcode
+#: the library learns appears here without a change to this file.
+Opcode = NamedIntEnum("Opcode", _opcode_members(), module=__name__, qualname="Opcode")  # type: ignore[misc]
+Opcode.__doc__ = """FUSE opcodes (include/uapi/linux/fuse.h), named as the library names
+them (zcfuse_opcode_name): the indices of ``ServerStats.ring_requests``
+and ``dev_requests``."""
+
+
+def opcode_name(opcode: int) -> str:
+    """The library's name of a FUSE opcode, without FUSE_: "READ" for 15,
+    "OP_<n>" for one below :data:`STATS_OPCODES` it does not know, "OTHER"
+    for 0 and for opcodes from :data:`STATS_OPCODES` up (zcfuse_opcode_name)."""
+    return (LIB.zcfuse_opcode_name(opcode) or b"").decode("ascii", "replace")
+
+
+class CounterGroup:
+    """The counters under one dotted prefix, as attributes: ``st.fs`` is the
+    group of "fs.inodes", "fs.open_files", ..., so ``st.fs.inodes`` reads
+    "fs.inodes" (JSON nests it as ``{"fs": {"inodes": ...}}``)."""
+
+    __slots__ = ("_counters", "_prefix")
+
+    def __init__(self, counters: Mapping[str, int], prefix: str) -> None:
+        self._counters = counters
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return _counter_attr(self._counters, self._prefix + name)
+
+    def __dir__(self) -> List[str]:
+        return _counter_dir(self._counters, self._prefix)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(
+            f"{k[len(self._prefix):]}={v}" for k, v in self._counters.items() if k.startswith(self._prefix)
+        )
+        return f"CounterGroup({self._prefix[:-1]}: {inner})"
+
+
+def _counter_attr(counters: Mapping[str, int], name: str) -> Any:
+    """The counter ``name``, or the group of those under "name.", or AttributeError."""
+    if name in counters:
+        return counters[name]
+    prefix = name + "."
+    if any(k.startswith(prefix) for k in counters):
+        return CounterGroup(counters, prefix)
+    raise AttributeError(f"no field or counter {name!r}")
+
+
+def _counter_dir(counters: Mapping[str, int], prefix: str) -> List[str]:
+    """The attribute names of the counters under ``prefix``: a name, or the
+    first part of a dotted one."""
+    return sorted({k[len(prefix):].split(".", 1)[0] for k in counters if k.startswith(prefix)})
 
 
 @dataclass(frozen=True)
 class ServerStats:
-    """A snapshot of a server's counters (zcfuse_server_stats_t).
+    """A snapshot of a server's counters.
 
+    The fields below are zcfuse_server_stats_t, frozen at version 2.
     ``ring_requests`` and ``dev_requests`` have :data:`zcfuse.STATS_OPCODES`
     entries indexed by FUSE opcode (:class:`Opcode`); slot 0 counts opcodes
     >= 64. ``ring`` counts requests that came over FUSE-over-io_uring,
     ``dev`` those read from /dev/fuse (INIT, FORGET, INTERRUPT, and every
     request on the classic transport).
+
+    Every other counter the server has is an attribute too, by its name
+    (zcfuse_server_counters): ``st.fast_reads``, and ``st.fs.inodes`` for
+    "fs.inodes" (or ``st.counters["fs.inodes"]``, ``st.get("fs.inodes")``);
+    a counter added to the server shows here with no change to the
+    binding. ``counters`` maps every name to its value (bools as 0/1); it
+    is a snapshot of its own, taken right after the struct's, so on a busy
+    server ``st.counters["bytes_read"]`` may be a little ahead of
+    ``st.bytes_read``.
     """
 
     version: int
@@ -138,6 +164,35 @@ class ServerStats:
     copied_bytes: Optional[int] = None  #: bytes the server copied in user space (hook_copy)
     queue_high_water: Optional[int] = None  #: most ops one session had in flight
     workers: Optional[int] = None  #: data-plane threads (one per CPU)
+    #: Every counter by name, in the library's order (read-only).
+    counters: Mapping[str, int] = field(default_factory=dict, repr=False, hash=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: the counters.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        counters = self.__dict__.get("counters") or {}
+        try:
+            return _counter_attr(counters, name)
+        except AttributeError:
+            raise AttributeError(f"'ServerStats' object has no field or counter {name!r}") from None
+
+    def __dir__(self) -> List[str]:
+        return sorted(set(super().__dir__()) | set(_counter_dir(self.__dict__.get("counters") or {}, "")))
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A mappingproxy does not pickle: its dict does.
+        state = dict(self.__dict__)
+        state["counters"] = dict(state.get("counters") or {})
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, MappingProxyType(v) if k == "counters" else v)
+
+    def get(self, name: str, default: Optional[int] = None) -> Optional[int]:
+        """The counter ``name`` ("fast_reads", "fs.inodes"), or ``default``."""
+        return self.counters.get(name, default)
 
     def requests(self, opcode: int) -> int:
         """Requests of ``opcode`` over both transports."""
@@ -215,6 +270,19 @@ def _wrap_hook(hook: Hook) -> Any:
     return zcfuse_hook_fn(call)
 
 _live: "weakref.WeakSet[Server]" = weakref.WeakSet()
+
+#: How many counters the library has (0: not asked yet); fixed for the
+#: life of the process.
+_counter_slots = 0
+#: The counters' names, decoded once each (the library's strings are static).
+_counter_names: Dict[bytes, str] = {}
+
+
+def _counter_name(raw: bytes) -> str:
+    name = _counter_names.get(raw)
+    if name is None:
+        name = _counter_names.setdefault(raw, raw.decode("utf-8", "replace"))
+    return name
 
 
 class Server:
@@ -356,14 +424,36 @@ class Server:
         """
         check(LIB.zcfuse_server_stop(self._live()), "zcfuse_server_stop")
 
+    def counters(self) -> Dict[str, int]:
+        """Every counter of one snapshot, by name, in the library's fixed
+        order (zcfuse_server_counters): those of :class:`ServerStats` and
+        every one the struct lacks ("fast_reads", "fs.inodes", ...), bools
+        as 0/1. Cheap; callable from any thread."""
+        global _counter_slots
+        h = self._live()
+        n = _counter_slots
+        if n == 0:  # the count is the same for the life of the process
+            n = check(LIB.zcfuse_server_counters(h, None, 0), "zcfuse_server_counters")
+        while True:
+            buf = (zcfuse_counter_t * n)()
+            total = check(LIB.zcfuse_server_counters(h, buf, n), "zcfuse_server_counters")
+            if total <= n:
+                _counter_slots = total
+                return {_counter_name(c.name): c.value for c in buf[:total]}
+            n = total
+
     def stats(self) -> ServerStats:
-        """A snapshot of the counters; cheap, callable from any thread."""
+        """A snapshot of the counters; cheap, callable from any thread.
+
+        Two calls: the struct (zcfuse_server_stats), then every counter by
+        name (:meth:`counters`) for the attributes the struct lacks."""
         st = zcfuse_server_stats_t()
         st.struct_size = ctypes.sizeof(st)
         check(LIB.zcfuse_server_stats(self._live(), ctypes.byref(st)), "zcfuse_server_stats")
         v2 = {}
         if st.version >= 2:
             v2 = {name: getattr(st, name) for name in _V2_FIELDS}
+        counters = MappingProxyType(self.counters())
         return ServerStats(
             version=st.version,
             transport=Transport(st.transport),
@@ -376,6 +466,7 @@ class Server:
             ring_requests=tuple(st.ring_requests),
             dev_requests=tuple(st.dev_requests),
             fallback_reason=st.fallback_reason.decode("utf-8", "replace"),
+            counters=counters,
             **v2,
         )
 
@@ -437,6 +528,7 @@ def _close_all() -> None:
 
 __all__ = [
     "NO_CACHE",
+    "CounterGroup",
     "Hook",
     "HookInfo",
     "Opcode",
@@ -444,4 +536,5 @@ __all__ = [
     "ServerStats",
     "Transport",
     "STATS_OPCODES",
+    "opcode_name",
 ]

@@ -269,9 +269,17 @@ structs! {
         pub hook_ctx: *mut c_void,
     }
 
+    /// One counter of a server by name (`zcfuse_server_counters`): `name`
+    /// is a static string the library owns for the life of the process.
+    pub struct zcfuse_counter_t {
+        pub name: *const c_char,
+        pub value: u64,
+    }
+
     /// What a server reports about itself. Set `struct_size` before
     /// `zcfuse_server_stats`. Per-opcode counters are indexed by FUSE
-    /// opcode (FUSE_READ = 15, FUSE_WRITE = 16).
+    /// opcode (FUSE_READ = 15, FUSE_WRITE = 16). Frozen at version 2:
+    /// counters added later come by name only (`zcfuse_server_counters`).
     pub struct zcfuse_server_stats_t {
         pub struct_size: u32,
         pub version: u32,
@@ -403,6 +411,8 @@ pub type zcfuse_hook_info = zcfuse_hook_info_t;
 pub type zcfuse_server_opts = zcfuse_server_opts_t;
 /// The struct's tag name, as C's `struct zcfuse_server_stats`.
 pub type zcfuse_server_stats = zcfuse_server_stats_t;
+/// The struct's tag name, as C's `struct zcfuse_counter`.
+pub type zcfuse_counter = zcfuse_counter_t;
 
 functions! {
     /// The library's version, "MAJOR.MINOR.PATCH" (static).
@@ -519,6 +529,14 @@ functions! {
     pub fn zcfuse_server_stop(srv: *mut zcfuse_server_t) -> c_int;
     /// Fills *stats (set struct_size first).
     pub fn zcfuse_server_stats(srv: *mut zcfuse_server_t, stats: *mut zcfuse_server_stats_t) -> c_int;
+    /// Fills out[0..n) with the first n counters of one snapshot and
+    /// returns how many there are (out NULL and n 0 to size).
+    pub fn zcfuse_server_counters(srv: *mut zcfuse_server_t, out: *mut zcfuse_counter_t, n: usize) -> c_int;
+    /// Sets *value to the counter called name; -ENOENT for an unknown name.
+    pub fn zcfuse_server_counter(srv: *mut zcfuse_server_t, name: *const c_char, value: *mut u64) -> c_int;
+    /// The kernel's name of a FUSE opcode without FUSE_ ("READ"; "OP_n",
+    /// "OTHER"); static, never NULL.
+    pub fn zcfuse_opcode_name(opcode: u32) -> *const c_char;
     /// Stops the server if it still runs and frees it; srv may be NULL.
     pub fn zcfuse_server_destroy(srv: *mut zcfuse_server_t);
 }

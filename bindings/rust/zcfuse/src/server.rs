@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process;
 use std::ptr::{self, NonNull};
 use std::slice;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use zcfuse_sys as sys;
@@ -435,13 +436,46 @@ impl Server {
     }
 
     /// A snapshot of the server's counters. Cheap; any thread, any time.
+    ///
+    /// Two calls: the struct of the typed fields (`zcfuse_server_stats`),
+    /// then every counter by name ([`Server::counters`]) for
+    /// [`ServerStats::get`].
     pub fn stats(&self) -> io::Result<ServerStats> {
         // SAFETY: all zeros is a valid zcfuse_server_stats_t.
         let mut st: sys::zcfuse_server_stats_t = unsafe { mem::zeroed() };
         st.struct_size = mem::size_of::<sys::zcfuse_server_stats_t>() as u32;
         // SAFETY: the server is live; st is writable for struct_size bytes.
         check(unsafe { sys::zcfuse_server_stats(self.ptr(), &mut st) })?;
-        Ok(ServerStats::from_raw(&st))
+        let mut stats = ServerStats::from_raw(&st);
+        stats.counters = self.counters()?;
+        Ok(stats)
+    }
+
+    /// Every counter of one snapshot, by name, in the library's fixed
+    /// order (`zcfuse_server_counters`): the typed fields of
+    /// [`ServerStats`] and every counter the struct lacks (`fast_reads`,
+    /// `fs.inodes`, ...), bools as 0/1. The names are the numbers of
+    /// `zcfuse stats --json`, and static strings of the library. Cheap;
+    /// any thread, any time.
+    pub fn counters(&self) -> io::Result<Vec<(&'static str, u64)>> {
+        // How many the library has: fixed for the life of the process.
+        static SLOTS: AtomicUsize = AtomicUsize::new(0);
+        let mut n = SLOTS.load(Ordering::Relaxed);
+        if n == 0 {
+            // SAFETY: the server is live; out NULL with n 0 only sizes.
+            n = check(unsafe { sys::zcfuse_server_counters(self.ptr(), ptr::null_mut(), 0) })? as usize;
+        }
+        loop {
+            let mut buf = vec![sys::zcfuse_counter_t { name: ptr::null(), value: 0 }; n];
+            // SAFETY: the server is live; buf holds n counters.
+            let total = check(unsafe { sys::zcfuse_server_counters(self.ptr(), buf.as_mut_ptr(), n) })? as usize;
+            if total <= n {
+                SLOTS.store(total, Ordering::Relaxed);
+                // SAFETY: the library filled the first total names.
+                return Ok(buf[..total].iter().map(|c| (unsafe { static_str(c.name) }, c.value)).collect());
+            }
+            n = total;
+        }
     }
 }
 
@@ -463,7 +497,41 @@ impl fmt::Debug for Server {
     }
 }
 
+/// The library's static string at p as a `&'static str` ("" for NULL,
+/// "?" for one that is not UTF-8).
+///
+/// # Safety
+/// p is NULL or a NUL-terminated string that lives as long as the process.
+unsafe fn static_str(p: *const std::ffi::c_char) -> &'static str {
+    if p.is_null() {
+        return "";
+    }
+    // SAFETY: per this function's contract.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("?")
+}
+
+/// The kernel's name of a FUSE opcode without its `FUSE_` prefix, as the
+/// library names it (`zcfuse_opcode_name`): "READ" for 15 (the index of
+/// [`ServerStats::ring_requests`]), "OP_<n>" for an opcode below 64 the
+/// library does not know, "OTHER" for 0 and for opcodes from 64 up.
+///
+/// ```
+/// assert_eq!(zcfuse::opcode_name(zcfuse::ServerStats::FUSE_READ as u32), "READ");
+/// ```
+pub fn opcode_name(opcode: u32) -> &'static str {
+    // SAFETY: zcfuse_opcode_name returns a static string, never NULL.
+    unsafe { static_str(sys::zcfuse_opcode_name(opcode)) }
+}
+
 /// What a server reports about itself ([`Server::stats`]).
+///
+/// The typed fields are `zcfuse_server_stats_t`, which is frozen at
+/// version 2. Every counter the server has, those and any added since
+/// (`fast_reads`, `fs.inodes`, ...), is also there by name:
+/// [`ServerStats::get`], [`ServerStats::counters`]. A counter added to the
+/// server shows there without a change to this crate. The named counters
+/// are a snapshot of their own, taken right after the struct's, so on a
+/// busy server `get("bytes_read")` may be a little ahead of `bytes_read`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerStats {
     /// The struct version the library filled in (2 for everything below).
@@ -516,6 +584,8 @@ pub struct ServerStats {
     pub queue_high_water: u64,
     /// The server's data-plane threads (one per CPU).
     pub workers: u64,
+    /// Every counter by name, in the library's order.
+    counters: Vec<(&'static str, u64)>,
 }
 
 impl ServerStats {
@@ -527,6 +597,17 @@ impl ServerStats {
     /// FUSE requests of `opcode` on either transport.
     pub fn requests(&self, opcode: usize) -> u64 {
         self.ring_requests[opcode] + self.dev_requests[opcode]
+    }
+
+    /// The counter called `name` ("fast_reads", "fs.inodes"), or `None`
+    /// when the server has none of that name.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.counters.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+
+    /// Every counter by name, in the library's fixed order ([`Server::counters`]).
+    pub fn counters(&self) -> &[(&'static str, u64)] {
+        &self.counters
     }
 
     fn from_raw(st: &sys::zcfuse_server_stats_t) -> ServerStats {
@@ -556,6 +637,7 @@ impl ServerStats {
             copied_bytes: st.copied_bytes,
             queue_high_water: st.queue_high_water,
             workers: st.workers,
+            counters: Vec::new(),
         }
     }
 }

@@ -177,3 +177,72 @@ fn hooks_see_ring_and_posix_bytes_in_place() {
     );
     assert!(seen.iter().any(|(ring, p, _, b)| !*ring && p.ends_with("posix") && *b == 0x77), "{seen:?}");
 }
+
+/// The typed counters of ServerStats (the frozen version-2 struct), by
+/// their names in the library.
+fn typed(st: &zcfuse::ServerStats) -> Vec<(&'static str, u64)> {
+    vec![
+        ("queues", st.queues.into()),
+        ("queue_depth", st.queue_depth.into()),
+        ("bytes_read", st.bytes_read),
+        ("bytes_written", st.bytes_written),
+        ("errors", st.errors),
+        ("sessions", st.sessions),
+        ("arenas", st.arenas),
+        ("registered_bytes", st.registered_bytes),
+        ("fixed_slots_used", st.fixed_slots_used),
+        ("attached_files", st.attached_files),
+        ("zc_ops", st.zc_ops),
+        ("zc_errors", st.zc_errors),
+        ("zc_read_bytes", st.zc_read_bytes),
+        ("zc_write_bytes", st.zc_write_bytes),
+        ("zero_copy_bytes", st.zero_copy_bytes),
+        ("copied_bytes", st.copied_bytes),
+        ("queue_high_water", st.queue_high_water),
+        ("workers", st.workers),
+    ]
+}
+
+#[test]
+fn every_counter_by_name_in_one_snapshot() {
+    let m = mount_or_skip!();
+    fs::write(m.path("f"), vec![7u8; 64 * KIB]).expect("write through the mount");
+    let before = m.stats();
+    let counters = m.server().counters().expect("counters");
+    let after = m.stats();
+    // Names: non-empty, unique, in a fixed order, the same in stats().
+    let names: Vec<&str> = counters.iter().map(|c| c.0).collect();
+    assert!(names.iter().all(|n| !n.is_empty()), "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "a name twice: {names:?}");
+    assert_eq!(after.counters().iter().map(|c| c.0).collect::<Vec<_>>(), names);
+    // Every typed field is a counter of the same name, its value between
+    // the struct snapshots taken around it.
+    for ((name, lo), (_, hi)) in typed(&before).into_iter().zip(typed(&after)) {
+        let v = counters.iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("no counter {name}: {names:?}")).1;
+        assert!(lo.min(hi) <= v && v <= lo.max(hi), "{name} = {v}, the struct said {lo} then {hi}");
+        assert!(after.get(name).is_some(), "{name}");
+    }
+    assert!(after.get("bytes_written").unwrap() >= 64 * KIB as u64);
+    // Counters the struct lacks come by name.
+    assert!(after.get("fast_reads").is_some(), "{names:?}");
+    assert!(after.get("fs.inodes").expect("fs.inodes") >= 1);
+    assert_eq!(after.get("read_only"), Some(0), "a bool is 0 or 1");
+    assert_eq!(after.get("no_such_counter"), None);
+    assert_eq!(after.get("fs"), None, "a part of the server, not a counter");
+}
+
+#[test]
+fn opcode_names_come_from_the_library() {
+    assert_eq!(zcfuse::opcode_name(zcfuse::ServerStats::FUSE_READ as u32), "READ");
+    assert_eq!(zcfuse::opcode_name(zcfuse::ServerStats::FUSE_WRITE as u32), "WRITE");
+    assert_eq!(zcfuse::opcode_name(26), "INIT");
+    assert_eq!(zcfuse::opcode_name(7), "OP_7");
+    assert_eq!(zcfuse::opcode_name(0), "OTHER");
+    assert_eq!(zcfuse::opcode_name(64), "OTHER");
+    assert_eq!(zcfuse::opcode_name(u32::MAX), "OTHER");
+    assert!(std::ptr::eq(zcfuse::opcode_name(15), zcfuse::opcode_name(15)), "a static string");
+    assert!((1..64).filter(|&op| !zcfuse::opcode_name(op).starts_with("OP_")).count() >= 50);
+}
