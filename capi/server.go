@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"runtime/cgo"
 	"syscall"
 	"time"
@@ -44,7 +45,9 @@ func zcfusego_server_create(o *C.zcfuse_server_opts_t, out *C.uintptr_t) C.int {
 		return errnoOf(fmt.Errorf("backing_dir and mountpoint are required: %w", syscall.EINVAL))
 	}
 	srv, err := server.New(C.GoString(o.backing_dir), C.GoString(o.mountpoint), server.Options{
-		Transport:    tr,
+		Transport: tr,
+		// The C ABI's documented switch (zcfuse.h, zcfuse_server_start).
+		RequireURing: os.Getenv(fusering.RequireURingEnv) == "1",
 		QueueDepth:   int(o.queue_depth),
 		AllowOther:   o.flags&C.ZCFUSE_SERVER_ALLOW_OTHER != 0,
 		ReadOnly:     o.flags&C.ZCFUSE_SERVER_READ_ONLY != 0,

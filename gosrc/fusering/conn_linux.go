@@ -57,6 +57,10 @@ type Config struct {
 	// Subtype makes the file system type fuse.<Subtype>; default zcfuse.
 	Subtype   string
 	Transport Transport
+	// RequireURing makes TransportAuto fail where it would fall back to
+	// /dev/fuse (what TransportURing does anyway). Programs set it from
+	// RequireURingEnv; this package never reads the environment.
+	RequireURing bool
 	// QueueDepth is the number of ring threads per queue, each holding one
 	// entry, so a handler that blocks traps only its own request.
 	QueueDepth int
@@ -243,7 +247,7 @@ func (c *Conn) Start(rawFS fuse.RawFileSystem) (err error) {
 	}()
 	if c.transport == TransportURing {
 		if err := c.startRings(); err != nil {
-			if c.cfg.Transport == TransportURing || os.Getenv("ZCFUSE_REQUIRE_URING") == "1" {
+			if c.cfg.Transport == TransportURing || c.cfg.RequireURing {
 				return err
 			}
 			c.fallback = err.Error()
@@ -273,8 +277,7 @@ func (c *Conn) init(rawFS fuse.RawFileSystem) error {
 	copy(bytesOf(&initIn), req[uapi.FuseInHeaderSize:])
 	flags := uint64(initIn.Flags) | uint64(initIn.Flags2)<<32
 	offered := flags&uapi.CapOverIOURing != 0
-	require := c.cfg.Transport == TransportURing ||
-		(c.cfg.Transport == TransportAuto && os.Getenv("ZCFUSE_REQUIRE_URING") == "1")
+	require := c.cfg.Transport == TransportURing || (c.cfg.Transport == TransportAuto && c.cfg.RequireURing)
 	switch {
 	case c.cfg.Transport == TransportClassic:
 		c.transport = TransportClassic

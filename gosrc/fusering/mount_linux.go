@@ -218,6 +218,12 @@ func parseCPUList(s string) (int, error) {
 	return n, nil
 }
 
+// RequireURingEnv is the environment variable with which the programs
+// built on the library (the zcfuse CLI, the C ABI) set
+// Config.RequireURing for TransportAuto: "1" turns a fallback to
+// /dev/fuse into a failure (CI sets it).
+const RequireURingEnv = "ZCFUSE_REQUIRE_URING"
+
 // URingEnabledPath is the module parameter that switches the kernel's
 // FUSE-over-io_uring on.
 const URingEnabledPath = "/sys/module/fuse/parameters/enable_uring"

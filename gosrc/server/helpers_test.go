@@ -52,6 +52,7 @@ func mount(t *testing.T, tr fusering.Transport, opts Options) (*Server, string, 
 	backing := shmDir(t, "backing")
 	mnt := shmDir(t, "mnt")
 	opts.Transport = tr
+	opts.RequireURing = os.Getenv(fusering.RequireURingEnv) == "1"
 	if opts.Logger == nil {
 		opts.Logger = log.New(testWriter{t}, "zcfuse: ", 0)
 	}

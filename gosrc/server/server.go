@@ -42,8 +42,11 @@ const StatsXattr = "user.zcfuse.stats"
 // Options configure a Server. The zero value is a sane default: auto
 // transport, depth 4, 1 s entry and attribute timeouts.
 type Options struct {
-	Transport  fusering.Transport
-	QueueDepth int
+	Transport fusering.Transport
+	// RequireURing makes the auto transport fail instead of falling back
+	// to /dev/fuse (fusering.Config.RequireURing).
+	RequireURing bool
+	QueueDepth   int
 	// AllowOther lets other users use the mount; it implies the kernel's
 	// default_permissions checks.
 	AllowOther  bool
@@ -197,16 +200,17 @@ func (s *Server) Start() error {
 	s.started = true
 	s.root = os.Geteuid() == 0
 	conn, err := fusering.Open(fusering.Config{
-		Mountpoint:  s.mountpoint,
-		Source:      s.backing,
-		Transport:   s.opts.Transport,
-		QueueDepth:  s.opts.QueueDepth,
-		AllowOther:  s.opts.AllowOther,
-		ReadOnly:    s.opts.ReadOnly,
-		Passthrough: s.opts.Passthrough,
-		Logger:      s.opts.Logger,
-		NoFastRead:  s.opts.Hooks != nil && s.opts.Hooks.OnRead != nil,
-		ThreadInit:  s.threadInit,
+		Mountpoint:   s.mountpoint,
+		Source:       s.backing,
+		Transport:    s.opts.Transport,
+		RequireURing: s.opts.RequireURing,
+		QueueDepth:   s.opts.QueueDepth,
+		AllowOther:   s.opts.AllowOther,
+		ReadOnly:     s.opts.ReadOnly,
+		Passthrough:  s.opts.Passthrough,
+		Logger:       s.opts.Logger,
+		NoFastRead:   s.opts.Hooks != nil && s.opts.Hooks.OnRead != nil,
+		ThreadInit:   s.threadInit,
 		MountOptions: fuse.MountOptions{
 			Debug: s.opts.Debug,
 			// Locks stay in the kernel: it keeps POSIX and flock locks
