@@ -8,7 +8,7 @@ export GO
 # Extra flags for both `go test` suites, e.g. make test GOTESTFLAGS=-v
 GOTESTFLAGS ?=
 export GOTESTFLAGS
-# Flags for `zcfuse bench`, e.g. make bench BENCHFLAGS="--smoke" or
+# Flags for zcfuse-bench, e.g. make bench BENCHFLAGS="--smoke" or
 # BENCHFLAGS="--json docs/bench.json --plot docs/bench.png"
 BENCHFLAGS ?=
 
@@ -34,6 +34,11 @@ build: bin/zcfuse lib ## build bin/zcfuse and the library (the default target)
 
 bin/zcfuse: FORCE
 	$(GO) build -buildvcs=auto -o bin/zcfuse ./gosrc/cmd/zcfuse
+
+# The benchmark harness, a tool of its own (not linked into bin/zcfuse):
+# it mounts with the bin/zcfuse beside it.
+bin/zcfuse-bench: FORCE
+	$(GO) build -buildvcs=auto -o bin/zcfuse-bench ./gosrc/cmd/zcfuse-bench
 
 lib: $(LIB) ## build/libzcfuse.so (SONAME, only zcfuse_* exported) and a staged install in build/stage
 
@@ -131,8 +136,8 @@ fuzz: ## bounded fuzz run of the wire decoder (30 s)
 demo: build ## mount a temporary /dev/shm directory through zcfuse and show it working
 	@ZCFUSE_BIN=bin/zcfuse scripts/demo.sh
 
-bench: deps bin/zcfuse uring-on ## zcfuse bench: fio through dir, classic, uring, go-fuse, passthrough (BENCHFLAGS=--smoke)
-	bin/zcfuse bench $(BENCHFLAGS)
+bench: deps bin/zcfuse bin/zcfuse-bench uring-on ## build bin/zcfuse-bench, the benchmark harness, and run it with BENCHFLAGS (e.g. --smoke)
+	bin/zcfuse-bench $(BENCHFLAGS)
 
 help: ## list the targets
 	@echo "zcfuse make targets:"

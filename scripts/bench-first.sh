@@ -9,7 +9,7 @@
 #   zcfuse-classic  bin/zcfuse mount --transport classic (/dev/fuse read/write)
 #   zcfuse-uring    bin/zcfuse mount --transport uring (FUSE-over-io_uring)
 #   gofuse          go-fuse v2.12.1's own server + loopback, passthrough off
-#                   (zcfuse bench's hidden go-fuse child mode, gosrc/bench)
+#                   (zcfuse-bench serve-gofuse, gosrc/bench)
 #
 # Repetitions are interleaved (rep 1 of every target, then rep 2, ...), each
 # on a fresh mount; the table shows medians. Afterwards the servers' own
@@ -135,8 +135,9 @@ if [ "$(cat $URING_PARAM)" != Y ]; then
 	say "switched $URING_PARAM on for this run"
 fi
 
-say "building zcfuse into $BIN"
+say "building zcfuse and zcfuse-bench into $BIN"
 "$GO" build -o "$BIN/zcfuse" ./gosrc/cmd/zcfuse
+"$GO" build -o "$BIN/zcfuse-bench" ./gosrc/cmd/zcfuse-bench
 
 FILE=bench.dat
 say "writing a ${SIZE_MIB} MiB test file to $BACKING (tmpfs)"
@@ -152,7 +153,7 @@ mount_target() {
 	case $target in
 	zcfuse-classic) "$BIN/zcfuse" mount --transport classic $ZARGS "$BACKING" "$mnt" 2>"$log" & ;;
 	zcfuse-uring) "$BIN/zcfuse" mount --transport uring $ZARGS "$BACKING" "$mnt" 2>"$log" & ;;
-	gofuse) ZCFUSE_BENCH_CHILD=gofuse-loopback "$BIN/zcfuse" bench "$BACKING" "$mnt" 2>"$log" & ;;
+	gofuse) "$BIN/zcfuse-bench" serve-gofuse "$BACKING" "$mnt" 2>"$log" & ;;
 	esac
 	PID=$!
 	for _ in $(seq 300); do

@@ -2,7 +2,7 @@
 # Flagged writes, before and after: 4 KiB QD1 random writes (fio, psync,
 # O_DIRECT, pinned to CPU 0) through an --allow-other uring mount by uid
 # 65534, which the kernel marks FUSE_WRITE_KILL_SUIDGID on every WRITE
-# (`zcfuse bench` writes as root, which it does not). Alternates NEW and
+# (`zcfuse-bench` writes as root, which it does not). Alternates NEW and
 # OLD builds REPS times and prints IOPS and GETXATTR per WRITE for each run.
 #
 #   scripts/bench-flagged-writes.sh NEW_ZCFUSE OLD_ZCFUSE [REPS]

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 )
 
 // possibleCPUs counts /sys/devices/system/cpu/possible (the kernel makes one
@@ -239,7 +241,7 @@ func TestStderrClosed(t *testing.T) {
 	} else if s.exitCode() != 0 {
 		t.Errorf("server exit code %d after SIGTERM with its stderr closed, want 0", s.exitCode())
 	}
-	if isMounted(s.Mnt) {
+	if mountproc.IsMounted(s.Mnt) {
 		err, _ := statWithin(s.Mnt, 2*time.Second)
 		t.Errorf("%s still mounted after the server exited (stat: %v)", s.Mnt, err)
 	}

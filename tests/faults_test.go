@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,9 +69,9 @@ func TestKilledServer(t *testing.T) {
 		}
 		if out, err := exec.Command("umount", s.Mnt).CombinedOutput(); err != nil {
 			t.Errorf("umount of the dead mount: %v: %s (lazy unmount instead)", err, out)
-			lazyUnmount(s.Mnt)
+			mountproc.Detach(s.Mnt)
 		}
-		if isMounted(s.Mnt) {
+		if mountproc.IsMounted(s.Mnt) {
 			t.Fatalf("%s still mounted", s.Mnt)
 		}
 
@@ -89,13 +90,13 @@ func TestKilledServer(t *testing.T) {
 type client struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lineLog
+	out  *mountproc.Log
 	done chan struct{}
 }
 
 func startClient(t *testing.T, name, script string) *client {
 	t.Helper()
-	c := &client{name: name, out: &lineLog{ready: make(chan string, 1)}, done: make(chan struct{})}
+	c := &client{name: name, out: mountproc.NewLog(nil), done: make(chan struct{})}
 	c.cmd = exec.Command("sh", "-c", script)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	// Own process group, so a hung loop and its child can be killed together.
@@ -179,9 +180,9 @@ func TestStopInFlight(t *testing.T) {
 		if err, ok := statWithin(m, 5*time.Second); !ok {
 			t.Errorf("stat %s hangs after the stop", m)
 		} else {
-			t.Logf("stat %s after the stop: %v; mounted: %v", m, err, isMounted(m))
+			t.Logf("stat %s after the stop: %v; mounted: %v", m, err, mountproc.IsMounted(m))
 		}
-		if isMounted(m) {
+		if mountproc.IsMounted(m) {
 			t.Errorf("%s still mounted after the server exited", m)
 		}
 	})

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,7 +80,7 @@ func ext4Fixture(t *testing.T, mkfsArgs ...string) *hfix {
 	t.Cleanup(func() {
 		if err := unix.Unmount(f.fs, 0); err != nil {
 			t.Errorf("cleanup: umount %s: %v; lazy unmount", f.fs, err)
-			lazyUnmount(f.fs)
+			mountproc.Detach(f.fs)
 		}
 	})
 	f.backing = mkdir(t, filepath.Join(f.fs, "backing"))
@@ -345,7 +346,7 @@ func TestHardeningIoctls(t *testing.T) {
 		}
 		select {
 		case <-f.s.exited:
-			t.Fatalf("the server exited during the attack: %v", f.s.waitErr)
+			t.Fatalf("the server exited during the attack: %v", f.s.proc.Err())
 		default:
 		}
 		if got, err := os.ReadFile(filepath.Join(f.mnt, "pub")); err != nil || !bytes.Equal(got, files["pub"]) {

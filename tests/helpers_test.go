@@ -12,14 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/zcfuse/zcfuse/gosrc/fusering"
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -160,11 +158,11 @@ func scratchDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, mp := range mountsUnder(dir) {
+		for _, mp := range mountproc.Mounts(dir) {
 			t.Errorf("cleanup: %s still mounted; lazy unmount", mp)
-			lazyUnmount(mp)
+			mountproc.Detach(mp)
 		}
-		if left := mountsUnder(dir); len(left) > 0 {
+		if left := mountproc.Mounts(dir); len(left) > 0 {
 			t.Errorf("cleanup: not removing %s: still mounted: %v", dir, left)
 			return
 		}
@@ -196,46 +194,6 @@ func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 	}
 }
 
-// mountPoints returns the mount points in /proc/self/mountinfo.
-func mountPoints() []string {
-	mounts, _ := fusering.Mounts()
-	var out []string
-	for _, m := range mounts {
-		out = append(out, m.Mountpoint)
-	}
-	return out
-}
-
-func isMounted(path string) bool {
-	for _, mp := range mountPoints() {
-		if mp == path {
-			return true
-		}
-	}
-	return false
-}
-
-// mountsUnder lists mount points at or below dir, deepest first.
-func mountsUnder(dir string) []string {
-	var out []string
-	for _, mp := range mountPoints() {
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
-// lazyUnmount detaches every mount stacked on path (last resort).
-func lazyUnmount(path string) {
-	for i := 0; i < 8 && isMounted(path); i++ {
-		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
-			_ = exec.Command("umount", "-l", path).Run()
-		}
-	}
-}
-
 // ---- the server process ----
 
 type mountOpts struct {
@@ -249,41 +207,6 @@ type mountOpts struct {
 	stderrPipe bool
 }
 
-// lineLog collects a process's stderr and reports lines as they come.
-type lineLog struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	partial []byte
-	ready   chan string
-	sent    bool
-}
-
-func (l *lineLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.partial[:i])
-		l.partial = l.partial[i+1:]
-		if !l.sent && strings.HasPrefix(line, readyPrefix) {
-			l.sent = true
-			l.ready <- line
-		}
-	}
-	return len(p), nil
-}
-
-func (l *lineLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // server is one `zcfuse mount` process.
 type server struct {
 	t         *testing.T
@@ -292,9 +215,9 @@ type server struct {
 	Transport string // from the ready line
 	ReadyLine string
 	cmd       *exec.Cmd
-	stderr    *lineLog
-	exited    chan struct{}
-	waitErr   error
+	proc      *mountproc.Proc
+	stderr    *mountproc.Log
+	exited    <-chan struct{}
 	// killed: the test killed the server on purpose; cleanup then expects
 	// neither a zero exit nor a mount gone by itself.
 	killed bool
@@ -336,8 +259,7 @@ func launch(t *testing.T, o mountOpts) *server {
 		t:       t,
 		Backing: o.backing,
 		Mnt:     o.mountpoint,
-		stderr:  &lineLog{ready: make(chan string, 1)},
-		exited:  make(chan struct{}),
+		stderr:  mountproc.NewLog(func(line string) bool { return strings.HasPrefix(line, readyPrefix) }),
 	}
 	s.cmd = exec.Command(zcfuseBin, args...)
 	s.cmd.Env = childEnv(o.env)
@@ -355,17 +277,15 @@ func launch(t *testing.T, o mountOpts) *server {
 	// If the test binary dies, the server gets SIGTERM and unmounts.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	t.Logf("$ zcfuse %s", strings.Join(args, " "))
-	if err := s.cmd.Start(); err != nil {
+	p, err := mountproc.Start(s.cmd, s.stderr)
+	if err != nil {
 		t.Fatalf("start zcfuse: %v", err)
 	}
+	s.proc, s.exited = p, p.Exited()
 	if w != nil {
 		w.Close()
 		go io.Copy(s.stderr, s.stderrR)
 	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
 	t.Cleanup(s.cleanup)
 	return s
 }
@@ -373,21 +293,21 @@ func launch(t *testing.T, o mountOpts) *server {
 // waitReady waits for the ready line or for the process to exit.
 // It returns true once ready.
 func (s *server) waitReady(timeout time.Duration) (bool, error) {
-	select {
-	case line := <-s.stderr.ready:
-		s.ReadyLine = line
-		switch {
-		case strings.Contains(line, "transport=uring"):
-			s.Transport = "uring"
-		case strings.Contains(line, "transport=classic"):
-			s.Transport = "classic"
-		}
-		return true, nil
-	case <-s.exited:
+	line, err := s.proc.WaitReady(context.Background(), timeout)
+	switch {
+	case errors.Is(err, mountproc.ErrExited):
 		return false, nil
-	case <-time.After(timeout):
+	case err != nil:
 		return false, fmt.Errorf("no %q line within %v", readyPrefix, timeout)
 	}
+	s.ReadyLine = line
+	switch {
+	case strings.Contains(line, "transport=uring"):
+		s.Transport = "uring"
+	case strings.Contains(line, "transport=classic"):
+		s.Transport = "classic"
+	}
+	return true, nil
 }
 
 // startMount starts a server and waits until it is ready; the requested
@@ -400,12 +320,12 @@ func startMount(t *testing.T, o mountOpts) *server {
 		t.Fatalf("zcfuse mount: %v\nstderr:\n%s", err, s.stderr)
 	}
 	if !ok {
-		t.Fatalf("zcfuse mount exited before ready (%v)\nstderr:\n%s", s.waitErr, s.stderr)
+		t.Fatalf("zcfuse mount exited before ready (%v)\nstderr:\n%s", s.proc.Err(), s.stderr)
 	}
 	if (o.transport == "uring" || o.transport == "classic") && s.Transport != o.transport {
 		t.Fatalf("asked for --transport %s, ready line says %q", o.transport, s.ReadyLine)
 	}
-	if !isMounted(s.Mnt) {
+	if !mountproc.IsMounted(s.Mnt) {
 		t.Fatalf("ready, but %s is not in /proc/self/mountinfo", s.Mnt)
 	}
 	return s
@@ -419,16 +339,9 @@ func (s *server) closeStderr() {
 	}
 }
 
-func (s *server) exitCode() int {
-	if s.cmd.ProcessState == nil {
-		return -1
-	}
-	return s.cmd.ProcessState.ExitCode()
-}
+func (s *server) exitCode() int { return s.proc.ExitCode() }
 
-func (s *server) signal(sig os.Signal) {
-	_ = s.cmd.Process.Signal(sig)
-}
+func (s *server) signal(sig os.Signal) { _ = s.proc.Signal(sig) }
 
 // pause sends SIGSTOP and waits until every thread of the server is
 // stopped: the signal is delivered asynchronously, and a thread still
@@ -457,14 +370,7 @@ func (s *server) pause() {
 }
 
 // waitExit waits at most d for the process to end.
-func (s *server) waitExit(d time.Duration) bool {
-	select {
-	case <-s.exited:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
+func (s *server) waitExit(d time.Duration) bool { return s.proc.WaitExit(d) }
 
 // stop sends sig and waits for a clean exit; it fails the test unless the
 // server exits 0 within stopTimeout with its mount gone.
@@ -480,7 +386,7 @@ func (s *server) stop(sig os.Signal) {
 	if c := s.exitCode(); c != 0 {
 		s.t.Errorf("server exit code %d after %v, want 0\nstderr:\n%s", c, sig, s.stderr)
 	}
-	if isMounted(s.Mnt) {
+	if mountproc.IsMounted(s.Mnt) {
 		s.t.Errorf("%s still mounted after the server exited", s.Mnt)
 	}
 }
@@ -497,23 +403,18 @@ func (s *server) cleanup() {
 	select {
 	case <-s.exited:
 	default:
-		s.signal(syscall.SIGTERM)
-		if !s.waitExit(stopTimeout) {
+		if s.proc.Stop(syscall.SIGTERM, stopTimeout) {
 			t.Errorf("cleanup: server did not exit within %v of SIGTERM; SIGKILL", stopTimeout)
 			s.killed = true
-			s.signal(syscall.SIGKILL)
-			<-s.exited
 		} else if !s.killed && !s.stopped && s.exitCode() != 0 {
 			t.Errorf("cleanup: server exit code %d after SIGTERM, want 0", s.exitCode())
 		}
 	}
-	if isMounted(s.Mnt) {
+	if mountproc.IsMounted(s.Mnt) {
 		if !s.killed && !s.stopped && s.ReadyLine != "" {
 			t.Errorf("cleanup: %s still mounted after the server exited", s.Mnt)
 		}
-		if err := exec.Command("umount", s.Mnt).Run(); err != nil || isMounted(s.Mnt) {
-			lazyUnmount(s.Mnt)
-		}
+		mountproc.Unmount(s.Mnt)
 	}
 	if t.Failed() {
 		t.Logf("server stderr (%s):\n%s", s.Mnt, s.stderr)

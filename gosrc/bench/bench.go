@@ -39,7 +39,7 @@ type Target struct {
 	// Transport is the transport a zcfuse target must report.
 	Transport string
 	// Baseline marks a base-* target: its server runs Config.Baseline
-	// (another zcfuse build) instead of Config.Exe; it exists only when
+	// (another zcfuse build) instead of Config.Zcfuse; it exists only when
 	// Config.Baseline is set.
 	Baseline bool
 	// Mirrors is the zcfuse target whose mount a base-* target repeats.
@@ -164,8 +164,14 @@ type Config struct {
 	Rows      []string // IDs, names or all; see SelectRows
 	// Smoke marks a CI run: invalid results make Run fail.
 	Smoke bool
-	// Exe is the zcfuse binary the servers run as; default os.Executable().
-	Exe string
+	// Zcfuse is the zcfuse binary the zcfuse targets and the zero-copy
+	// paths mount with (`zcfuse mount`); default "zcfuse" in Self's
+	// directory.
+	Zcfuse string
+	// Self is the zcfuse-bench binary the helpers run as (the go-fuse
+	// server, the zero-copy client: CmdServeGofuse, CmdZCClient);
+	// default os.Executable().
+	Self string
 	// Baseline is another zcfuse binary (an older build) to compare with:
 	// when set, the base-* targets (BaselineTargets) exist and run it with
 	// the mount flags of the target each mirrors. Empty: no baseline,

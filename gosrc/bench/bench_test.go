@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image/png"
 	"math"
@@ -385,31 +386,11 @@ func TestParseCountsLine(t *testing.T) {
 	}
 }
 
-func TestLineLog(t *testing.T) {
-	l := newLineLog()
-	l.Write([]byte("zcfuse: falling back\nzcfuse: rea"))
-	select {
-	case <-l.ready:
-		t.Fatal("ready before the line was complete")
-	default:
-	}
-	l.Write([]byte("dy: /a on /b transport=uring\nx counts reads=1 writes=2\n"))
-	if line := <-l.ready; !strings.HasSuffix(line, "transport=uring") {
-		t.Errorf("ready line %q", line)
-	}
-	if line := <-l.counts; !strings.Contains(line, "reads=1") {
-		t.Errorf("counts line %q", line)
-	}
-	if tail := l.tail(); !strings.Contains(tail, "falling back") {
-		t.Errorf("tail %q", tail)
-	}
-}
-
 // sampleReport is a two-repetition report over three targets and two rows.
 func sampleReport() *Report {
 	rows := []Row{Rows[0], Rows[4]}
 	r := &Report{
-		Command: "zcfuse bench --reps 2", Start: "2026-01-02T03:04:05Z",
+		Command: "zcfuse-bench --reps 2", Start: "2026-01-02T03:04:05Z",
 		Machine:   Machine{NProc: 2, CPUModel: "Test CPU", Kernel: "6.18.0", Go: "go1.26", Fio: "fio-3.33", ShmFS: "tmpfs"},
 		LoadStart: "0.10 0.20 0.30 1/100 1", LoadEnd: "0.50 0.20 0.30 1/100 2",
 		Params: Params{Reps: 2, RuntimeS: 5, RampS: 1, SizeMiB: 256, CPU: 0},
@@ -646,7 +627,7 @@ func TestJSONRoundTrip(t *testing.T) {
 func Example_tables() {
 	sampleReport().WriteTables(os.Stdout)
 	// Output:
-	// zcfuse bench: medians of 2 repetition(s) × 5s (+1s ramp) per fio run; fio psync, QD1, O_DIRECT, on a 256 MiB file of random data in a tmpfs directory; "pinned": fio's CPU affinity is CPU 0.
+	// zcfuse-bench: medians of 2 repetition(s) × 5s (+1s ramp) per fio run; fio psync, QD1, O_DIRECT, on a 256 MiB file of random data in a tmpfs directory; "pinned": fio's CPU affinity is CPU 0.
 	// machine: 2 CPUs (Test CPU), kernel 6.18.0, go1.26, fio 3.33; load 0.10 -> 0.50
 	//
 	// 4 KiB random read, QD1, O_DIRECT (randread-4k)
@@ -740,10 +721,39 @@ func TestMainUsage(t *testing.T) {
 	if err := Main([]string{"--targets", "base-uring"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "--baseline") {
 		t.Errorf("base-uring without --baseline: %v, want it to ask for --baseline", err)
 	}
-	out.Reset()
-	if err := Main([]string{"--help"}, &out, &errb); err != nil || !strings.Contains(out.String(), "--smoke") ||
-		!strings.Contains(out.String(), "--baseline") || !strings.Contains(out.String(), "base-uring") {
-		t.Errorf("--help: %v, %q", err, out.String())
+	for _, help := range []string{"--help", "-h", "help"} {
+		out.Reset()
+		if err := Main([]string{help}, &out, &errb); err != nil {
+			t.Errorf("%s: %v", help, err)
+		}
+		for _, want := range []string{"--smoke", "--baseline", "base-uring", "--zcfuse", CmdServeGofuse + " BACKING MOUNTPOINT", CmdZCClient + " SPEC"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s lacks %q:\n%s", help, want, out.String())
+			}
+		}
+	}
+	// the helpers are subcommands, checked like any command line
+	for _, args := range [][]string{{CmdServeGofuse}, {CmdServeGofuse, "/a"}, {CmdZCClient}, {CmdZCClient, "{}", "extra"}, {"serve"}} {
+		if err := Main(args, &out, &errb); !errors.Is(err, ErrUsage) {
+			t.Errorf("Main(%q) = %v, want ErrUsage", args, err)
+		}
+	}
+	if err := Main([]string{CmdZCClient, "not json"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "spec") {
+		t.Errorf("zc-client with a bad spec: %v", err)
+	}
+}
+
+// TestNoZcfuse: without a zcfuse binary to mount with, the run stops
+// before measuring and says how to give one.
+func TestNoZcfuse(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Run(context.Background(), Config{Targets: []string{"zcfuse-uring"}, Rows: []string{"seqread-1m"},
+		Self: filepath.Join(dir, "zcfuse-bench"), ShmDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "--zcfuse PATH") || !strings.Contains(err.Error(), filepath.Join(dir, "zcfuse")) {
+		t.Errorf("Run without zcfuse: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("the failed run left %d entries in %s", len(ents), dir)
 	}
 }
 
@@ -756,7 +766,7 @@ func TestSmallHelpers(t *testing.T) {
 	if _, err := parseSeconds("soon"); err == nil {
 		t.Error("parseSeconds(soon) succeeded")
 	}
-	if got := shellQuote([]string{"zcfuse", "bench", "--rows", "a b", "it's"}); got != `zcfuse bench --rows 'a b' 'it'\''s'` {
+	if got := shellQuote([]string{"zcfuse-bench", "--rows", "a b", "it's"}); got != `zcfuse-bench --rows 'a b' 'it'\''s'` {
 		t.Errorf("shellQuote: %s", got)
 	}
 	if fmtIOPS(78149) != "78.1k" || fmtIOPS(703933) != "703.9k" || fmtIOPS(999) != "999" || fmtIOPS(1.5e6) != "1.50M" {

@@ -17,25 +17,50 @@ import (
 // ErrUsage marks errors in the command line.
 var ErrUsage = errors.New("usage")
 
-// Usage is the synopsis of `zcfuse bench`.
-const Usage = `zcfuse bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB] [--cpu N] [--meta-files N]
-             [--targets LIST] [--rows LIST] [--smoke] [--json FILE] [--plot FILE.png]
-             [--zc-runtime DUR] [--zc-ramp DUR] [--spin DUR] [--zc-pin thread|process]
-             [--fio PATH] [--tmpdir DIR] [--baseline PATH]
-       zcfuse bench --from FILE.json [--plot FILE.png]
+// Usage is the synopsis of zcfuse-bench.
+const Usage = `usage:
+  zcfuse-bench [--reps N] [--runtime DUR] [--ramp DUR] [--size MIB] [--cpu N] [--meta-files N]
+               [--targets LIST] [--rows LIST] [--smoke] [--json FILE] [--plot FILE.png]
+               [--zc-runtime DUR] [--zc-ramp DUR] [--spin DUR] [--zc-pin thread|process]
+               [--fio PATH] [--tmpdir DIR] [--zcfuse PATH] [--baseline PATH]
+  zcfuse-bench --from FILE.json [--plot FILE.png]
 `
 
-// Main is `zcfuse bench ARGS`: it runs the benchmark, prints progress on
+// The helpers the harness runs as child processes, each a subcommand of
+// its own binary (Config.Self), so that a server's or a client's CPU
+// time and garbage collection are not the harness's.
+const (
+	// CmdServeGofuse BACKING MOUNTPOINT serves go-fuse's loopback: the
+	// gofuse target (ServeGofuse).
+	CmdServeGofuse = "serve-gofuse"
+	// CmdZCClient SPEC runs one zero-copy client run (ZCClient).
+	CmdZCClient = "zc-client"
+)
+
+// helpers is what --help says of them.
+const helpers = `
+helpers the harness runs as child processes (not needed by hand):
+  zcfuse-bench ` + CmdServeGofuse + ` BACKING MOUNTPOINT   go-fuse's loopback server, the gofuse target;
+                                                 "ready" on stderr once mounted, counts on SIGUSR1
+  zcfuse-bench ` + CmdZCClient + ` SPEC                    one zero-copy client run as the JSON SPEC says;
+                                                 the measurement as JSON on stdout
+`
+
+// Main is zcfuse-bench ARGS: it runs the benchmark, prints progress on
 // stderr and the tables on stdout, and writes the JSON and the chart when
-// asked. Started with ChildEnv set, it runs that child mode instead.
+// asked; or, given one of the helper subcommands first, runs that helper.
 func Main(args []string, stdout, stderr io.Writer) error {
-	if os.Getenv(ChildEnv) == childZC {
-		return ZCChildMain(args, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case CmdServeGofuse:
+			return ServeGofuse(args[1:], stderr)
+		case CmdZCClient:
+			return ZCClient(args[1:], stdout)
+		case "help":
+			args = []string{"--help"}
+		}
 	}
-	if IsChild() {
-		return ChildMain(args, stderr)
-	}
-	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fl := flag.NewFlagSet("zcfuse-bench", flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
 	reps := fl.Int("reps", 3, "repetitions (medians of them)")
 	runtimeS := fl.String("runtime", "5s", "measured time per fio run (seconds, or a duration: 1500ms)")
@@ -49,28 +74,30 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	zcRuntimeS := fl.String("zc-runtime", "2s", "measured time per zero-copy client run")
 	zcRampS := fl.String("zc-ramp", "500ms", "unrecorded warm-up before each zero-copy measurement (0: none)")
 	zcPin := fl.String("zc-pin", PinThread, "how a pinned zero-copy client is pinned: thread (the thread doing the I/O, as fio's one thread) or process (the whole Go process, runtime threads included)")
-	spin := fl.String("spin", "100us", "ring-poll: how long client and server spin before they sleep (client.SetMode)")
+	spin := fl.String("spin", "100us", "ring-poll: how long client and server spin before they sleep")
 	smoke := fl.Bool("smoke", false, "CI run: 1 repetition, 2 s fio runs without ramp, 500 files per create/unlink run, 0.25 s zero-copy runs of "+
 		strings.Join(smokeZCRows, ", ")+" unless --rows names others; invalid results fail")
 	jsonPath := fl.String("json", "", "write every result, the medians and the machine to FILE")
 	plotPath := fl.String("plot", "", "write a bar chart PNG to FILE")
 	fio := fl.String("fio", "fio", "the fio command")
 	tmpdir := fl.String("tmpdir", "/dev/shm", "where the temporary backing directory and mountpoints go (tmpfs)")
+	zcfuse := fl.String("zcfuse", "", "the zcfuse binary the zcfuse targets and the zero-copy paths mount with (default: zcfuse next to zcfuse-bench)")
 	baseline := fl.String("baseline", "", "another zcfuse binary (an older build) to compare with in the same run: adds the targets "+
 		"base-classic and base-uring, mounted as zcfuse-classic and zcfuse-uring but by PATH, interleaved with the others; "+
 		"--targets all includes them, naming them needs this flag; the report records PATH's size, mtime, sha256 and VCS revision")
 	from := fl.String("from", "", "measure nothing: print the tables (and --plot) of a --json FILE written before")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "usage: %s\n", Usage)
+			fmt.Fprintf(stdout, "%s\nflags:\n", Usage)
 			fl.SetOutput(stdout)
 			fl.PrintDefaults()
+			fmt.Fprint(stdout, helpers)
 			return nil
 		}
-		return fmt.Errorf("%w: bench: %v", ErrUsage, err)
+		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	if fl.NArg() != 0 {
-		return fmt.Errorf("%w: bench takes no arguments, got %q", ErrUsage, fl.Args())
+		return fmt.Errorf("%w: unknown command %q (zcfuse-bench takes flags only, or a helper: %s, %s)", ErrUsage, fl.Arg(0), CmdServeGofuse, CmdZCClient)
 	}
 	if *from != "" {
 		rep, err := ReadJSON(*from)
@@ -89,10 +116,11 @@ func Main(args []string, stdout, stderr io.Writer) error {
 	cfg := Config{
 		Reps: *reps, SizeMiB: *size, MetaFiles: *metaFiles, CPU: *cpu, Smoke: *smoke, Fio: *fio, ShmDir: *tmpdir,
 		ZCPin:       *zcPin,
+		Zcfuse:      *zcfuse,
 		Baseline:    *baseline,
 		Targets:     splitList(*targets),
 		Rows:        splitList(*rows),
-		CommandLine: append([]string{os.Args[0], "bench"}, args...),
+		CommandLine: append([]string{os.Args[0]}, args...),
 		Progress:    stderr,
 	}
 	var err error
@@ -167,21 +195,21 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		if err := rep.WriteJSON(*jsonPath); err != nil {
 			errs = append(errs, fmt.Errorf("--json: %w", err))
 		} else {
-			fmt.Fprintf(stderr, "zcfuse bench: wrote %s\n", *jsonPath)
+			fmt.Fprintf(stderr, "zcfuse-bench: wrote %s\n", *jsonPath)
 		}
 	}
 	if *plotPath != "" {
 		if err := rep.WritePlot(*plotPath); err != nil {
 			errs = append(errs, fmt.Errorf("--plot: %w", err))
 		} else {
-			fmt.Fprintf(stderr, "zcfuse bench: wrote %s\n", *plotPath)
+			fmt.Fprintf(stderr, "zcfuse-bench: wrote %s\n", *plotPath)
 		}
 	}
 	if n := rep.Invalid() - rep.Errors; n > 0 {
 		if cfg.Smoke {
 			errs = append(errs, fmt.Errorf("smoke: %d result(s) invalid (see the warnings)", n))
 		} else {
-			fmt.Fprintf(stderr, "zcfuse bench: %d result(s) invalid and left out of the medians (see the warnings)\n", n)
+			fmt.Fprintf(stderr, "zcfuse-bench: %d result(s) invalid and left out of the medians (see the warnings)\n", n)
 		}
 	}
 	return errors.Join(errs...)

@@ -1,4 +1,16 @@
-// Package bench is zcfuse's benchmark harness, run as `zcfuse bench`.
+// Package bench is zcfuse's benchmark harness, the zcfuse-bench command
+// (gosrc/cmd/zcfuse-bench; `make bench` builds and runs it).
+//
+// It owns the measurement: the targets and rows, the runs, the checks on
+// the servers' counters, the report (tables, chart, JSON) and the two
+// helpers it runs as child processes. It is a client of zcfuse like any
+// other: it mounts with the zcfuse binary (`zcfuse mount`), reads the
+// servers' counters through server.ReadStats (the stats xattr) and drives
+// the zero-copy path through gosrc/client and gosrc/arena. It may not
+// reach into the server's internals, and nothing in the library or the
+// zcfuse CLI may import it: its plotting and font code stays out of what
+// users install. Starting, stopping and unmounting servers goes through
+// gosrc/mountproc, shared with the integration tests.
 //
 // It measures the posix paths with fio on a /dev/shm backing directory
 // holding one test file of random data, for several targets side by side:
@@ -46,32 +58,40 @@
 // reaches the server). The harness's own stats read after each run is
 // one GETXATTR among tens of thousands of ops.
 //
-// The zero-copy rows (issue 5) measure zcfuse's own client, a child
-// process too (the running binary as `zcfuse bench` with ChildEnv set
-// to "zc-client", see ZCChildMain), along five paths to the same file:
-// native pread/pwrite on the backing file from a Go buffer (the floor)
-// and from an arena mapping, pread/pwrite with O_DIRECT through a zcfuse
-// uring mount, and the ring path (client.Session ops with RequireZC from
-// a shared arena) in sleep and in poll mode. The rows are 4 KiB random
-// read and write at QD1 (client pinned and unpinned), 4 KiB random at
-// QD32 as batches (Submit 32, Wait), and sequential read and overwrite
-// from 4 KiB to 16 MiB (the 1 MiB rows are the headline). Every ring run
-// must pass the proof of path, from the server's counters before and
-// after: zero_copy_bytes grew by exactly the bytes the client moved,
-// zc_ops by its ops, copied_bytes and zc_errors not at all, and no FUSE
-// READ or WRITE reached the server; the posix-uring runs must show every
-// call as a FUSE request over the ring. The report compares the medians
-// with the issue's targets (ZCTargets). Fio targets and zero-copy paths
-// share --targets, fio rows and zero-copy rows (named zc-...) share
-// --rows, and all of them are interleaved in one run.
+// The zero-copy rows measure zcfuse's own client, a child process too
+// (`zcfuse-bench zc-client SPEC`, see ZCClient), along five paths to the
+// same file: native pread/pwrite on the backing file from a Go buffer
+// (the floor) and from an arena mapping, pread/pwrite with O_DIRECT
+// through a zcfuse uring mount, and the ring path (client.Session ops
+// with RequireZC from a shared arena) in sleep and in poll mode. The rows
+// are 4 KiB random read and write at QD1 (client pinned and unpinned),
+// 4 KiB random at QD32 as batches (Submit 32, Wait), and sequential read
+// and overwrite from 4 KiB to 16 MiB (the 1 MiB rows are the headline).
+// Every ring run must pass the proof of path, from the server's counters
+// before and after: zero_copy_bytes grew by exactly the bytes the client
+// moved, zc_ops by its ops, copied_bytes and zc_errors not at all, and no
+// FUSE READ or WRITE reached the server; the posix-uring runs must show
+// every call as a FUSE request over the ring. The report compares the
+// medians with the zero-copy path's goals (Report.ZCTargets). Fio targets
+// and zero-copy paths share --targets, fio rows and zero-copy rows (named
+// zc-...) share --rows, and all of them are interleaved in one run.
 //
 // Each server runs in a child process of its own, so its CPU time and
-// garbage collection are not the harness's: zcfuse targets re-execute the
-// running binary as `zcfuse mount`, and the go-fuse target re-executes it
-// as `zcfuse bench` with ChildEnv set, which serves go-fuse's loopback
-// (see ChildMain). Repetitions are interleaved (repetition 1 of every
-// target, then repetition 2, ...), each on a fresh mount, and the tables
-// show medians.
+// garbage collection are not the harness's: zcfuse targets run the zcfuse
+// binary (Config.Zcfuse: next to zcfuse-bench, or --zcfuse PATH) as
+// `zcfuse mount`, and the go-fuse target runs zcfuse-bench itself as
+// `zcfuse-bench serve-gofuse BACKING MOUNTPOINT`, which serves go-fuse's
+// loopback (see ServeGofuse). The helpers are plain subcommands, listed
+// in --help; nothing is chosen through the environment. Repetitions are
+// interleaved (repetition 1 of every target, then repetition 2, ...),
+// each on a fresh mount, and the tables show medians.
+//
+// Both kinds of rows, fio's on targets and the client's on paths, keep
+// their own results in the report (Results, ZCResults: each measures
+// different things), and go through one pipeline from there: the same
+// medians, the same tables and the same chart code, over a family of
+// columns and rows per kind. The JSON is the report itself; --from reads
+// it back and prints the tables (and the chart) again.
 //
 // After every fio run the harness checks that the I/O reached the server
 // where it should: for zcfuse from the server's per-channel counters (READ
@@ -92,8 +112,8 @@
 // # Errors
 //
 // Run fails before measuring when the machine lacks what a selected
-// target needs (root, fio, /dev/fuse, FUSE-over-io_uring switched on),
-// naming what is missing. A server that does not mount or a fio run that
+// target needs (root, fio, /dev/fuse, FUSE-over-io_uring switched on, the
+// zcfuse binary to mount with), naming what is missing. A server that does not mount or a fio run that
 // fails is recorded in that result and the run goes on; Run then returns
 // an error after writing the report. Invalid results (a failed channel
 // check) are only an error with Config.Smoke.

@@ -99,58 +99,85 @@ var (
 	colWriteFree = color.RGBA{238, 187, 153, 255}
 )
 
-// panels builds the panels from the report's medians.
+// bars are one row's bars, one per column of f (in panel units: value
+// returns the bar, its whisker's low and high end), and whether any has
+// a valid median.
+func (f family) bars(rowID string, value func(cell) (v, lo, hi float64)) (bars []bar, any bool) {
+	for _, c := range f.cols {
+		b := f.bar(c.name, rowID, value)
+		any = any || b.ok
+		bars = append(bars, b)
+	}
+	return bars, any
+}
+
+// bar is the bar of col in row.
+func (f family) bar(col, rowID string, value func(cell) (v, lo, hi float64)) bar {
+	s := f.find(col, rowID)
+	b := bar{ok: s.Valid > 0, invalid: s.Runs > 0 && s.Valid == 0}
+	if b.ok {
+		b.value, b.min, b.max = value(s)
+	}
+	return b
+}
+
+// names are the family's column names.
+func (f family) names() []string {
+	var out []string
+	for _, c := range f.cols {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// has says whether the family has a row id.
+func (f family) has(id string) bool {
+	return len(f.rowsWhere(func(l line) bool { return l.id == id })) > 0
+}
+
+// headline is a row's bar: the median (IOPS for latency rows, else GB/s)
+// over scale, whiskers from min to max.
+func headline(l line, scale float64) func(cell) (float64, float64, float64) {
+	return func(c cell) (float64, float64, float64) {
+		v := c.GBps
+		if l.latency {
+			v = c.IOPS
+		}
+		return v / scale, c.Min / scale, c.Max / scale
+	}
+}
+
+// panels builds the panels from the report's medians: the fio rows',
+// then the zero-copy rows'.
 func (r *Report) panels() []panel {
 	var out []panel
-	pick := func(rowID string, scale float64) (bars []bar, any bool) {
-		for _, t := range r.Targets {
-			s, ok := r.Find(t.Name, rowID)
-			row, _ := r.row(rowID)
-			b := bar{ok: ok && s.Valid > 0, invalid: ok && s.Runs > 0 && s.Valid == 0}
-			if b.ok {
-				v := s.GBps
-				if row.Latency {
-					v = s.IOPS
-				}
-				b.value, b.min, b.max = v/scale, s.Min/scale, s.Max/scale
-				any = true
-			}
-			bars = append(bars, b)
-		}
-		return bars, any
-	}
-	var names []string
-	for _, t := range r.Targets {
-		names = append(names, t.Name)
-	}
 	kfmt := func(v float64) string {
 		if v >= 100 {
 			return fmt.Sprintf("%.0f", v)
 		}
 		return fmt.Sprintf("%.1f", v)
 	}
+	gfmt := func(v float64) string { return fmt.Sprintf("%.2f", v) }
+	f := r.fio()
 	for _, g := range []struct {
 		name, title string
 		refs        []refLine
 	}{
 		{"randread-4k", "4 KiB random read, QD1, O_DIRECT: IOPS", []refLine{
-			{80, "issue target 80k", colTarget},
+			{80, "goal 80k", colTarget},
 			{95, "libfuse passthrough_hp ~95k", colRef},
 		}},
 		{"randwrite-4k", "4 KiB random write, QD1, O_DIRECT: IOPS", nil},
 	} {
-		p := panel{title: g.title, unit: "kIOPS", targets: names, refs: g.refs, format: kfmt}
+		p := panel{title: g.title, unit: "kIOPS", targets: f.names(), refs: g.refs, format: kfmt}
 		for _, pin := range []bool{true, false} {
-			for _, row := range r.Rows {
-				if row.Name != g.name || row.Pinned != pin {
-					continue
-				}
-				if bars, ok := pick(row.ID, 1e3); ok {
+			for _, row := range f.rowsWhere(func(l line) bool { return l.name == g.name && l.pinned == pin }) {
+				if bars, ok := f.bars(row.id, headline(row, 1e3)); ok {
 					c := colPinned
 					if !pin {
 						c = colFree
 					}
-					p.series = append(p.series, series{name: "fio " + row.PinWord(), col: c, bars: bars})
+					p.series = append(p.series, series{name: f.pinHead + " " + row.pinWord(), col: c, bars: bars})
 				}
 			}
 		}
@@ -158,32 +185,25 @@ func (r *Report) panels() []panel {
 			out = append(out, p)
 		}
 	}
-	gfmt := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	for _, g := range []struct {
-		id, title string
-		refs      []refLine
+		id, title, unit string
+		scale           float64
+		refs            []refLine
 	}{
-		{"seqread-1m", "1 MiB sequential read, QD1, O_DIRECT: GB/s", []refLine{{4, "issue target 4 GB/s", colTarget}}},
-		{"seqwrite-1m", "1 MiB sequential overwrite, QD1, O_DIRECT: GB/s", nil},
+		{"seqread-1m", "1 MiB sequential read, QD1, O_DIRECT: GB/s", "GB/s", 1, []refLine{{4, "goal 4 GB/s", colTarget}}},
+		{"seqwrite-1m", "1 MiB sequential overwrite, QD1, O_DIRECT: GB/s", "GB/s", 1, nil},
+		{"create", "File create, QD1 (fio filecreate): files/s", "kfiles/s", 1e3, nil},
+		{"unlink", "File unlink, QD1 (fio filedelete): files/s", "kfiles/s", 1e3, nil},
 	} {
-		if _, ok := r.row(g.id); !ok {
-			continue
-		}
-		if bars, ok := pick(g.id, 1); ok {
-			out = append(out, panel{title: g.title, unit: "GB/s", targets: names, refs: g.refs, format: gfmt,
-				series: []series{{name: "fio pinned", col: colPinned, bars: bars}}})
-		}
-	}
-	for _, g := range []struct{ id, title string }{
-		{"create", "File create, QD1 (fio filecreate): files/s"},
-		{"unlink", "File unlink, QD1 (fio filedelete): files/s"},
-	} {
-		if _, ok := r.row(g.id); !ok {
-			continue
-		}
-		if bars, ok := pick(g.id, 1e3); ok {
-			out = append(out, panel{title: g.title, unit: "kfiles/s", targets: names, format: kfmt,
-				series: []series{{name: "fio pinned", col: colPinned, bars: bars}}})
+		for _, row := range f.rowsWhere(func(l line) bool { return l.id == g.id }) {
+			format := gfmt
+			if g.scale != 1 {
+				format = kfmt
+			}
+			if bars, ok := f.bars(row.id, headline(row, g.scale)); ok {
+				out = append(out, panel{title: g.title, unit: g.unit, targets: f.names(), refs: g.refs, format: format,
+					series: []series{{name: "fio pinned", col: colPinned, bars: bars}}})
+			}
 		}
 	}
 	return append(out, r.zcPanels()...)
@@ -193,62 +213,45 @@ func (r *Report) panels() []panel {
 // (pinned and unpinned, read and write), QD32 IOPS by path, and the size
 // sweep as two line charts (read, overwrite).
 func (r *Report) zcPanels() []panel {
-	var out []panel
-	var paths []string
-	for _, p := range r.ZCPaths {
-		paths = append(paths, p.Name)
-	}
-	if len(paths) == 0 {
+	f := r.zc()
+	if len(f.cols) == 0 {
 		return nil
 	}
+	var out []panel
 	ufmt := func(v float64) string {
 		if v >= 10 {
 			return fmt.Sprintf("%.0f", v)
 		}
 		return fmt.Sprintf("%.1f", v)
 	}
-	pick := func(rowID string, value func(ZCSummary) (v, lo, hi float64)) (bars []bar, any bool) {
-		for _, p := range paths {
-			s, ok := r.FindZC(p, rowID)
-			b := bar{ok: ok && s.Valid > 0, invalid: ok && s.Runs > 0 && s.Valid == 0}
-			if b.ok {
-				b.value, b.min, b.max = value(s)
-				any = true
-			}
-			bars = append(bars, b)
-		}
-		return bars, any
-	}
-	meanUs := func(s ZCSummary) (float64, float64, float64) { return s.MeanUs, s.MeanMin, s.MeanMax }
-	lat := panel{title: "4 KiB QD1 random, mean latency by path (lower is better)", unit: "µs", targets: paths, format: ufmt, whole: true,
-		refs: []refLine{{7, "ring-sleep target 7 µs", colTarget}, {3, "ring-poll target 3 µs", colRef}}}
+	meanUs := func(c cell) (float64, float64, float64) { return c.MeanUs, c.MeanMin, c.MeanMax }
+	lat := panel{title: "4 KiB QD1 random, mean latency by path (lower is better)", unit: "µs", targets: f.names(), format: ufmt, whole: true,
+		refs: []refLine{{7, "ring-sleep goal 7 µs", colTarget}, {3, "ring-poll goal 3 µs", colRef}}}
 	for _, c := range []struct {
 		op, pin string
 		col     color.RGBA
 	}{{"read", "pinned", colPinned}, {"write", "pinned", colWrite}, {"read", "unpinned", colFree}, {"write", "unpinned", colWriteFree}} {
 		id := fmt.Sprintf("zc-rand%s-4k-qd1-%s", c.op, c.pin)
-		if _, ok := r.zcRow(id); !ok {
+		if !f.has(id) {
 			continue
 		}
-		if bars, ok := pick(id, meanUs); ok {
+		if bars, ok := f.bars(id, meanUs); ok {
 			lat.series = append(lat.series, series{name: c.op + " " + c.pin, col: c.col, bars: bars})
 		}
 	}
 	if len(lat.series) > 0 {
 		out = append(out, lat)
 	}
-	iops := func(s ZCSummary) (float64, float64, float64) { return s.IOPS / 1e3, s.Min / 1e3, s.Max / 1e3 }
-	qd := panel{title: "4 KiB random, QD32 batches (Submit 32, Wait), client pinned: IOPS", unit: "kIOPS", targets: paths, whole: true,
+	qd := panel{title: "4 KiB random, QD32 batches (32 submitted, then waited for), client pinned: IOPS", unit: "kIOPS", targets: f.names(), whole: true,
 		format: func(v float64) string { return fmt.Sprintf("%.0f", v) }}
 	for _, c := range []struct {
 		id, name string
 		col      color.RGBA
 	}{{"zc-randread-4k-qd32", "read", colPinned}, {"zc-randwrite-4k-qd32", "write", colWrite}} {
-		if _, ok := r.zcRow(c.id); !ok {
-			continue
-		}
-		if bars, ok := pick(c.id, iops); ok {
-			qd.series = append(qd.series, series{name: c.name, col: c.col, bars: bars})
+		for _, row := range f.rowsWhere(func(l line) bool { return l.id == c.id }) {
+			if bars, ok := f.bars(row.id, headline(row, 1e3)); ok {
+				qd.series = append(qd.series, series{name: c.name, col: c.col, bars: bars})
+			}
 		}
 	}
 	if len(qd.series) > 0 {
@@ -258,25 +261,22 @@ func (r *Report) zcPanels() []panel {
 		{"READ", "Sequential read by block size, QD1, client pinned: GB/s"},
 		{"WRITE", "Sequential overwrite by block size, QD1, client pinned: GB/s"},
 	} {
-		rows := r.zcRowsOf(GroupSweep, g.op)
+		rows := f.rowsWhere(func(l line) bool { return l.group == GroupSweep && l.op == g.op })
 		if len(rows) < 2 {
 			continue
 		}
 		pn := panel{title: g.title, unit: "GB/s", lines: true, format: func(v float64) string { return fmt.Sprintf("%.2f", v) }}
 		for _, row := range rows {
-			pn.targets = append(pn.targets, sizeLabel(row.BS))
+			pn.targets = append(pn.targets, sizeLabel(row.bs))
 		}
-		for _, p := range paths {
-			sr := series{name: p, col: pathColours[p]}
+		// a line per path, a point per row
+		for _, c := range f.cols {
+			sr := series{name: c.name, col: pathColours[c.name]}
 			any := false
 			for _, row := range rows {
-				s, ok := r.FindZC(p, row.ID)
-				b := bar{ok: ok && s.Valid > 0, invalid: ok && s.Runs > 0 && s.Valid == 0}
-				if b.ok {
-					b.value, b.min, b.max = s.GBps, s.Min, s.Max
-					any = true
-				}
+				b := f.bar(c.name, row.id, headline(row, 1))
 				sr.bars = append(sr.bars, b)
+				any = any || b.ok
 			}
 			if any {
 				pn.series = append(pn.series, sr)
@@ -318,12 +318,12 @@ func (r *Report) Plot() ([]byte, error) {
 	draw.Draw(c.img, c.img.Bounds(), image.NewUniform(colWhite), image.Point{}, draw.Src)
 
 	p := r.Params
-	title := "zcfuse bench: fio psync, QD1, O_DIRECT, through each target to a file in a tmpfs directory"
+	title := "zcfuse-bench: fio psync, QD1, O_DIRECT, through each target to a file in a tmpfs directory"
 	sub := fmt.Sprintf("medians of %d × %gs; whiskers: min–max; pinned = fio on CPU %d.  %d CPUs %s, kernel %s, %s.  load %s → %s",
 		p.Reps, p.RuntimeS, p.CPU, r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Start[:min(10, len(r.Start))],
 		firstField(r.LoadStart), firstField(r.LoadEnd))
 	if len(r.ZCResults) > 0 {
-		title = "zcfuse bench: fio through each target, and zcfuse's client along each zero-copy path, to a file in a tmpfs directory"
+		title = "zcfuse-bench: fio through each target, and zcfuse's client along each zero-copy path, to a file in a tmpfs directory"
 		sub = fmt.Sprintf("medians of %d reps (fio %gs, client %gs); whiskers: min–max; pinned = CPU %d.  %d CPUs %s, kernel %s, %s.  load %s → %s",
 			p.Reps, p.RuntimeS, p.ZCRuntimeS, p.CPU, r.Machine.NProc, r.Machine.CPUModel, r.Machine.Kernel, r.Start[:min(10, len(r.Start))],
 			firstField(r.LoadStart), firstField(r.LoadEnd))

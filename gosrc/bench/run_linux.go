@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,10 +39,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	targets, rows := sel.targets, sel.rows
-	if cfg.Exe == "" {
-		if cfg.Exe, err = os.Executable(); err != nil {
+	if cfg.Self == "" {
+		if cfg.Self, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("own executable: %w", err)
 		}
+	}
+	if cfg.Zcfuse == "" {
+		cfg.Zcfuse = filepath.Join(filepath.Dir(cfg.Self), "zcfuse")
 	}
 	if cfg.ZCPin != PinThread && cfg.ZCPin != PinProcess {
 		return nil, fmt.Errorf("%w: zero-copy pin method %q: want %s or %s", ErrUsage, cfg.ZCPin, PinThread, PinProcess)
@@ -56,7 +60,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			"medians of the valid repetitions; ratios to the directory itself and to native pread/pwrite",
 		Command: shellQuote(cfg.CommandLine),
 		Start:   time.Now().Format(time.RFC3339),
-		Machine: machineInfo(cfg.Fio, cfg.Exe),
+		Machine: machineInfo(cfg.Fio, cfg.Zcfuse),
 		Params: Params{Reps: cfg.Reps, RuntimeS: cfg.Runtime.Seconds(), RampS: cfg.Ramp.Seconds(),
 			SizeMiB: cfg.SizeMiB, CPU: cfg.CPU, Smoke: cfg.Smoke,
 			Fio: strings.Join(fioArgs(Row{ID: "ROW", RW: "RW", BS: "BS"}, "FILE", "OUT", cfg.Runtime, cfg.Ramp), " ")},
@@ -81,7 +85,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if cfg.Baseline != "" && r.Machine.Baseline == nil {
-		fmt.Fprintf(cfg.Progress, "zcfuse bench: --baseline %s given, but no base-* target is selected\n", cfg.Baseline)
+		fmt.Fprintf(cfg.Progress, "zcfuse-bench: --baseline %s given, but no base-* target is selected\n", cfg.Baseline)
 	}
 	for _, p := range sel.paths {
 		r.ZCPaths = append(r.ZCPaths, ZCPathInfo{Name: p.Name, Label: p.Label, Mode: p.Mode, Check: p.Check})
@@ -94,13 +98,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer removeTmp(tmp, cfg.Progress)
 	r.Machine.ShmFS = fsType(tmp)
 	if r.Machine.ShmFS != "tmpfs" {
-		fmt.Fprintf(cfg.Progress, "zcfuse bench: WARNING: %s is on %s, not tmpfs: the numbers include that file system\n", tmp, r.Machine.ShmFS)
+		fmt.Fprintf(cfg.Progress, "zcfuse-bench: WARNING: %s is on %s, not tmpfs: the numbers include that file system\n", tmp, r.Machine.ShmFS)
 	}
 	backing := filepath.Join(tmp, "backing")
 	if err := os.Mkdir(backing, 0o755); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cfg.Progress, "zcfuse bench: writing a %d MiB file of random data to %s (%s)\n", cfg.SizeMiB, backing, r.Machine.ShmFS)
+	fmt.Fprintf(cfg.Progress, "zcfuse-bench: writing a %d MiB file of random data to %s (%s)\n", cfg.SizeMiB, backing, r.Machine.ShmFS)
 	if err := writeRandomFile(filepath.Join(backing, testFile), cfg.SizeMiB); err != nil {
 		return nil, err
 	}
@@ -110,19 +114,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	total := nfio + nzc
 	per, zper := cfg.Runtime+cfg.Ramp, cfg.ZCRuntime+cfg.ZCRamp
 	if nfio > 0 {
-		fmt.Fprintf(cfg.Progress, "zcfuse bench: %d targets × %d rows × %d reps = %d fio runs of %v\n", len(targets), len(rows), cfg.Reps, nfio, per)
+		fmt.Fprintf(cfg.Progress, "zcfuse-bench: %d targets × %d rows × %d reps = %d fio runs of %v\n", len(targets), len(rows), cfg.Reps, nfio, per)
 	}
 	if nzc > 0 {
-		fmt.Fprintf(cfg.Progress, "zcfuse bench: %d zero-copy paths × %d rows × %d reps = %d client runs of %v\n", len(sel.paths), len(sel.zcRows), cfg.Reps, nzc, zper)
+		fmt.Fprintf(cfg.Progress, "zcfuse-bench: %d zero-copy paths × %d rows × %d reps = %d client runs of %v\n", len(sel.paths), len(sel.zcRows), cfg.Reps, nzc, zper)
 	}
-	fmt.Fprintf(cfg.Progress, "zcfuse bench: %d runs: about %v\n", total,
+	fmt.Fprintf(cfg.Progress, "zcfuse-bench: %d runs: about %v\n", total,
 		(time.Duration(nfio)*(per+300*time.Millisecond) + time.Duration(nzc)*(zper+150*time.Millisecond)).Round(time.Second))
 	r.OtherFio = otherFio()
 	if len(r.OtherFio) > 0 {
-		fmt.Fprintf(cfg.Progress, "zcfuse bench: WARNING: other fio processes are running (pids %s): numbers will be disturbed\n", strings.Join(r.OtherFio, " "))
+		fmt.Fprintf(cfg.Progress, "zcfuse-bench: WARNING: other fio processes are running (pids %s): numbers will be disturbed\n", strings.Join(r.OtherFio, " "))
 	}
 	r.LoadStart = loadAvg()
-	fmt.Fprintf(cfg.Progress, "zcfuse bench: load at start: %s\n", r.LoadStart)
+	fmt.Fprintf(cfg.Progress, "zcfuse-bench: load at start: %s\n", r.LoadStart)
 
 	b := &bencher{cfg: cfg, r: r, tmp: tmp, backing: backing, total: total}
 	// One unit per fio target and per zero-copy path, rotated together
@@ -148,7 +152,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.LoadEnd = loadAvg()
 	r.End = time.Now().Format(time.RFC3339)
-	fmt.Fprintf(cfg.Progress, "zcfuse bench: load at end: %s\n", r.LoadEnd)
+	fmt.Fprintf(cfg.Progress, "zcfuse-bench: load at end: %s\n", r.LoadEnd)
 	r.summarize()
 	if runErr != nil {
 		return r, runErr
@@ -181,11 +185,11 @@ func (b *bencher) target(ctx context.Context, t Target, rows []Row, rep int) err
 	if t.kind != kindDir {
 		mnt := filepath.Join(b.tmp, fmt.Sprintf("mnt.%s.%d", t.Name, rep))
 		var err error
-		exe := b.cfg.Exe
+		zcfuse := b.cfg.Zcfuse
 		if t.Baseline {
-			exe = b.cfg.Baseline
+			zcfuse = b.cfg.Baseline
 		}
-		if srv, err = startServer(ctx, exe, t, b.backing, mnt); err != nil {
+		if srv, err = startServer(ctx, zcfuse, b.cfg.Self, t, b.backing, mnt); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -346,24 +350,30 @@ func check(t Target, row Row, c *Check, ios uint64) string {
 
 // record keeps res and prints its progress line.
 func (b *bencher) record(res Result, row Row, failed bool) {
-	b.done++
 	b.r.Results = append(b.r.Results, res)
-	what := fmt.Sprintf("%s %s %s rep %d", res.Target, row.Name, row.PinWord(), res.Rep)
-	if failed {
-		b.r.Errors++
-		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: FAILED: %s", what, res.Problem))
-		fmt.Fprintf(b.cfg.Progress, "[%d/%d] %s: FAILED: %s\n", b.done, b.total, what, res.Problem)
-		return
-	}
 	val := fmt.Sprintf("%.2f GB/s", res.GBps)
 	if row.Meta {
 		val = fmt.Sprintf("%s files/s (%d files), mean %s µs, p99 %s µs", fmtIOPS(res.IOPS), res.IOs, fmtUs(res.MeanUs), fmtUs(res.P99Us))
 	} else if row.Latency {
 		val = fmt.Sprintf("%s IOPS, mean %s µs, p99 %s µs", fmtIOPS(res.IOPS), fmtUs(res.MeanUs), fmtUs(res.P99Us))
 	}
-	if !res.Valid {
-		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: INVALID: %s", what, res.Problem))
-		val += " — INVALID: " + res.Problem
+	b.progress(fmt.Sprintf("%s %s %s rep %d", res.Target, row.Name, row.PinWord(), res.Rep), val, failed, res.Valid, res.Problem)
+}
+
+// progress counts one run of either kind, prints its line (what, then
+// val, its figures) and lists its problem: a run that failed produced
+// nothing, an invalid one failed its check.
+func (b *bencher) progress(what, val string, failed, valid bool, problem string) {
+	b.done++
+	if failed {
+		b.r.Errors++
+		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: FAILED: %s", what, problem))
+		fmt.Fprintf(b.cfg.Progress, "[%d/%d] %s: FAILED: %s\n", b.done, b.total, what, problem)
+		return
+	}
+	if !valid {
+		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: INVALID: %s", what, problem))
+		val += " — INVALID: " + problem
 	}
 	fmt.Fprintf(b.cfg.Progress, "[%d/%d] %s: %s\n", b.done, b.total, what, val)
 }
@@ -446,7 +456,7 @@ func preflight(cfg *Config, sel selection) error {
 	}
 	if len(targets) > 0 {
 		if _, err := exec.LookPath(cfg.Fio); err != nil {
-			errs = append(errs, fmt.Errorf("fio not found (%v): apt-get install fio, or make deps", err))
+			errs = append(errs, fmt.Errorf("fio not found (%v): install fio (apt-get install fio)", err))
 		}
 	}
 	for _, p := range sel.paths {
@@ -454,17 +464,22 @@ func preflight(cfg *Config, sel selection) error {
 			targets = append(targets, Target{Name: p.Name, kind: kindZcfuse, Transport: "uring"})
 		}
 	}
-	if len(sel.paths) > 0 && len(sel.zcRows) > 0 {
-		if st, err := os.Stat(cfg.Exe); err != nil || st.IsDir() {
-			errs = append(errs, fmt.Errorf("zcfuse binary %s (the zero-copy client runs as it): %v", cfg.Exe, err))
+	helpers := len(sel.paths) > 0 && len(sel.zcRows) > 0 // the zero-copy client
+	for _, t := range targets {
+		helpers = helpers || t.kind == kindGofuse
+	}
+	if helpers {
+		if st, err := os.Stat(cfg.Self); err != nil || st.IsDir() {
+			errs = append(errs, fmt.Errorf("zcfuse-bench binary %s (the go-fuse server and the zero-copy client run as it): %v", cfg.Self, err))
 		}
 	}
 	if cfg.CPU < 0 || cfg.CPU >= runtime.NumCPU() {
 		errs = append(errs, fmt.Errorf("%w: --cpu %d: this process may use %d CPUs", ErrUsage, cfg.CPU, runtime.NumCPU()))
 	}
-	var mounts, uring, baseline bool
+	var mounts, zcfuse, uring, baseline bool
 	for _, t := range targets {
 		mounts = mounts || t.kind != kindDir
+		zcfuse = zcfuse || (t.kind == kindZcfuse && !t.Baseline)
 		uring = uring || t.Transport == "uring"
 		baseline = baseline || t.Baseline
 	}
@@ -483,13 +498,18 @@ func preflight(cfg *Config, sel selection) error {
 		if _, err := os.Stat("/dev/fuse"); err != nil {
 			errs = append(errs, fmt.Errorf("/dev/fuse: %w", err))
 		}
-		if st, err := os.Stat(cfg.Exe); err != nil || st.IsDir() {
-			errs = append(errs, fmt.Errorf("zcfuse binary %s: %v", cfg.Exe, err))
+	}
+	if zcfuse {
+		if st, err := os.Stat(cfg.Zcfuse); err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			if err == nil {
+				err = fmt.Errorf("%s: not an executable file", cfg.Zcfuse)
+			}
+			errs = append(errs, fmt.Errorf("no zcfuse binary to mount with: %v (zcfuse-bench looks next to itself; build zcfuse there, or name one with --zcfuse PATH)", err))
 		}
 	}
 	if uring {
 		if v := readTrim(URingParam); v != "Y" {
-			errs = append(errs, fmt.Errorf("FUSE-over-io_uring is off (%s is %q): as root, echo Y > %s (make uring-on), or leave out the uring targets", URingParam, v, URingParam))
+			errs = append(errs, fmt.Errorf("FUSE-over-io_uring is off (%s is %q): as root, echo Y > %s, or leave out the uring targets", URingParam, v, URingParam))
 		}
 	}
 	return errors.Join(errs...)
@@ -516,11 +536,11 @@ func writeRandomFile(path string, sizeMiB int) error {
 // removeTmp takes down anything still mounted under tmp and removes it;
 // it leaves tmp in place (and says so) if a mount will not go.
 func removeTmp(tmp string, progress io.Writer) {
-	if err := unmountAll(tmp); err != nil {
-		fmt.Fprintf(progress, "zcfuse bench: %v\n", err)
+	if err := mountproc.UnmountAll(tmp); err != nil {
+		fmt.Fprintf(progress, "zcfuse-bench: %v\n", err)
 	}
-	if m := mounted(tmp); len(m) > 0 {
-		fmt.Fprintf(progress, "zcfuse bench: leaving %s: still mounted: %s\n", tmp, strings.Join(m, " "))
+	if m := mountproc.Mounts(tmp); len(m) > 0 {
+		fmt.Fprintf(progress, "zcfuse-bench: leaving %s: still mounted: %s\n", tmp, strings.Join(m, " "))
 		return
 	}
 	os.RemoveAll(tmp)

@@ -11,11 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 )
 
-// TestSmoke runs `zcfuse bench --smoke` end to end, every fio target and
+// TestSmoke runs `zcfuse-bench --smoke` end to end, every fio target and
 // row and every zero-copy path with the smoke rows (the ring paths with
-// their proof of path), so the harness cannot rot. It needs root, fio and FUSE-over-io_uring;
+// their proof of path), so the harness cannot rot. It builds zcfuse and
+// zcfuse-bench side by side, as make does in bin/, so that zcfuse-bench
+// finds the zcfuse it mounts with next to itself. It needs root, fio and FUSE-over-io_uring;
 // it skips without them, but fails when CI is set and fio is missing, or
 // ZCFUSE_REQUIRE_URING=1 and io_uring is off.
 func TestSmoke(t *testing.T) {
@@ -43,25 +47,27 @@ func TestSmoke(t *testing.T) {
 
 	var err error
 	dir := t.TempDir()
-	exe := filepath.Join(dir, "zcfuse")
+	exe := filepath.Join(dir, "zcfuse-bench")
 	gocmd := os.Getenv("GO") // as the Makefile exports it
 	if gocmd == "" {
 		if gocmd, err = exec.LookPath("go"); err != nil {
 			gocmd = "/usr/local/go/bin/go"
 		}
 	}
-	build := exec.Command(gocmd, "build", "-o", exe, "github.com/zcfuse/zcfuse/gosrc/cmd/zcfuse")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build zcfuse: %v\n%s", err, out)
+	for _, name := range []string{"zcfuse", "zcfuse-bench"} {
+		build := exec.Command(gocmd, "build", "-o", filepath.Join(dir, name), "github.com/zcfuse/zcfuse/gosrc/cmd/"+name)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", name, err, out)
+		}
 	}
 	shm, err := os.MkdirTemp("/dev/shm", "zcfuse-bench-smoke.")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if m := mounted(shm); len(m) > 0 {
+		if m := mountproc.Mounts(shm); len(m) > 0 {
 			t.Errorf("still mounted after the run: %v", m)
-			unmountAll(shm)
+			mountproc.UnmountAll(shm)
 		}
 		if ents, _ := os.ReadDir(shm); len(ents) > 0 {
 			t.Errorf("the harness left %d entries in %s", len(ents), shm)
@@ -74,15 +80,15 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	// 1 s per fio run instead of --smoke's 2 s: 30 runs fit in the
 	// minute; the 15 zero-copy runs add a few seconds.
-	cmd := exec.CommandContext(ctx, exe, "bench", "--smoke", "--runtime", "1", "--size", "64",
+	cmd := exec.CommandContext(ctx, exe, "--smoke", "--runtime", "1", "--size", "64",
 		"--tmpdir", shm, "--json", jsonPath, "--plot", plotPath)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err = cmd.Run()
-	t.Logf("zcfuse bench --smoke took %v", time.Since(start).Round(time.Second))
+	t.Logf("zcfuse-bench --smoke took %v", time.Since(start).Round(time.Second))
 	if err != nil {
-		t.Fatalf("zcfuse bench --smoke: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+		t.Fatalf("zcfuse-bench --smoke: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
 	}
 	if testing.Verbose() {
 		t.Logf("stdout:\n%s", stdout.String())
@@ -194,10 +200,20 @@ func TestSmoke(t *testing.T) {
 	if r.Invalid() != 0 || len(r.Problems) != 0 {
 		t.Errorf("problems: %q", r.Problems)
 	}
-	for _, want := range []string{"iops / dir", "zcfuse-passthrough", "read GB/s", "iops / native", "proof ✓", "issue 5 targets"} {
+	for _, want := range []string{"iops / dir", "zcfuse-passthrough", "read GB/s", "iops / native", "proof ✓", "zero-copy goals"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q", want)
 		}
+	}
+	// Nothing a user cannot act on: no issue numbers, no environment
+	// variables, no Go identifiers, no subcommand of another binary.
+	for _, bad := range []string{"issue 5", "issue target", "ZCFUSE_", "client.", "zcfuse bench", "make "} {
+		if strings.Contains(stdout.String()+stderr.String(), bad) {
+			t.Errorf("the output mentions %q", bad)
+		}
+	}
+	if r.Machine.Binary == "" || !strings.Contains(r.Machine.Binary, filepath.Join(dir, "zcfuse")+" ") {
+		t.Errorf("the report names the zcfuse binary %q, want %s", r.Machine.Binary, filepath.Join(dir, "zcfuse"))
 	}
 	n := len(Targets)*len(Rows) + len(ZCPaths)*len(smokeZCRows)
 	if !strings.Contains(stderr.String(), fmt.Sprintf("[%d/%d] ", n, n)) {

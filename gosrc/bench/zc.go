@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// The zero-copy rows (issue 5): a client program of the harness's own
-// (ZCChildMain, a child process like fio) moves data between a buffer and
+// The zero-copy rows: a client program of the harness's own (ZCClient,
+// a child process like fio) moves data between a buffer and
 // the test file along one of several paths, side by side in the same run
 // as the fio rows:
 //
@@ -389,129 +389,9 @@ func zcCheck(p ZCPath, row ZCRow, c *ZCCheck, m ZCMeasurement) string {
 	return ""
 }
 
-// ZCSummary is the medians of one path and row over its valid runs.
-type ZCSummary struct {
-	Path   string  `json:"path"`
-	Row    string  `json:"row"`
-	Runs   int     `json:"runs"`
-	Valid  int     `json:"valid"`
-	IOPS   float64 `json:"iops"`
-	GBps   float64 `json:"gb_per_s"`
-	MeanUs float64 `json:"mean_us"`
-	P50Us  float64 `json:"p50_us"`
-	P99Us  float64 `json:"p99_us"`
-	// Min and max of the valid runs: IOPS for latency rows, else GB/s.
-	Min float64 `json:"min"`
-	Max float64 `json:"max"`
-	// MeanMin and MeanMax are the range of the runs' mean latencies.
-	MeanMin float64 `json:"mean_min_us"`
-	MeanMax float64 `json:"mean_max_us"`
-	// VsNative is the ratio to the native path: IOPS for latency rows,
-	// else GB/s; 0 when native was not measured.
-	VsNative float64 `json:"vs_native"`
-	// Medians of the per-op costs.
-	ClientUsrUs float64  `json:"client_usr_us_per_op"`
-	ClientSysUs float64  `json:"client_sys_us_per_op"`
-	ClientVCSW  float64  `json:"client_vol_ctxsw_per_op"`
-	ServerCPUUs *float64 `json:"server_cpu_us_per_op,omitempty"`
-	AllocsPerOp float64  `json:"client_allocs_per_op"`
-}
-
-func (r *Report) zcRow(id string) (ZCRow, bool) {
-	for _, row := range r.ZCRows {
-		if row.ID == id {
-			return row, true
-		}
-	}
-	return ZCRow{}, false
-}
-
-// FindZC returns the summary of path and row.
-func (r *Report) FindZC(path, row string) (ZCSummary, bool) {
-	for _, s := range r.ZCSummary {
-		if s.Path == path && s.Row == row {
-			return s, true
-		}
-	}
-	return ZCSummary{}, false
-}
-
-// summarizeZC fills r.ZCSummary and r.ZCTargets from r.ZCResults.
-func (r *Report) summarizeZC() {
-	r.ZCSummary = nil
-	for _, p := range r.ZCPaths {
-		for _, row := range r.ZCRows {
-			s := ZCSummary{Path: p.Name, Row: row.ID}
-			var iops, gbps, mean, p50, p99, usr, sys, vcsw, srv, allocs []float64
-			for _, res := range r.ZCResults {
-				if res.Path != p.Name || res.Row != row.ID {
-					continue
-				}
-				s.Runs++
-				if !res.Valid {
-					continue
-				}
-				s.Valid++
-				iops = append(iops, res.IOPS)
-				gbps = append(gbps, res.GBps)
-				mean = append(mean, res.MeanUs)
-				p50 = append(p50, res.P50Us)
-				p99 = append(p99, res.P99Us)
-				usr = append(usr, res.ClientUsrUs)
-				sys = append(sys, res.ClientSysUs)
-				vcsw = append(vcsw, res.ClientVCSW)
-				allocs = append(allocs, res.AllocsPerOp)
-				if res.ServerCPUUsPerOp != nil {
-					srv = append(srv, *res.ServerCPUUsPerOp)
-				}
-			}
-			s.IOPS, s.GBps = median(iops), median(gbps)
-			s.MeanUs, s.P50Us, s.P99Us = median(mean), median(p50), median(p99)
-			s.ClientUsrUs, s.ClientSysUs, s.ClientVCSW, s.AllocsPerOp = median(usr), median(sys), median(vcsw), median(allocs)
-			if len(srv) > 0 {
-				v := median(srv)
-				s.ServerCPUUs = &v
-			}
-			main := gbps
-			if row.Latency {
-				main = iops
-			}
-			s.Min, s.Max = minMax(main)
-			s.MeanMin, s.MeanMax = minMax(mean)
-			r.ZCSummary = append(r.ZCSummary, s)
-		}
-	}
-	for i := range r.ZCSummary {
-		s := &r.ZCSummary[i]
-		row, _ := r.zcRow(s.Row)
-		nat, ok := r.FindZC("native", s.Row)
-		if !ok || nat.Valid == 0 || s.Valid == 0 {
-			continue
-		}
-		if row.Latency {
-			s.VsNative = s.IOPS / nat.IOPS
-		} else {
-			s.VsNative = s.GBps / nat.GBps
-		}
-	}
-	r.ZCTargets = r.evalTargets()
-}
-
-func minMax(xs []float64) (lo, hi float64) {
-	for i, v := range xs {
-		if i == 0 || v < lo {
-			lo = v
-		}
-		if i == 0 || v > hi {
-			hi = v
-		}
-	}
-	return lo, hi
-}
-
-// TargetResult is one issue target and how the run fared against it.
+// TargetResult is one zero-copy goal and how the run fared against it.
 type TargetResult struct {
-	Target   string  `json:"target"`   // what was asked
+	Target   string  `json:"target"`   // the goal
 	Measured string  `json:"measured"` // what the medians say
 	Value    float64 `json:"value"`    // the compared figure
 	Limit    float64 `json:"limit"`    // what it was compared with
@@ -519,11 +399,12 @@ type TargetResult struct {
 	Met string `json:"met"`
 }
 
-// evalTargets compares the medians with issue 5's targets: ring 1 MiB
-// read and overwrite ≥ 0.85× native; ring sleep 4 KiB QD1 mean ≤ 7 µs
-// pinned; ring poll ≤ 3 µs; unpinned no worse than posix over uring
-// unpinned (the same client through the mount).
-func (r *Report) evalTargets() []TargetResult {
+// evalGoals compares the medians with the zero-copy path's goals (set
+// when it was designed): ring 1 MiB read and overwrite ≥ 0.85× native;
+// ring sleep 4 KiB QD1 mean ≤ 7 µs pinned; ring poll ≤ 3 µs; unpinned no
+// worse than posix over uring unpinned (the same client through the
+// mount).
+func (r *Report) evalGoals() []TargetResult {
 	var out []TargetResult
 	get := func(path, row string) (ZCSummary, bool) {
 		s, ok := r.FindZC(path, row)

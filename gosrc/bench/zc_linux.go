@@ -29,7 +29,7 @@ func (b *bencher) zcPath(ctx context.Context, p ZCPath, rows []ZCRow, rep int) e
 		t := Target{Name: p.Name, kind: kindZcfuse, mountArgs: []string{"--transport", "uring"},
 			Channel: ChannelRing, Transport: "uring"}
 		var err error
-		if srv, err = startServer(ctx, b.cfg.Exe, t, b.backing, mnt); err != nil {
+		if srv, err = startServer(ctx, b.cfg.Zcfuse, b.cfg.Self, t, b.backing, mnt); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -69,7 +69,7 @@ func (b *bencher) zcPath(ctx context.Context, p ZCPath, rows []ZCRow, rep int) e
 			Runtime: b.cfg.ZCRuntime, Ramp: b.cfg.ZCRamp, Spin: b.cfg.Spin,
 			Seed: uint64(rep)<<32 | uint64(i+1)*0x9e3779b97f4a7c15}
 		if srv != nil {
-			sp.ServerPID = srv.cmd.Process.Pid
+			sp.ServerPID = srv.Pid()
 		}
 		if row.Pinned && b.cfg.ZCPin == PinThread {
 			cpu := b.cfg.CPU
@@ -149,8 +149,7 @@ func (b *bencher) zcChild(ctx context.Context, sp zcSpec) (ZCMeasurement, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, sp.Runtime+sp.Ramp+60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, b.cfg.Exe, "bench", string(spec))
-	cmd.Env = zcChildEnv()
+	cmd := exec.CommandContext(ctx, b.cfg.Self, CmdZCClient, string(spec))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -181,15 +180,7 @@ func (b *bencher) zcChild(ctx context.Context, sp zcSpec) (ZCMeasurement, error)
 
 // recordZC keeps res and prints its progress line.
 func (b *bencher) recordZC(res ZCResult, row ZCRow, failed bool) {
-	b.done++
 	b.r.ZCResults = append(b.r.ZCResults, res)
-	what := fmt.Sprintf("%s %s %s rep %d", res.Path, row.Name, row.PinWord(), res.Rep)
-	if failed {
-		b.r.Errors++
-		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: FAILED: %s", what, res.Problem))
-		fmt.Fprintf(b.cfg.Progress, "[%d/%d] %s: FAILED: %s\n", b.done, b.total, what, res.Problem)
-		return
-	}
 	val := fmt.Sprintf("%.2f GB/s, mean %s µs", res.GBps, fmtUs(res.MeanUs))
 	if row.Latency {
 		val = fmt.Sprintf("%s IOPS, mean %s µs, p99 %s µs", fmtIOPS(res.IOPS), fmtUs(res.MeanUs), fmtUs(res.P99Us))
@@ -197,9 +188,5 @@ func (b *bencher) recordZC(res ZCResult, row ZCRow, failed bool) {
 	if res.Check != nil && res.Valid {
 		val += ", " + res.Check.Want + " ✓"
 	}
-	if !res.Valid {
-		b.r.Problems = append(b.r.Problems, fmt.Sprintf("%s: INVALID: %s", what, res.Problem))
-		val += " — INVALID: " + res.Problem
-	}
-	fmt.Fprintf(b.cfg.Progress, "[%d/%d] %s: %s\n", b.done, b.total, what, val)
+	b.progress(fmt.Sprintf("%s %s %s rep %d", res.Path, row.Name, row.PinWord(), res.Rep), val, failed, res.Valid, res.Problem)
 }

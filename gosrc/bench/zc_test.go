@@ -139,7 +139,7 @@ func TestZCCheck(t *testing.T) {
 // 1 MiB sweep rows.
 func sampleZCReport() *Report {
 	r := &Report{
-		Command: "zcfuse bench --targets native,posix-uring,ring-sleep", Start: "2026-01-02T03:04:05Z",
+		Command: "zcfuse-bench --targets native,posix-uring,ring-sleep", Start: "2026-01-02T03:04:05Z",
 		Machine:   Machine{NProc: 2, CPUModel: "Test CPU", Kernel: "6.18.0", Go: "go1.26", ShmFS: "tmpfs"},
 		LoadStart: "0.10 0.20 0.30 1/100 1", LoadEnd: "0.50 0.20 0.30 1/100 2",
 		Params: Params{Reps: 2, SizeMiB: 256, CPU: 0, ZCRuntimeS: 2, ZCRampS: 0.5, SpinUs: 100},

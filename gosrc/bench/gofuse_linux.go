@@ -15,20 +15,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// ChildEnv, set in the environment of `zcfuse bench`, selects a hidden
-// child mode instead of a benchmark: "gofuse-loopback" serves go-fuse's
-// loopback (ChildMain), "zc-client" runs one zero-copy row
-// (ZCChildMain). The harness sets it for its own children only.
-const ChildEnv = "ZCFUSE_BENCH_CHILD"
-
-const childGofuse = "gofuse-loopback"
-
-// IsChild reports whether this process was started as a harness child.
-func IsChild() bool { return os.Getenv(ChildEnv) != "" }
-
-// ChildMain runs the child mode ChildEnv names with args BACKING MNT.
-//
-// The go-fuse child is the reference server: go-fuse's own server
+// ServeGofuse is `zcfuse-bench serve-gofuse BACKING MOUNTPOINT`, the
+// reference server the gofuse target mounts: go-fuse's own server
 // (fuse.NewServer, /dev/fuse read/write) over its loopback node tree
 // (fs.NewLoopbackRoot), mounted with mount(2) directly, configured as
 // zcfuse's server is: 1 s entry and attribute timeouts, 1 MiB MaxWrite,
@@ -37,17 +25,11 @@ func IsChild() bool { return os.Getenv(ChildEnv) != "" }
 // on by itself as root and the kernel would then serve READ and WRITE
 // without the server. It writes "zcfuse-bench-gofuse: ready: ..." on
 // stderr once mounted, a counts line ("... counts reads=N writes=M") on
-// SIGUSR1 and at exit, and unmounts on SIGTERM or SIGINT.
-func ChildMain(args []string, stderr io.Writer) error {
-	mode := os.Getenv(ChildEnv)
-	if mode == childZC {
-		return ZCChildMain(args, os.Stdout, stderr) // Main calls it with its stdout
-	}
-	if mode != childGofuse {
-		return fmt.Errorf("%s=%q: unknown child mode (want %s or %s)", ChildEnv, mode, childGofuse, childZC)
-	}
+// SIGUSR1 and at exit, and unmounts on SIGTERM or SIGINT. The harness
+// runs it; it is a subcommand so that it can be run by hand too.
+func ServeGofuse(args []string, stderr io.Writer) error {
 	if len(args) != 2 {
-		return fmt.Errorf("%w: the %s child needs BACKING MNT", ErrUsage, mode)
+		return fmt.Errorf("%w: %s needs BACKING MOUNTPOINT", ErrUsage, CmdServeGofuse)
 	}
 	logger := log.New(stderr, "zcfuse-bench-gofuse: ", 0)
 	backing, err := filepath.Abs(args[0])

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,31 +16,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const childZC = "zc-client"
-
 // zcArenaSize holds the largest sweep buffer and a QD32 batch of 4 KiB
 // buffers after it.
 const zcArenaSize = 32 << 20
 
-// ZCChildMain is the zero-copy client child: it runs one row on one path
-// as the JSON spec in args[0] says (see zcSpec) and writes a
-// ZCMeasurement as JSON on stdout. For pinned rows it pins its measuring
-// thread itself (spec.PinThread), or the harness starts the whole
-// process pinned, as it does fio (--zc-pin process).
+// ZCClient is `zcfuse-bench zc-client SPEC`, the zero-copy client the
+// harness runs for every zero-copy run (a child process, as fio is): it
+// runs one row on one path as the JSON spec says (see zcSpec) and writes
+// a ZCMeasurement as JSON on stdout. For pinned rows it pins its
+// measuring thread itself (spec.PinThread), or the harness starts the
+// whole process pinned, as it does fio (--zc-pin process).
 //
 // It sets everything up first (opens the file, creates and shares the
 // arena, attaches, touches every buffer page), then runs the workload for
 // the ramp without recording and for the runtime recording the latency
 // of every call (QD1) or batch (Submit QD ops, then Wait for all of
 // them). Every call must move exactly its bytes; anything else ends the
-// child with an error.
-func ZCChildMain(args []string, stdout, stderr io.Writer) error {
+// client with an error.
+func ZCClient(args []string, stdout io.Writer) error {
 	if len(args) != 1 {
-		return fmt.Errorf("%w: the %s child takes one JSON spec", ErrUsage, childZC)
+		return fmt.Errorf("%w: %s takes one JSON spec", ErrUsage, CmdZCClient)
 	}
 	var sp zcSpec
 	if err := json.Unmarshal([]byte(args[0]), &sp); err != nil {
-		return fmt.Errorf("%s spec: %w", childZC, err)
+		return fmt.Errorf("%s spec: %w", CmdZCClient, err)
 	}
 	runtime.LockOSThread()
 	if sp.PinThread != nil {
@@ -369,10 +367,4 @@ func (c *zcClient) pick(p ZCPath) func() error {
 		c.bytes += uint64(n * bs)
 		return nil
 	}
-}
-
-// zcChildEnv is the environment of a zero-copy child: its mode, and no
-// GC tuning inherited from the harness's caller.
-func zcChildEnv() []string {
-	return append(withoutEnv(os.Environ(), ChildEnv), ChildEnv+"="+childZC)
 }
