@@ -5,7 +5,8 @@ package tests
 // its caller. Each attack here runs as a separate uid-65534 process on a
 // loop-mounted ext4 image, against the server as it is and against the
 // layer the project had before its own, go-fuse's loopback node tree
-// running every request as root (zcserver.TestRootRequestsEnv), which must
+// running every request as root (`zcfuse mount --test-root-requests`,
+// server.Options.TestRootRequests), which must
 // show the attack biting within the same time.
 
 import (
@@ -18,7 +19,6 @@ import (
 	"testing"
 
 	zfs "github.com/zcfuse/zcfuse/gosrc/fs"
-	zcserver "github.com/zcfuse/zcfuse/gosrc/server"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,13 +68,14 @@ func (f *hfix) servePub(t *testing.T, tr string, asRoot bool) string {
 		t.Fatal(err)
 	}
 	var env []string
+	args := []string{"--allow-other"}
 	if asRoot {
-		env = []string{zcserver.TestRootRequestsEnv + "=1"}
+		args = append(args, "--test-root-requests")
 	}
 	if tr == "uring" && os.Getenv("ZCFUSE_REQUIRE_URING") == "1" {
 		env = append(env, "ZCFUSE_REQUIRE_URING=1")
 	}
-	f.s = startMount(t, mountOpts{transport: tr, backing: f.backing, mountpoint: f.mnt, args: []string{"--allow-other"}, env: env})
+	f.s = startMount(t, mountOpts{transport: tr, backing: f.backing, mountpoint: f.mnt, args: args, env: env})
 	return filepath.Join(f.mnt, "pub")
 }
 
