@@ -6,6 +6,12 @@
 // queue (one queue per possible CPU), and handles each request inline on
 // the ring thread that received it, pinned to its queue's CPU.
 //
+// It owns the connection (the /dev/fuse fd, the rings, the ring and reader
+// threads, the per-opcode counters) and may not touch what it serves: it
+// knows no file system but the RawFileSystem it is given, and no session,
+// arena or data plane; the environment is never read here (programs set
+// Config.RequireURing).
+//
 // Both transports feed one ProtocolServer: after the ring is live the
 // kernel still sends FORGET and INTERRUPT over /dev/fuse, and
 // notifications (cache invalidation) must be written there, from a
