@@ -18,7 +18,7 @@
 // to the Log, once that output is all in the Log). The caller stops the
 // process (Proc.Stop, or a signal of its own) and then removes the mount
 // if the process left it (Unmount, UnmountAll). The mount table is read
-// afresh from /proc/self/mountinfo on every call.
+// afresh from /proc/self/mountinfo (fusering.Mounts) on every call.
 //
 // # Errors
 //

@@ -91,23 +91,6 @@ func TestProc(t *testing.T) {
 	}
 }
 
-func TestParseMountinfo(t *testing.T) {
-	const info = `22 1 0:21 / /proc rw,nosuid - proc proc rw
-30 22 0:50 / /dev/shm/a\040b rw - tmpfs tmpfs rw
-31 30 0:51 / /dev/shm/a\040b/mnt rw - fuse.zcfuse /x rw
-short line
-`
-	got := parseMountinfo(strings.NewReader(info))
-	if strings.Join(got, ",") != "/proc,/dev/shm/a b,/dev/shm/a b/mnt" {
-		t.Errorf("parseMountinfo = %q", got)
-	}
-	for in, want := range map[string]string{`a\134b`: `a\b`, `a\011`: "a\t", `a\0`: `a\0`, `plain`: "plain"} {
-		if got := unescape(in); got != want {
-			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestMounts(t *testing.T) {
 	if IsMounted("/no/such/mount/point") || len(Mounts("/no/such")) != 0 {
 		t.Error("a mount where there is none")

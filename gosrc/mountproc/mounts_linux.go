@@ -1,16 +1,13 @@
 package mountproc
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
 
+	"github.com/zcfuse/zcfuse/gosrc/fusering"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,44 +74,10 @@ func UnmountAll(dir string) error {
 // mountPoints are the mount points in /proc/self/mountinfo, in its order
 // (oldest first).
 func mountPoints() []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	return parseMountinfo(f)
-}
-
-// parseMountinfo reads the mount points (the fifth field, with its octal
-// escapes undone) of a mountinfo file.
-func parseMountinfo(r io.Reader) []string {
-	var out []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options ...
-		if f := strings.Fields(sc.Text()); len(f) >= 5 {
-			out = append(out, unescape(f[4]))
-		}
+	ms, _ := fusering.Mounts()
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
 	}
 	return out
-}
-
-// unescape undoes mountinfo's \ooo escapes (space, tab, newline, \).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
