@@ -108,15 +108,18 @@ func (at *attachment) put() {
 	}()
 }
 
-// lookupFile returns attachment id of ss with a reference, or nil.
-func (s *Control) lookupFile(ss *session, id uint32) *attachment {
+// lookupFile returns attachment id of ss with a reference, and a copy of
+// its file (fmu guards it: registration completes asynchronously), or
+// nil.
+func (s *Control) lookupFile(ss *session, id uint32) (*attachment, dataplane.File) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	at := ss.files[id]
-	if at != nil {
-		at.refs.Add(1)
+	if at == nil {
+		return nil, dataplane.File{}
 	}
-	return at
+	at.refs.Add(1)
+	return at, at.file
 }
 
 // attach binds f to the session a names, for a caller with uid and gid as
@@ -134,50 +137,82 @@ func (s *Control) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, sy
 		s.logger.Printf("attach refused: caller uid %d gid %d is not session %d's peer (uid %d gid %d)", uid, gid, ss.id, ss.cred.Uid, ss.cred.Gid)
 		return 0, syscall.EPERM
 	}
-	s.fmu.Lock()
-	if id, ok := f.attached[ss]; ok {
-		s.fmu.Unlock()
+	if id, ok := s.attachedID(ss, f); ok {
 		return id, 0 // attached already: same handle, same id
 	}
-	s.fmu.Unlock()
-	// The backing fd, duplicated and registered with the workers before
-	// fmu is taken: the workers take fmu themselves, and registering waits
-	// for them.
 	dup, err := unix.FcntlInt(uintptr(f.h.Fd()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return 0, syscall.EMFILE
 	}
 	at := &attachment{f: f, mode: f.attachMode(), file: dataplane.File{Fd: dup, Node: f.h.NodeID()}, dp: s.dp}
 	at.refs.Store(1)
-	if slot, err := s.dp.RegisterFile(dup); err == nil {
-		at.file.Slot, at.file.Fixed = slot, true
+	id, fresh, errno := s.bind(ss, f, at)
+	if errno != 0 || !fresh {
+		at.put() // refused, or another thread attached it meanwhile
+		return id, errno
 	}
-	s.fmu.Lock()
-	defer s.fmu.Unlock()
-	var refuse syscall.Errno
-	switch {
-	case ss.ended:
-		refuse = syscall.EPERM
-	case len(ss.files) >= s.limits.AttachedFiles:
-		refuse = syscall.EMFILE
-	}
-	if id, ok := f.attached[ss]; ok && refuse == 0 {
-		at.put() // another thread attached it meanwhile
+	// The workers' file tables get the fd on a goroutine of its own: a
+	// FUSE request thread never waits for a worker, which may itself be
+	// waiting (a cache invalidation) on a page lock that only a FUSE
+	// request can release. Ops are served by the fd until then.
+	at.refs.Add(1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		at.put()
 		return id, 0
 	}
-	if refuse != 0 {
-		at.put()
-		return 0, refuse
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.registerFile(at)
+	return id, 0
+}
+
+// bind files at as a new attachment of f to ss (fresh), or returns the
+// id f has in ss already.
+func (s *Control) bind(ss *session, f *file, at *attachment) (id uint32, fresh bool, errno syscall.Errno) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if ss.ended {
+		return 0, false, syscall.EPERM
+	}
+	if id, ok := f.attached[ss]; ok {
+		return id, false, 0
+	}
+	if len(ss.files) >= s.limits.AttachedFiles {
+		return 0, false, syscall.EMFILE
 	}
 	if f.attached == nil {
 		f.attached = map[*session]uint32{}
 	}
 	ss.nextFile++
-	id := ss.nextFile
+	id = ss.nextFile
 	ss.files[id] = at
 	f.attached[ss] = id
 	s.attached.Add(1)
-	return id, 0
+	return id, true, 0
+}
+
+// attachedID is f's attachment id in ss, if any.
+func (s *Control) attachedID(ss *session, f *file) (uint32, bool) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	id, ok := f.attached[ss]
+	return id, ok
+}
+
+// registerFile puts an attachment's fd in the workers' file tables and
+// marks it fixed; it holds a reference meanwhile.
+func (s *Control) registerFile(at *attachment) {
+	defer s.wg.Done()
+	defer at.put()
+	slot, err := s.dp.RegisterFile(at.file.Fd)
+	if err != nil {
+		return // served by its fd
+	}
+	s.fmu.Lock()
+	at.file.Slot, at.file.Fixed = slot, true
+	s.fmu.Unlock()
 }
 
 // detach ends attachment id of ss; ENOENT when it has none.

@@ -26,6 +26,12 @@
 //     threads (Attach, Released) and workers (Prepare) all touch; it is
 //     never held while asking the data plane anything (registration waits
 //     for the workers, and the workers take fmu).
+//   - A FUSE request thread never waits for the data plane: Attach
+//     registers the file in the workers' tables on a goroutine of its own
+//     (ops are served by the fd until then). A worker may be waiting on a
+//     page lock that only a FUSE request can release (a cache
+//     invalidation), so a request waiting for a worker could deadlock the
+//     CPU's queue.
 //   - Prepare and Broken run on workers under the queue's lock; Finish on
 //     a worker or the data plane's invalidation goroutine. The last
 //     reference to an arena or attachment frees it on a goroutine of its

@@ -41,7 +41,7 @@ func (ss *session) Prepare(e opq.SQE) (*dataplane.Op, unix.Errno) {
 	if e.Opcode != opq.OpFsync && e.OpFlags != 0 {
 		return nil, unix.EINVAL
 	}
-	at := ss.s.lookupFile(ss, e.FileID)
+	at, file := ss.s.lookupFile(ss, e.FileID)
 	if at == nil {
 		return nil, unix.EBADF
 	}
@@ -50,7 +50,7 @@ func (ss *session) Prepare(e opq.SQE) (*dataplane.Op, unix.Errno) {
 		return nil, unix.EBADF
 	}
 	refs := &opRefs{at: at}
-	o := &dataplane.Op{SQE: e, File: at.file, Ctx: refs}
+	o := &dataplane.Op{SQE: e, File: file, Ctx: refs}
 	if e.Opcode == opq.OpFsync || e.Len == 0 {
 		return o, 0
 	}

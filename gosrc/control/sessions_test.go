@@ -28,4 +28,3 @@ func TestSweepStaleSockets(t *testing.T) {
 	_, err = os.Stat(live)
 	require.NoError(t, err, "a live server's socket stays")
 }
-

@@ -34,10 +34,21 @@
 //
 // A ring write bypasses the kernel's page cache of the mount, so its
 // completion is posted only once the node's cached pages and attributes
-// are dropped (Config.Invalidator). A worker with nothing else to serve
-// does that itself at the end of its round; a busy one hands the round's
-// writes, in one batch, to the invalidation goroutine, which invalidates
-// and posts them, so one slow invalidation (it may wait on page locks of
-// READs in flight) does not stall the worker's other queues. Stats counts
-// the hand-offs.
+// are dropped (Config.Invalidator): once per file for the writes of a
+// round, over the range they cover. Writing an invalidation may wait on
+// the page locks of READs in flight through the mount (readers of the
+// same file: up to hundreds of milliseconds), so a worker does it itself
+// only when it has nothing else to serve and its invalidations have been
+// quick (under 200 µs) for the last 100 ms: then the client pays no
+// wake-up. Otherwise the worker hands the round's writes to its own
+// invalidation goroutine, which takes every batch waiting in one pass
+// (again once per file) and wakes each client as soon as its file is
+// clean. A client that makes its invalidations slow thus delays its own
+// completions, and others' on its worker by at most one invalidation per
+// file per pass, and no other worker's. Stats counts the hand-offs.
+//
+// The data plane never waits for a FUSE request thread and no FUSE
+// request thread may wait for it (package control registers attached
+// files off the request thread): a worker may be waiting on a page lock
+// that only a FUSE request releases.
 package dataplane

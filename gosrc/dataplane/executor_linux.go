@@ -6,6 +6,7 @@ import (
 	"log"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zcfuse/zcfuse/gosrc/ring"
@@ -35,7 +36,6 @@ type Executor struct {
 	bufs    slotPool
 	files   slotPool
 	stats   counters
-	inval   invalidations
 }
 
 // Config configures an Executor.
@@ -130,7 +130,7 @@ func tag(kind int, idx uint64) uint64 { return uint64(kind)<<kindShift | idx&tag
 const workerEntries = 256
 
 // New starts the workers, each with its ring and tables, and the
-// goroutine that takes cache invalidations off busy workers.
+// goroutine of each that takes cache invalidations off it.
 func New(cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
@@ -164,8 +164,8 @@ func New(cfg Config) (*Executor, error) {
 			return nil, err
 		}
 		e.workers = append(e.workers, w)
+		w.inval.start(w)
 	}
-	e.inval.start(e)
 	return e, nil
 }
 
@@ -193,6 +193,11 @@ type worker struct {
 	// written are the ring writes of this round whose node's cache must
 	// be dropped before their completions are posted (flushWritten).
 	written []written
+	// inval takes this worker's invalidations when it is busy, or when
+	// they have been slow (slowUntil, unix nanoseconds; both goroutines
+	// set it).
+	inval     invalidations
+	slowUntil atomic.Int64
 }
 
 func (w *worker) run(started chan<- error) {
@@ -458,7 +463,7 @@ func (e *Executor) everywhere(fn, undo func(*worker) error) error {
 	return errors.Join(errs...)
 }
 
-// Close stops every worker, then the invalidation goroutine; closing a
+// Close stops every worker, then their invalidation goroutines; closing a
 // ring unpins its buffers. Close every queue first.
 func (e *Executor) Close() {
 	for _, w := range e.workers {
@@ -478,5 +483,7 @@ func (e *Executor) Close() {
 		}
 		w.mu.Unlock()
 	}
-	e.inval.stop()
+	for _, w := range e.workers {
+		w.inval.stop()
+	}
 }

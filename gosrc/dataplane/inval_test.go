@@ -80,7 +80,9 @@ type testQueue struct {
 	head uint32
 }
 
-func openTestQueue(t *testing.T, e *Executor, src Source) *testQueue {
+// openTestQueue opens a queue for src whose client rings the doorbell of
+// worker bell.
+func openTestQueue(t *testing.T, e *Executor, src Source, bell int) *testQueue {
 	t.Helper()
 	q, fds, err := e.OpenQueue(src)
 	require.NoError(t, err)
@@ -98,7 +100,7 @@ func openTestQueue(t *testing.T, e *Executor, src Source) *testQueue {
 			unix.Close(fd)
 		}
 	})
-	return &testQueue{q: cq, bell: fds[2]}
+	return &testQueue{q: cq, bell: fds[2+bell]}
 }
 
 func (c *testQueue) submit(es ...opq.SQE) {
@@ -110,6 +112,23 @@ func (c *testQueue) submit(es ...opq.SQE) {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	unix.Write(c.bell, one[:])
+}
+
+// waitFor reaps until ud completes and says how long it took.
+func (c *testQueue) waitFor(ud uint64, max time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < max {
+		for c.head != c.q.CQTail().Load() {
+			e := c.q.ReadCQE(c.head)
+			c.head++
+			c.q.CQHead().Store(c.head)
+			if e.UserData == ud {
+				return time.Since(start), true
+			}
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return max, false
 }
 
 // reap returns the completions that arrive within d.
@@ -150,7 +169,7 @@ func TestInvalidationBeforeCompletionAndHandOff(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { a.Close() })
 	src := &fileSource{files: files, buf: a.Bytes(), finished: map[uint64]int64{}}
-	c := openTestQueue(t, e, src)
+	c := openTestQueue(t, e, src, 0)
 	released := false
 	t.Cleanup(func() {
 		if !released {
@@ -184,4 +203,95 @@ func TestInvalidationBeforeCompletionAndHandOff(t *testing.T) {
 	st := e.Stats()
 	require.EqualValues(t, 3, st.ZCOps)
 	require.EqualValues(t, 2*4096+big, st.ZCWriteBytes)
+}
+
+// slowInvalidator takes d for each invalidation of node slow (a file
+// whose pages readers through the mount keep locked), nothing for others.
+type slowInvalidator struct {
+	slow  uint64
+	d     time.Duration
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *slowInvalidator) InvalidateNow(node uint64, off, n int64) error {
+	if node == s.slow {
+		time.Sleep(s.d)
+		s.mu.Lock()
+		s.calls++
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// twoFiles makes files 1 and 2 and an 8 MiB arena for a fileSource.
+func twoFiles(t *testing.T) (map[uint32]*os.File, []byte) {
+	t.Helper()
+	files := map[uint32]*os.File{}
+	for _, id := range []uint32{1, 2} {
+		f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+		require.NoError(t, err)
+		t.Cleanup(func() { f.Close() })
+		files[id] = f
+	}
+	a, err := arena.Create(8<<20, arena.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { a.Close() })
+	return files, a.Bytes()
+}
+
+// Client A piles up writes on a file whose invalidations are slow (2 ms
+// each), in one round or in many; client B's write on another file, on
+// the same worker or another, waits for at most a few of them, never
+// for A's whole pile: a worker hands off once invalidations are slow or
+// it has other work, each worker has its own invalidation goroutine, and
+// the writes of a file waiting together cost one invalidation.
+func TestSlowInvalidationsDelayOnlyTheirClient(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		bWorker         int
+		bigFirst, split bool
+	}{
+		{"same worker, one round", 0, false, false},
+		{"same worker, one write per round", 0, false, true},
+		{"other worker, worker busy", 1, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := &slowInvalidator{slow: 1, d: 2 * time.Millisecond}
+			e, err := New(Config{Slots: 4, Workers: 2, Invalidator: inv})
+			require.NoError(t, err)
+			t.Cleanup(e.Close)
+			files, buf := twoFiles(t)
+			A := openTestQueue(t, e, &fileSource{files: files, buf: buf, finished: map[uint64]int64{}}, 0)
+			B := openTestQueue(t, e, &fileSource{files: files, buf: buf, finished: map[uint64]int64{}}, tc.bWorker)
+			var es []opq.SQE
+			if tc.bigFirst { // ring I/O in flight: worker 0 busy
+				es = append(es, opq.SQE{Opcode: opq.OpWrite, FileID: 1, Len: 4 * InlineMax, UserData: 1})
+			}
+			for i := range 200 {
+				es = append(es, opq.SQE{Opcode: opq.OpWrite, FileID: 1, ArenaOff: 1 << 20, FileOff: uint64(i) * 4096, Len: 4096, UserData: uint64(100 + i)})
+			}
+			if tc.split {
+				for _, e := range es {
+					A.submit(e)
+					time.Sleep(20 * time.Microsecond)
+				}
+			} else {
+				A.submit(es...)
+			}
+			time.Sleep(10 * time.Millisecond)
+			B.submit(opq.SQE{Opcode: opq.OpWrite, FileID: 2, ArenaOff: 2 << 20, Len: 4 * InlineMax, UserData: 7},
+				opq.SQE{Opcode: opq.OpWrite, FileID: 2, ArenaOff: 4 << 20, Len: 4096, UserData: 8})
+			lat, ok := B.waitFor(8, 5*time.Second)
+			require.True(t, ok)
+			_, ok = A.waitFor(299, 5*time.Second)
+			require.True(t, ok, "A's writes all complete")
+			inv.mu.Lock()
+			calls := inv.calls
+			inv.mu.Unlock()
+			t.Logf("B's write took %v; A's 200 writes cost %d invalidations; %d handed off", lat, calls, e.Stats().HandedOffInvalidations)
+			require.Less(t, lat, 50*time.Millisecond, "B waited for A's pile (200 x 2 ms)")
+			require.Less(t, calls, 100, "A's writes waiting together share an invalidation")
+		})
+	}
 }

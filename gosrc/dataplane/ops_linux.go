@@ -1,9 +1,12 @@
 package dataplane
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/zcfuse/zcfuse/gosrc/opq"
 	"github.com/zcfuse/zcfuse/gosrc/ring"
@@ -200,7 +203,11 @@ func (w *worker) submitOp(o *Op) {
 	}
 	sqe := w.sqe()
 	if sqe == nil {
-		w.finish(o, -int64(unix.EBUSY))
+		if o.done > 0 {
+			w.finish(o, int64(o.done)) // what moved before the ring refused
+		} else {
+			w.finish(o, -int64(unix.EBUSY))
+		}
 		return
 	}
 	var idx uint32
@@ -303,7 +310,8 @@ func (w *worker) finish(o *Op, res int64) {
 	w.complete(o)
 }
 
-// complete lets the source finish the op and posts its completion.
+// complete lets the source finish the op and posts its completion (the
+// wake-up comes with the round's, notifyClients).
 func (w *worker) complete(o *Op) {
 	q := o.q
 	q.src.Finish(o, o.res)
@@ -312,74 +320,138 @@ func (w *worker) complete(o *Op) {
 	q.mu.Unlock()
 }
 
-// written is a ring write waiting for its cache invalidation.
+// written is a ring write waiting for its node's cache to be dropped.
 type written struct{ o *Op }
 
+// slowInvalidation is how long a cache invalidation may take before the
+// worker stops doing them itself, for slowWindow after the last slow one.
+// One takes a few microseconds when nothing of the file is cached or
+// locked; a slow one waits on the page locks of READs in flight through
+// the mount (readers of the same file), up to hundreds of milliseconds.
+const (
+	slowInvalidation = 200 * time.Microsecond
+	slowWindow       = 100 * time.Millisecond
+)
+
 // flushWritten drops the kernel's cache for the writes of this round and
-// then posts their completions. Writing the invalidation to /dev/fuse is
-// a system call that may wait on the page locks of READs in flight
-// through the mount, so a worker does it itself only when it has nothing
-// else to serve (no ring I/O in flight, no polled queue with ops waiting):
-// then it costs the client no wake-up and no one else any waiting. A busy
-// worker hands the round's writes, in one batch, to the executor's
-// invalidation goroutine, which invalidates and posts them itself, and
-// goes on serving its other queues.
+// then posts their completions, one invalidation per file for all its
+// writes of the round. Writing an invalidation to /dev/fuse is a system
+// call that may wait on the page locks of READs in flight through the
+// mount, so the worker does it itself only when that costs no one
+// anything: it has nothing else to serve (no completion waiting in its
+// ring, no ring I/O in flight, no polled queue with ops waiting) and its
+// invalidations have been quick lately. Then it costs the client no
+// wake-up. Otherwise it hands the round's writes, in one batch, to its
+// own invalidation goroutine, which invalidates and posts them, and goes
+// on serving: a client that makes its invalidations slow delays its own
+// completions, and no other worker's (each has its own goroutine).
 func (w *worker) flushWritten() {
 	if len(w.written) == 0 {
 		return
 	}
-	if w.busy() && w.e.inval.handOff(w.written) {
+	if (w.busy() || time.Now().UnixNano() < w.slowUntil.Load()) && w.inval.handOff(w.written) {
 		w.e.stats.handedOff.Add(uint64(len(w.written)))
 		w.written = make([]written, 0, cap(w.written))
 		return
 	}
-	for i, wr := range w.written {
-		w.e.invalidate(wr.o)
-		w.complete(wr.o)
-		wr.o.q.put()
-		w.written[i] = written{}
-	}
+	w.settle(w.written, nil)
+	clear(w.written)
 	w.written = w.written[:0]
 }
 
-// busy reports whether the worker has other work waiting: ring I/O in
-// flight, or a polled queue with ops published.
+// busy reports whether the worker has other work waiting: a completion
+// in its ring (a doorbell, I/O), ring I/O in flight, or a polled queue
+// with ops published (past the server's own head).
 func (w *worker) busy() bool {
-	if w.busyOps() > 0 {
+	if w.busyOps() > 0 || w.r.PeekCQE() != nil {
 		return true
 	}
 	for q := range w.polled {
-		if q.q.SQTail().Load() != q.q.SQHead().Load() {
+		q.mu.Lock()
+		waiting := q.q.SQTail().Load() != q.sqHead
+		q.mu.Unlock()
+		if waiting {
 			return true
 		}
 	}
 	return false
 }
 
-// invalidate drops the kernel's cached pages the write covered, and the
-// node's attributes. Never on a FUSE request thread: it may wait on page
-// locks of READs in flight.
-func (e *Executor) invalidate(o *Op) {
-	off, n := int64(o.SQE.FileOff), o.res
-	if err := e.cfg.Invalidator.InvalidateNow(o.File.Node, off, n); err != nil && err != unix.ENOTCONN {
-		e.cfg.Logger.Printf("invalidate node %d [%d, +%d): %v", o.File.Node, off, n, err)
+// settle completes writes: for each node among them, one invalidation of
+// the range from the lowest to the highest byte they wrote, then their
+// completions. On the worker (woken nil) the wake-ups come with the
+// round's; on the invalidation goroutine each node's queues are woken as
+// soon as its cache is clean, not after the whole batch. A slow
+// invalidation makes the worker hand off for slowWindow.
+func (w *worker) settle(ws []written, woken map[*Queue]bool) {
+	// By node (each file's writes in their order), so each file's are
+	// one run: n log n however many files a client writes.
+	slices.SortStableFunc(ws, func(a, b written) int { return cmp.Compare(a.o.File.Node, b.o.File.Node) })
+	for i := 0; i < len(ws); {
+		node := ws[i].o.File.Node
+		j := i
+		lo, hi := int64(ws[i].o.SQE.FileOff), int64(0)
+		for ; j < len(ws) && ws[j].o.File.Node == node; j++ {
+			o := ws[j].o
+			lo, hi = min(lo, int64(o.SQE.FileOff)), max(hi, int64(o.SQE.FileOff)+o.res)
+		}
+		start := time.Now()
+		w.e.invalidate(node, lo, hi-lo)
+		if now := time.Now(); now.Sub(start) > slowInvalidation {
+			w.slowUntil.Store(now.Add(slowWindow).UnixNano())
+		}
+		for _, wr := range ws[i:j] {
+			o, q := wr.o, wr.o.q
+			if woken == nil {
+				w.complete(o)
+				q.put() // the reference finish took
+				continue
+			}
+			q.src.Finish(o, o.res)
+			q.mu.Lock()
+			if q.postLocked(o.SQE.UserData, o.res) && !woken[q] {
+				woken[q] = true
+				q.refs.Add(1)
+			}
+			q.mu.Unlock()
+			q.put() // the reference finish took
+		}
+		for q := range woken {
+			q.wake()
+			delete(woken, q)
+			q.put()
+		}
+		i = j
 	}
 }
 
-// invalidations is the goroutine that invalidates and posts the writes
-// busy workers hand it.
+// invalidate drops the kernel's cached pages [off, off+n) of node, and
+// its attributes. Never on a FUSE request thread: it may wait on page
+// locks of READs in flight.
+func (e *Executor) invalidate(node uint64, off, n int64) {
+	if err := e.cfg.Invalidator.InvalidateNow(node, off, n); err != nil && err != unix.ENOTCONN {
+		e.cfg.Logger.Printf("invalidate node %d [%d, +%d): %v", node, off, n, err)
+	}
+}
+
+// invalidations is a worker's invalidation goroutine: it invalidates and
+// posts the writes the worker hands it.
 type invalidations struct {
 	mu      sync.Mutex
 	batches chan []written
 	done    chan struct{}
 }
 
-// handOffDepth bounds the batches waiting: past it, a worker invalidates
-// itself (back-pressure rather than an unbounded queue).
-const handOffDepth = 256
+// handOffDepth bounds the batches waiting: past it, the worker
+// invalidates itself (back-pressure rather than an unbounded queue);
+// maxPass bounds the writes one pass of the goroutine takes.
+const (
+	handOffDepth = 64
+	maxPass      = 4096
+)
 
-func (iv *invalidations) start(e *Executor) {
-	if e.cfg.Invalidator == nil {
+func (iv *invalidations) start(w *worker) {
+	if w.e.cfg.Invalidator == nil {
 		return
 	}
 	iv.batches = make(chan []written, handOffDepth)
@@ -387,24 +459,27 @@ func (iv *invalidations) start(e *Executor) {
 	go func() {
 		defer close(iv.done)
 		woken := map[*Queue]bool{}
+		var all []written
 		for batch := range iv.batches {
-			for _, wr := range batch {
-				e.invalidate(wr.o)
-				q := wr.o.q
-				q.src.Finish(wr.o, wr.o.res)
-				q.mu.Lock()
-				if q.postLocked(wr.o.SQE.UserData, wr.o.res) && !woken[q] {
-					woken[q] = true
-					q.refs.Add(1)
+			// Every batch waiting goes in one pass, so a file's writes
+			// from many rounds cost one invalidation: a write waits for at
+			// most one invalidation of each other file, however many
+			// writes a client piles up on a slow one.
+			all = append(all[:0], batch...)
+		more:
+			for len(all) < maxPass {
+				select {
+				case b, ok := <-iv.batches:
+					if !ok {
+						break more
+					}
+					all = append(all, b...)
+				default:
+					break more
 				}
-				q.mu.Unlock()
-				q.put() // the reference finish took
 			}
-			for q := range woken {
-				q.wake()
-				delete(woken, q)
-				q.put()
-			}
+			w.settle(all, woken)
+			clear(all)
 		}
 	}()
 }
@@ -423,7 +498,8 @@ func (iv *invalidations) handOff(batch []written) bool {
 	}
 }
 
-// stop ends the goroutine once every batch handed to it is done.
+// stop ends the goroutine once every batch handed to it is done; the
+// worker has ended.
 func (iv *invalidations) stop() {
 	iv.mu.Lock()
 	defer iv.mu.Unlock()

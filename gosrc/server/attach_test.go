@@ -63,7 +63,8 @@ func TestAttach(t *testing.T) {
 			require.NoError(t, err)
 			require.EqualValues(t, 2, cs.AttachedFiles)
 			require.EqualValues(t, 2, attachedFiles(srv))
-			require.EqualValues(t, 2, srv.Stats().RegisteredFiles, "both in the workers' file tables")
+			require.Eventually(t, func() bool { return srv.Stats().RegisteredFiles == 2 }, 5*time.Second, time.Millisecond,
+				"both in the workers' file tables (registered off the request thread)")
 
 			require.NoError(t, s.Detach(rwID))
 			require.ErrorIs(t, s.Detach(rwID), unix.ENOENT, "detached twice")
