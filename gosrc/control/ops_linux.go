@@ -13,8 +13,10 @@ import (
 // against its attachments and arenas.
 var _ dataplane.Source = (*session)(nil)
 
-// opRefs are what an op in flight holds: its attachment and its arena.
+// opRefs are what an op in flight holds: its attachment and its arena;
+// the op itself lives in it too (one allocation per op).
 type opRefs struct {
+	op dataplane.Op
 	at *attachment
 	sa *sharedArena
 }
@@ -50,7 +52,8 @@ func (ss *session) Prepare(e opq.SQE) (*dataplane.Op, unix.Errno) {
 		return nil, unix.EBADF
 	}
 	refs := &opRefs{at: at}
-	o := &dataplane.Op{SQE: e, File: file, Ctx: refs}
+	o := &refs.op
+	o.SQE, o.File, o.Ctx = e, file, refs
 	if e.Opcode == opq.OpFsync || e.Len == 0 {
 		return o, 0
 	}

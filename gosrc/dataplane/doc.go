@@ -38,14 +38,15 @@
 // round, over the range they cover. Writing an invalidation may wait on
 // the page locks of READs in flight through the mount (readers of the
 // same file: up to hundreds of milliseconds), so a worker does it itself
-// only when it has nothing else to serve and its invalidations have been
-// quick (under 200 µs) for the last 100 ms: then the client pays no
+// only when it has nothing else to serve: then the client pays no
 // wake-up. Otherwise the worker hands the round's writes to its own
 // invalidation goroutine, which takes every batch waiting in one pass
 // (again once per file) and wakes each client as soon as its file is
-// clean. A client that makes its invalidations slow thus delays its own
-// completions, and others' on its worker by at most one invalidation per
-// file per pass, and no other worker's. Stats counts the hand-offs.
+// clean. A client that makes its invalidations slow thus delays others on
+// its worker by a few invalidations at most (what arrives while the
+// worker invalidates, and one per file per pass of the goroutine), never
+// by its whole backlog, and no other worker's clients. Stats counts the
+// hand-offs.
 //
 // The data plane never waits for a FUSE request thread and no FUSE
 // request thread may wait for it (package control registers attached

@@ -6,7 +6,6 @@ import (
 	"log"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/zcfuse/zcfuse/gosrc/ring"
@@ -193,11 +192,8 @@ type worker struct {
 	// written are the ring writes of this round whose node's cache must
 	// be dropped before their completions are posted (flushWritten).
 	written []written
-	// inval takes this worker's invalidations when it is busy, or when
-	// they have been slow (slowUntil, unix nanoseconds; both goroutines
-	// set it).
-	inval     invalidations
-	slowUntil atomic.Int64
+	// inval takes this worker's invalidations when it is busy.
+	inval invalidations
 }
 
 func (w *worker) run(started chan<- error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/zcfuse/zcfuse/gosrc/opq"
 	"github.com/zcfuse/zcfuse/gosrc/ring"
@@ -323,33 +322,24 @@ func (w *worker) complete(o *Op) {
 // written is a ring write waiting for its node's cache to be dropped.
 type written struct{ o *Op }
 
-// slowInvalidation is how long a cache invalidation may take before the
-// worker stops doing them itself, for slowWindow after the last slow one.
-// One takes a few microseconds when nothing of the file is cached or
-// locked; a slow one waits on the page locks of READs in flight through
-// the mount (readers of the same file), up to hundreds of milliseconds.
-const (
-	slowInvalidation = 200 * time.Microsecond
-	slowWindow       = 100 * time.Millisecond
-)
-
 // flushWritten drops the kernel's cache for the writes of this round and
 // then posts their completions, one invalidation per file for all its
 // writes of the round. Writing an invalidation to /dev/fuse is a system
 // call that may wait on the page locks of READs in flight through the
-// mount, so the worker does it itself only when that costs no one
-// anything: it has nothing else to serve (no completion waiting in its
-// ring, no ring I/O in flight, no polled queue with ops waiting) and its
-// invalidations have been quick lately. Then it costs the client no
-// wake-up. Otherwise it hands the round's writes, in one batch, to its
-// own invalidation goroutine, which invalidates and posts them, and goes
-// on serving: a client that makes its invalidations slow delays its own
-// completions, and no other worker's (each has its own goroutine).
+// mount, so the worker does it itself only when it has nothing else to
+// serve (no completion waiting in its ring, no ring I/O in flight, no
+// polled queue with ops waiting): then it costs the client no wake-up.
+// Otherwise it hands the round's writes, in one batch, to its own
+// invalidation goroutine, which invalidates and posts them, and goes on
+// serving. A client that makes its invalidations slow delays others on
+// its worker by a few invalidations at most (what arrives while the
+// worker invalidates, and one per file per pass of the goroutine), and no
+// other worker's clients.
 func (w *worker) flushWritten() {
 	if len(w.written) == 0 {
 		return
 	}
-	if (w.busy() || time.Now().UnixNano() < w.slowUntil.Load()) && w.inval.handOff(w.written) {
+	if w.busy() && w.inval.handOff(w.written) {
 		w.e.stats.handedOff.Add(uint64(len(w.written)))
 		w.written = make([]written, 0, cap(w.written))
 		return
@@ -381,8 +371,7 @@ func (w *worker) busy() bool {
 // the range from the lowest to the highest byte they wrote, then their
 // completions. On the worker (woken nil) the wake-ups come with the
 // round's; on the invalidation goroutine each node's queues are woken as
-// soon as its cache is clean, not after the whole batch. A slow
-// invalidation makes the worker hand off for slowWindow.
+// soon as its cache is clean, not after the whole batch.
 func (w *worker) settle(ws []written, woken map[*Queue]bool) {
 	// By node (each file's writes in their order), so each file's are
 	// one run: n log n however many files a client writes.
@@ -395,11 +384,7 @@ func (w *worker) settle(ws []written, woken map[*Queue]bool) {
 			o := ws[j].o
 			lo, hi = min(lo, int64(o.SQE.FileOff)), max(hi, int64(o.SQE.FileOff)+o.res)
 		}
-		start := time.Now()
 		w.e.invalidate(node, lo, hi-lo)
-		if now := time.Now(); now.Sub(start) > slowInvalidation {
-			w.slowUntil.Store(now.Add(slowWindow).UnixNano())
-		}
 		for _, wr := range ws[i:j] {
 			o, q := wr.o, wr.o.q
 			if woken == nil {
