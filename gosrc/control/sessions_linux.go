@@ -19,18 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Limits bound what clients may hold on a server.
-type Limits struct {
-	Sessions         int    // sessions at once
-	ArenasPerSession int    // arenas per session
-	ArenaBytes       uint64 // all arenas of one session together
-	FixedSlots       uint32 // fixed-buffer slots for the whole server
-	AttachedFiles    int    // attached files per session
-}
-
-// DefaultLimits are used for zero fields of Options.Limits.
-var DefaultLimits = Limits{Sessions: 256, ArenasPerSession: 64, ArenaBytes: 16 << 30, FixedSlots: 1024, AttachedFiles: 1024}
-
 // DataPlane is what the control plane asks of the data plane
 // (dataplane.Executor): tables to register arenas and files in, and op
 // queues. Never called with a lock of this package held that a worker
@@ -67,6 +55,7 @@ type Control struct {
 	ownerUID   uint32
 	allowOther bool
 	limits     Limits
+	users      *users // what each uid holds
 	dp         DataPlane
 	logger     *log.Logger
 	hooks      *Hooks
@@ -158,21 +147,7 @@ func Listen(cfg Config, dp DataPlane) (*Control, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
 	}
-	if limits.Sessions == 0 {
-		limits.Sessions = DefaultLimits.Sessions
-	}
-	if limits.ArenasPerSession == 0 {
-		limits.ArenasPerSession = DefaultLimits.ArenasPerSession
-	}
-	if limits.ArenaBytes == 0 {
-		limits.ArenaBytes = DefaultLimits.ArenaBytes
-	}
-	if limits.FixedSlots == 0 {
-		limits.FixedSlots = DefaultLimits.FixedSlots
-	}
-	if limits.AttachedFiles == 0 {
-		limits.AttachedFiles = DefaultLimits.AttachedFiles
-	}
+	limits = limits.WithDefaults()
 	mode := os.FileMode(0o700)
 	if allowOther {
 		mode = 0o755
@@ -184,7 +159,8 @@ func Listen(cfg Config, dp DataPlane) (*Control, error) {
 	var nonce [4]byte
 	rand.Read(nonce[:])
 	path := filepath.Join(dir, fmt.Sprintf("zcfuse-%d-%x.sock", os.Getpid(), nonce))
-	s := &Control{path: path, ownerUID: uint32(os.Geteuid()), allowOther: allowOther, limits: limits,
+	owner := uint32(os.Geteuid())
+	s := &Control{path: path, ownerUID: owner, allowOther: allowOther, limits: limits, users: newUsers(limits, owner),
 		dp: dp, logger: cfg.Logger, hooks: cfg.Hooks, live: map[uint64]*session{}}
 	var err error
 	if s.lfd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err != nil {

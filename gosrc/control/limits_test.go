@@ -1,0 +1,46 @@
+package control
+
+import (
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLimitsWithDefaults(t *testing.T) {
+	l := Limits{SessionsPerUser: 3}.WithDefaults()
+	require.Equal(t, 3, l.SessionsPerUser)
+	require.Equal(t, DefaultLimits.Sessions, l.Sessions)
+	require.Equal(t, DefaultLimits.HelloTimeout, l.HelloTimeout)
+	require.Equal(t, DefaultLimits, Limits{}.WithDefaults())
+}
+
+// Per-user limits refuse the user over them with their errno and nobody
+// else; the server-wide limits count unprivileged users only, so they
+// never refuse root or the owner; give returns what take charged.
+func TestUsersAccounting(t *testing.T) {
+	const owner, other, third = 1000, 65534, 4242
+	u := newUsers(Limits{Sessions: 3, SessionsPerUser: 2, ArenaBytesPerUser: 100, AttachedFilesPerUser: 1}.WithDefaults(), owner)
+	require.NoError(t, u.take(other, resSessions, 1))
+	require.NoError(t, u.take(other, resSessions, 1))
+	require.ErrorIs(t, u.take(other, resSessions, 1), syscall.EAGAIN, "over the per-user limit")
+	require.NoError(t, u.take(third, resSessions, 1))
+	require.ErrorIs(t, u.take(third, resSessions, 1), syscall.EAGAIN, "over the server-wide limit of unprivileged users")
+	for _, priv := range []uint32{0, owner} {
+		require.NoError(t, u.take(priv, resSessions, 2), "privileged users have their own budget")
+		require.ErrorIs(t, u.take(priv, resSessions, 1), syscall.EAGAIN, "but their per-user limit still holds")
+	}
+	require.NoError(t, u.take(other, resArenaBytes, 100))
+	require.ErrorIs(t, u.take(other, resArenaBytes, 1), syscall.EDQUOT)
+	require.NoError(t, u.take(other, resAttached, 1))
+	require.ErrorIs(t, u.take(other, resAttached, 1), syscall.EMFILE)
+	require.Equal(t, UserUsage{UID: other, Sessions: 2, ArenaBytes: 100, AttachedFiles: 1, SessionsLimit: 2,
+		ArenasLimit: uint64(DefaultLimits.ArenasPerUser), ArenaBytesLimit: 100,
+		RegisteredBytesLimit: DefaultLimits.RegisteredBytesPerUser, AttachedFilesLimit: 1}, u.usageOf(other))
+	u.give(other, resSessions, 2)
+	u.give(other, resArenaBytes, 100)
+	u.give(other, resAttached, 1)
+	require.NotContains(t, u.by, uint32(other), "a uid holding nothing is forgotten")
+	require.NoError(t, u.take(other, resSessions, 1), "given back: room again")
+	require.Panics(t, func() { u.give(third, resArenas, 1) }, "giving back what was never taken is a bug")
+}
