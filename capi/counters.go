@@ -72,3 +72,38 @@ func zcfusego_opcode_name(op C.uint32_t) *C.char {
 	}
 	return c
 }
+
+// limitNames are server.LimitNames() as C strings, made once and never
+// freed (zcfuse.h: valid for the life of the process).
+var limitNames = sync.OnceValue(func() []*C.char {
+	names := server.LimitNames()
+	cs := make([]*C.char, len(names))
+	for i, n := range names {
+		cs[i] = C.CString(n)
+	}
+	return cs
+})
+
+//export zcfusego_limit_name
+func zcfusego_limit_name(i C.size_t) *C.char {
+	names := limitNames()
+	if i >= C.size_t(len(names)) {
+		return nil
+	}
+	return names[i]
+}
+
+//export zcfusego_server_set_limit
+func zcfusego_server_set_limit(h C.uintptr_t, name *C.char, value C.uint64_t) C.int {
+	return errnoOf(serverOf(h).SetLimit(C.GoString(name), uint64(value)))
+}
+
+//export zcfusego_server_limit
+func zcfusego_server_limit(h C.uintptr_t, name *C.char, value *C.uint64_t) C.int {
+	v, ok := serverOf(h).Limit(C.GoString(name))
+	if !ok {
+		return errnoOf(fmt.Errorf("no limit named %q: %w", C.GoString(name), syscall.ENOENT))
+	}
+	*value = C.uint64_t(v)
+	return 0
+}

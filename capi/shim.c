@@ -393,6 +393,31 @@ int zcfuse_server_counter(zcfuse_server_t *srv, const char *name, uint64_t *valu
     return zcfusego_server_counter(srv->handle, (char *)name, value);
 }
 
+int zcfuse_server_set_limit(zcfuse_server_t *srv, const char *name, uint64_t value)
+{
+    NO_GO_IN_CHILD("zcfuse_server_set_limit");
+    NEED_SRV("zcfuse_server_set_limit");
+    if (!name)
+        return fail(-EINVAL, "zcfuse_server_set_limit: name must not be NULL");
+    return zcfusego_server_set_limit(srv->handle, (char *)name, value);
+}
+
+int zcfuse_server_limit(zcfuse_server_t *srv, const char *name, uint64_t *value)
+{
+    NO_GO_IN_CHILD("zcfuse_server_limit");
+    NEED_SRV("zcfuse_server_limit");
+    if (!name || !value)
+        return fail(-EINVAL, "zcfuse_server_limit: name and value must not be NULL");
+    return zcfusego_server_limit(srv->handle, (char *)name, value);
+}
+
+const char *zcfuse_limit_name(size_t i)
+{
+    if (forked_child)
+        return NULL;
+    return zcfusego_limit_name(i);
+}
+
 /* The names of the opcodes the stats arrays count, looked up once, so a
  * forked child still has them (it cannot enter Go). */
 static const char *op_names[ZCFUSE_STATS_OPCODES];

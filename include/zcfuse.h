@@ -745,6 +745,32 @@ int zcfuse_server_counter(zcfuse_server_t *srv, const char *name, uint64_t *valu
 const char *zcfuse_opcode_name(uint32_t opcode);
 
 /*
+ * Limits by name. A server bounds what clients may hold, per user (the
+ * peer's uid of a session, the request's uid of an open through the
+ * mount) and for the server as a whole; over a limit the requester alone
+ * is refused, with that limit's errno. Root and the server's owner have
+ * budgets of their own: other users cannot exhaust them. The names are
+ * one table in the library (zcfuse_limit_name), e.g. "sessions_per_user",
+ * "open_files_per_user", "attached_files_per_user", "arena_bytes_per_user",
+ * "registered_bytes_per_user", "half_open", "hello_timeout_ms"; durations
+ * are in milliseconds; 0 means the library's default. The README's
+ * "Limits" section lists them with their defaults and errnos.
+ */
+
+/* Sets the limit called name, before zcfuse_server_start(). Returns 0,
+ * -ENOENT (no such limit), -ERANGE (value out of range), -EALREADY (the
+ * server started) or -EINVAL (NULL). */
+int zcfuse_server_set_limit(zcfuse_server_t *srv, const char *name, uint64_t value);
+
+/* Sets *value to the limit called name as the server uses it (defaults
+ * filled in). Returns 0, -ENOENT or -EINVAL. */
+int zcfuse_server_limit(zcfuse_server_t *srv, const char *name, uint64_t *value);
+
+/* The name of limit i, from 0; NULL past the last. A static string of
+ * the library (NULL in a forked child). */
+const char *zcfuse_limit_name(size_t i);
+
+/*
  * Stops the server if it still runs and frees it. srv may be NULL.
  * After this call srv must not be used.
  */

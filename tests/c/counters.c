@@ -12,6 +12,10 @@
  * struct lacks ("fast_reads", "fs.inodes"); one read by name agrees, an
  * unknown name is -ENOENT, NULLs -EINVAL. zcfuse_opcode_name() names
  * FUSE opcodes as `zcfuse stats` does: "READ", "OP_n", "OTHER".
+ * Limits by name the same way: zcfuse_limit_name() lists them,
+ * zcfuse_server_set_limit() sets one before start (-ENOENT, -ERANGE,
+ * -EINVAL; -EALREADY once started) and zcfuse_server_limit() reads it
+ * back, defaults filled in.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -180,9 +184,28 @@ int main(void)
     EXPECT_RC(-ENOENT, zcfuse_server_counter(srv, "fs", &v)); /* a part, not a counter */
     EXPECT(v == 7, "a failed zcfuse_server_counter wrote %llu", (unsigned long long)v);
 
+    /* Limits by name. */
+    int nlimits = 0, has_spu = 0;
+    for (const char *name; (name = zcfuse_limit_name(nlimits)) != NULL; nlimits++)
+        has_spu |= strcmp(name, "sessions_per_user") == 0;
+    EXPECT(nlimits > 5 && has_spu, "zcfuse_limit_name: %d names, sessions_per_user %s", nlimits,
+           has_spu ? "there" : "missing");
+    EXPECT_RC(0, zcfuse_server_set_limit(srv, "sessions_per_user", 5));
+    EXPECT_RC(0, zcfuse_server_limit(srv, "sessions_per_user", &v));
+    EXPECT(v == 5, "sessions_per_user = %llu, set 5", (unsigned long long)v);
+    EXPECT_RC(0, zcfuse_server_limit(srv, "attached_files", &v));
+    EXPECT(v > 0, "attached_files = 0: the default was not filled in");
+    EXPECT_RC(-ENOENT, zcfuse_server_set_limit(srv, "no_such_limit", 1));
+    EXPECT_RC(-ENOENT, zcfuse_server_limit(srv, "no_such_limit", &v));
+    EXPECT_RC(-ERANGE, zcfuse_server_set_limit(srv, "fixed_slots", 1ull << 40));
+    EXPECT_RC(-EINVAL, zcfuse_server_set_limit(NULL, "sessions_per_user", 1));
+    EXPECT_RC(-EINVAL, zcfuse_server_set_limit(srv, NULL, 1));
+    EXPECT_RC(-EINVAL, zcfuse_server_limit(srv, "sessions_per_user", NULL));
+
     check_snapshot(srv, "before start");
     if (!EXPECT_RC(0, zcfuse_server_start(srv)))
         goto out;
+    EXPECT_RC(-EALREADY, zcfuse_server_set_limit(srv, "sessions_per_user", 1));
     uint64_t written = counter(srv, "bytes_written");
     int st = t_sh("set -e\n"
                   "dd if=\"$1\" of=\"$2/f\" bs=65536 status=none\n"

@@ -206,6 +206,24 @@ class ServerLifecycleTest(ScratchCase):
             self.assertTrue(is_mounted(mnt))
         self.assertFalse(is_mounted(mnt))
 
+    def test_limits_by_name(self) -> None:
+        names = zcfuse.limit_names()
+        self.assertIn("sessions_per_user", names)
+        self.assertIn("hello_timeout_ms", names)
+        backing, mnt = self.dirs()
+        srv = zcfuse.Server(backing, mnt, limits={"sessions_per_user": 3, "hello_timeout_ms": 750})
+        self.addCleanup(srv.close)
+        self.assertEqual(srv.limit("sessions_per_user"), 3)
+        self.assertEqual(srv.limit("hello_timeout_ms"), 750)
+        self.assertGreater(srv.limit("attached_files"), 0, "unset: the library's default")
+        with self.assertRaises(zcfuse.Error) as cm:
+            srv.limit("no_such_limit")
+        self.assertEqual(cm.exception.errno, errno.ENOENT)
+        for bad, err in (({"no_such_limit": 1}, errno.ENOENT), ({"fixed_slots": 1 << 40}, errno.ERANGE)):
+            with self.assertRaises(zcfuse.Error) as cm:
+                zcfuse.Server(backing, mnt, limits=bad)
+            self.assertEqual(cm.exception.errno, err, bad)
+
     def test_run_in_a_thread_until_stop(self) -> None:
         backing, mnt = self.dirs()
         srv = self.server(backing, mnt, start=False)

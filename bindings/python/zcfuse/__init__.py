@@ -40,7 +40,17 @@ from ._library import (
 )
 from .arena import Arena
 from .errors import ClosedError, Error
-from .server import CounterGroup, Hook, HookInfo, Opcode, Server, ServerStats, Transport, opcode_name
+from .server import (
+    CounterGroup,
+    Hook,
+    HookInfo,
+    Opcode,
+    Server,
+    ServerStats,
+    Transport,
+    limit_names,
+    opcode_name,
+)
 from .session import (
     Completion,
     Mode,
@@ -128,6 +138,7 @@ __all__ = [
     "has_ops",
     "last_error",
     "library_path",
+    "limit_names",
     "opcode_name",
     "strerror",
     "version",

@@ -276,6 +276,9 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "zcfuse_server_counters": (c_int, [ServerP, POINTER(zcfuse_counter_t), c_size_t]),
     "zcfuse_server_counter": (c_int, [ServerP, c_char_p, POINTER(c_uint64)]),
     "zcfuse_opcode_name": (c_char_p, [c_uint32]),
+    "zcfuse_server_set_limit": (c_int, [ServerP, c_char_p, c_uint64]),
+    "zcfuse_server_limit": (c_int, [ServerP, c_char_p, POINTER(c_uint64)]),
+    "zcfuse_limit_name": (c_char_p, [c_size_t]),
     "zcfuse_server_destroy": (None, [ServerP]),
 }
 

@@ -315,9 +315,14 @@ class Server:
     of a ring write (counted in ``copied_bytes``), so a client cannot
     change the bytes after the hook checked them.
 
+    ``limits`` sets the server's limits by name (:func:`limit_names`:
+    ``{"sessions_per_user": 8, "hello_timeout_ms": 500}``; 0 = the
+    library's default).
+
     Raises :class:`zcfuse.Error`: EINVAL (bad option), ENOENT/ENOTDIR (a
     directory is missing), EBUSY (something is mounted there), ENOTCONN (a
-    dead FUSE mount there).
+    dead FUSE mount there); ENOENT/ERANGE for an unknown limit or a value
+    out of its range.
     """
 
     def __init__(
@@ -336,6 +341,7 @@ class Server:
         on_write: Optional[Hook] = None,
         on_read: Optional[Hook] = None,
         hook_copy: bool = False,
+        limits: Optional[Mapping[str, int]] = None,
     ) -> None:
         self._handle: Optional[Any] = None
         # The C callbacks must outlive the C server: freed with it.
@@ -379,9 +385,25 @@ class Server:
         self._hooks = tuple(hooks)
         handle = ServerP()
         check(LIB.zcfuse_server_create(ctypes.byref(opts), ctypes.byref(handle)), "zcfuse_server_create")
+        try:
+            for name, value in (limits or {}).items():
+                check(
+                    LIB.zcfuse_server_set_limit(handle, name.encode(), value),
+                    f"zcfuse_server_set_limit {name}",
+                )
+        except BaseException:
+            LIB.zcfuse_server_destroy(handle)
+            raise
         self._handle = handle
         _live.add(self)
         _forksafe.track(self)
+
+    def limit(self, name: str) -> int:
+        """The limit called ``name`` as the server uses it (defaults filled
+        in); see :func:`limit_names`. Raises ENOENT for an unknown name."""
+        v = ctypes.c_uint64()
+        check(LIB.zcfuse_server_limit(self._live(), name.encode(), ctypes.byref(v)), "zcfuse_server_limit")
+        return v.value
 
     def _live(self) -> Any:
         if self._handle is None:
@@ -526,6 +548,18 @@ def _close_all() -> None:
             warnings.warn(f"zcfuse: could not stop the server on {srv.mountpoint}: {e}")
 
 
+def limit_names() -> List[str]:
+    """The names of the server's limits (``Server(limits=...)``), in the
+    library's order: one table in the library, so a limit added there
+    shows here with no change to this package."""
+    out: List[str] = []
+    while True:
+        raw = LIB.zcfuse_limit_name(len(out))
+        if raw is None:
+            return out
+        out.append(raw.decode("ascii"))
+
+
 __all__ = [
     "NO_CACHE",
     "CounterGroup",
@@ -536,5 +570,6 @@ __all__ = [
     "ServerStats",
     "Transport",
     "STATS_OPCODES",
+    "limit_names",
     "opcode_name",
 ]

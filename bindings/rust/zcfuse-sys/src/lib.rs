@@ -537,6 +537,13 @@ functions! {
     /// The kernel's name of a FUSE opcode without FUSE_ ("READ"; "OP_n",
     /// "OTHER"); static, never NULL.
     pub fn zcfuse_opcode_name(opcode: u32) -> *const c_char;
+    /// Sets the limit called name before zcfuse_server_start (0: the
+    /// default); -ENOENT for an unknown name, -ERANGE, -EALREADY once started.
+    pub fn zcfuse_server_set_limit(srv: *mut zcfuse_server_t, name: *const c_char, value: u64) -> c_int;
+    /// Sets *value to the limit called name as the server uses it.
+    pub fn zcfuse_server_limit(srv: *mut zcfuse_server_t, name: *const c_char, value: *mut u64) -> c_int;
+    /// The name of limit i (static), NULL past the last.
+    pub fn zcfuse_limit_name(i: usize) -> *const c_char;
     /// Stops the server if it still runs and frees it; srv may be NULL.
     pub fn zcfuse_server_destroy(srv: *mut zcfuse_server_t);
 }

@@ -115,7 +115,7 @@ use std::ffi::CStr;
 
 pub use arena::{Arena, InArena, Region};
 pub use error::{errno, Error};
-pub use server::{opcode_name, HookInfo, Server, ServerBuilder, ServerFlags, ServerStats, Transport};
+pub use server::{limit_names, opcode_name, HookInfo, Server, ServerBuilder, ServerFlags, ServerStats, Transport};
 pub use session::{ArenaId, Completion, FileId, Mode, Op, Session, SessionStats};
 /// The raw declarations this crate is built on.
 pub use zcfuse_sys as sys;

@@ -1,7 +1,7 @@
 //! The in-process server: mount a backing directory through zcfuse and
 //! serve it from this process's library threads.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::{c_void, CStr, CString};
 use std::fmt;
 use std::io;
 use std::mem;
@@ -164,9 +164,19 @@ pub struct ServerBuilder {
     entry_timeout_ms: u32,
     attr_timeout_ms: u32,
     hooks: Hooks,
+    limits: Vec<(String, u64)>,
 }
 
 impl ServerBuilder {
+    /// Sets one of the server's limits by name ([`limit_names`]: e.g.
+    /// `sessions_per_user`, `open_files_per_user`, `hello_timeout_ms`); 0
+    /// means the library's default. An unknown name or a value out of
+    /// range fails [`ServerBuilder::build`] (`ENOENT`, `ERANGE`).
+    pub fn limit(mut self, name: &str, value: u64) -> Self {
+        self.limits.push((name.to_owned(), value));
+        self
+    }
+
     /// How requests travel; [`Transport::Auto`] by default.
     pub fn transport(mut self, transport: Transport) -> Self {
         self.transport = transport;
@@ -258,12 +268,18 @@ impl ServerBuilder {
         // hook_ctx points into `hooks`, which the Server keeps until
         // after zcfuse_server_destroy.
         check(unsafe { sys::zcfuse_server_create(&opts, &mut raw) })?;
-        Ok(Server {
+        let srv = Server {
             raw: NonNull::new(raw).expect("zcfuse_server_create returned 0 and a NULL server"),
             backing_dir: self.backing_dir,
             mountpoint: self.mountpoint,
             _hooks: hooks,
-        })
+        };
+        for (name, value) in &self.limits {
+            let c = limit_cstring(name)?;
+            // SAFETY: the server is live and not started; c is a valid C string.
+            check(unsafe { sys::zcfuse_server_set_limit(srv.ptr(), c.as_ptr(), *value) })?;
+        }
+        Ok(srv)
     }
 
     /// [`ServerBuilder::build`], then [`Server::start`].
@@ -286,6 +302,7 @@ impl fmt::Debug for ServerBuilder {
             .field("attr_timeout_ms", &self.attr_timeout_ms)
             .field("on_write", &self.hooks.on_write.is_some())
             .field("on_read", &self.hooks.on_read.is_some())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -391,6 +408,7 @@ impl Server {
             entry_timeout_ms: 0,
             attr_timeout_ms: 0,
             hooks: Hooks::default(),
+            limits: Vec::new(),
         }
     }
 
@@ -477,6 +495,38 @@ impl Server {
             n = total;
         }
     }
+}
+
+impl Server {
+    /// The limit called `name` as the server uses it (defaults filled in).
+    pub fn limit(&self, name: &str) -> io::Result<u64> {
+        let c = limit_cstring(name)?;
+        let mut v = 0u64;
+        // SAFETY: the server is live; c is a valid C string; v is writable.
+        check(unsafe { sys::zcfuse_server_limit(self.ptr(), c.as_ptr(), &mut v) })?;
+        Ok(v)
+    }
+}
+
+/// The names of the server's limits ([`ServerBuilder::limit`]), in the
+/// library's order: one table in the library, so a limit added there
+/// shows here with no change to this crate.
+pub fn limit_names() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: zcfuse_limit_name returns a static string or NULL.
+        let p = unsafe { sys::zcfuse_limit_name(out.len()) };
+        if p.is_null() {
+            return out;
+        }
+        // SAFETY: p is a static string of the library.
+        out.push(unsafe { static_str(p) });
+    }
+}
+
+/// A limit's name as a C string (one with a NUL byte is invalid input).
+fn limit_cstring(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("limit {name:?}: a NUL byte")))
 }
 
 impl Drop for Server {

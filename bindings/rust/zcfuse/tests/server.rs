@@ -246,3 +246,23 @@ fn opcode_names_come_from_the_library() {
     assert!(std::ptr::eq(zcfuse::opcode_name(15), zcfuse::opcode_name(15)), "a static string");
     assert!((1..64).filter(|&op| !zcfuse::opcode_name(op).starts_with("OP_")).count() >= 50);
 }
+
+#[test]
+fn limits_by_name() {
+    if let Some(why) = mount_unavailable() {
+        return skip(&why);
+    }
+    let names = zcfuse::limit_names();
+    assert!(names.contains(&"sessions_per_user") && names.contains(&"hello_timeout_ms"), "{names:?}");
+    let scratch = Scratch::new();
+    let (b, mnt) = (scratch.subdir("b"), scratch.subdir("mnt"));
+    let srv = Server::builder(&b, &mnt).limit("sessions_per_user", 3).build().expect("build with a limit");
+    assert_eq!(srv.limit("sessions_per_user").expect("get"), 3);
+    assert!(srv.limit("attached_files").expect("a default") > 0);
+    let e = srv.limit("no_such_limit").expect_err("unknown name");
+    assert_eq!(errno(&e), Some(2), "{e}");
+    let e = Server::builder(&b, &mnt).limit("no_such_limit", 1).build().expect_err("unknown name at build");
+    assert_eq!(errno(&e), Some(2), "{e}");
+    let e = Server::builder(&b, &mnt).limit("fixed_slots", 1 << 40).build().expect_err("out of range");
+    assert_eq!(errno(&e), Some(34), "{e}");
+}
