@@ -222,14 +222,15 @@ func (f *FS) reserved(attr string) bool {
 	return f.opts.Hooks.Reserved != nil && f.opts.Hooks.Reserved(attr)
 }
 
-// GetXAttr reads an attribute: the root's own ones from the embedder;
-// ACLs as the server (the kernel asks for them for its permission
-// checks, and reading one needs no right beyond the lookup); the rest as
-// the caller (user.* needs read permission, trusted.* CAP_SYS_ADMIN).
+// GetXAttr reads an attribute: the root's own ones from the embedder, for
+// the caller (the answer may depend on who asks); ACLs as the server (the
+// kernel asks for them for its permission checks, and reading one needs
+// no right beyond the lookup); the rest as the caller (user.* needs read
+// permission, trusted.* CAP_SYS_ADMIN).
 func (f *FS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
 	if f.reserved(attr) {
 		if h.NodeId == rootID && f.opts.Hooks.RootXattr != nil {
-			if v, ok, errno := f.opts.Hooks.RootXattr(attr); ok || errno != 0 {
+			if v, ok, errno := f.opts.Hooks.RootXattr(attr, &h.Caller); ok || errno != 0 {
 				return XattrReply(v, dest, errno)
 			}
 		}

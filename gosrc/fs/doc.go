@@ -93,6 +93,25 @@
 // backing file system gives its space back within about twice that);
 // without them, one O_PATH fd per entry, so the kernel may remember at
 // most RLIMIT_NOFILE inodes at once, and lookups past that fail EMFILE.
+//
+// Every open file or directory (OPEN, CREATE, TMPFILE, OPENDIR) holds a
+// server fd until its RELEASE, and the server's fds are one budget shared
+// by every user, the inode table, the control plane and the data plane.
+// Options.OpenFilesPerUser bounds the handles one uid (the request's)
+// holds at once: at the limit, an open by that uid answers EMFILE before
+// anything is opened or made, and every other uid goes on as before. Each
+// handle is charged before it is opened and given back exactly once: at
+// once when the open fails, else when it leaves the open-file table on
+// RELEASE or RELEASEDIR (over either transport) or Close (an unmount with
+// files still open). Every uid has the same limit, root and the server's
+// owner included, each on a count of its own, so no other user can use
+// theirs up: there is no server-wide limit on open files for them to be
+// spared from, and a runaway process of theirs (a backup or an indexer
+// walking the mount) must not take the server to EMFILE for everybody
+// either; an embedder that trusts them with more raises the limit. Stats
+// reports the most one uid holds and the opens refused; OpenFilesOf and
+// OpenFilesByUser give the counts.
+//
 // File locks are not forwarded: the kernel keeps POSIX and flock locks
 // for the mount itself (they do not conflict with locks taken directly on
 // the backing files), and no request thread ever waits on a lock.

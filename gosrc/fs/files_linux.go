@@ -21,6 +21,7 @@ type Handle struct {
 	in    *inode
 	fd    int
 	flags uint32 // the open flags
+	uid   uint32 // the opener's, charged one open file (FS.open) until release
 	dir   *dirStream
 	// backing: this handle holds a reference on the inode's backing id.
 	backing bool
@@ -80,17 +81,19 @@ func readlink(p string) (string, error) {
 
 func itoa(fd int) string { return strconv.Itoa(fd) }
 
-// openHandle files fd as a new open handle of in and fills out. It runs as
-// the server (kernel passthrough registration needs CAP_SYS_ADMIN).
-func (f *FS) openHandle(in *inode, fd int, flags uint32, out *fuse.OpenOut) *Handle {
-	h := f.register(&Handle{fs: f, in: in, fd: fd, flags: flags}, out)
+// openHandle files fd as a new open handle of in, opened by uid (which
+// holds the open file it took), and fills out. It runs as the server
+// (kernel passthrough registration needs CAP_SYS_ADMIN).
+func (f *FS) openHandle(in *inode, fd int, flags, uid uint32, out *fuse.OpenOut) *Handle {
+	h := f.register(&Handle{fs: f, in: in, fd: fd, flags: flags, uid: uid}, out)
 	if f.opts.Backing != nil && in.ftype == unix.S_IFREG {
 		f.passthroughOpen(h, out)
 	}
 	return h
 }
 
-// register files h under a new FUSE file handle, which out carries.
+// register files h under a new FUSE file handle, which out carries; from
+// here the open file h.uid took is given back when h leaves the table.
 func (f *FS) register(h *Handle, out *fuse.OpenOut) *Handle {
 	f.fhMu.Lock()
 	h.id = f.nextFh
@@ -154,6 +157,9 @@ func (f *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fu
 	if p.in.ftype != unix.S_IFREG {
 		return status(syscall.EINVAL) // the kernel opens nothing else here
 	}
+	if errno := f.open.take(in.Uid); errno != 0 {
+		return status(errno)
+	}
 	var fd int
 	errno = f.asCaller(&in.Caller, func() syscall.Errno {
 		var err error
@@ -161,19 +167,21 @@ func (f *FS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fu
 		return errnoOf(err)
 	})
 	if errno != 0 {
+		f.open.give(in.Uid)
 		return status(errno)
 	}
 	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 && in.Flags&syscall.O_TRUNC != 0 {
 		f.killPriv(p.in, fd, true, f.callerOf(&in.Caller))
 	}
-	h := f.openHandle(p.in, fd, in.Flags, out)
+	h := f.openHandle(p.in, fd, in.Flags, in.Uid, out)
 	if h.backing && in.Flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		f.passthroughWriteOpen(h, &in.Caller)
 	}
 	return fuse.OK
 }
 
-// Release closes an open file once the embedder has let go of it.
+// Release closes an open file once the embedder has let go of it, and
+// gives back its opener's open file.
 func (f *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	f.fhMu.Lock()
 	h := f.fhs[in.Fh]
@@ -197,6 +205,7 @@ func (f *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 		in.bmu.Unlock()
 	}
 	unix.Close(h.fd)
+	f.open.give(h.uid)
 }
 
 // ReleaseDir closes an open directory.
@@ -394,6 +403,9 @@ func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 		return status(errno)
 	}
 	defer f.unpin(p)
+	if errno := f.open.take(in.Uid); errno != 0 {
+		return status(errno)
+	}
 	var fd int
 	errno = f.asCaller(&in.Caller, func() syscall.Errno {
 		var err error
@@ -401,9 +413,10 @@ func (f *FS) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 		return errnoOf(err)
 	})
 	if errno != 0 {
+		f.open.give(in.Uid)
 		return status(errno)
 	}
-	f.register(&Handle{fs: f, in: p.in, fd: fd, flags: in.Flags, dir: &dirStream{buf: make([]byte, 8192)}}, out)
+	f.register(&Handle{fs: f, in: p.in, fd: fd, flags: in.Flags, uid: in.Uid, dir: &dirStream{buf: make([]byte, 8192)}}, out)
 	return fuse.OK
 }
 

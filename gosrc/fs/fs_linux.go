@@ -42,6 +42,12 @@ type Options struct {
 	// nothing is mounted below, and a server that is not root answers
 	// EXDEV for a name a mount covers.
 	CrossMounts bool
+	// OpenFilesPerUser bounds the files and directories one uid (the
+	// request's) holds open through the mount: past it OPEN, CREATE,
+	// TMPFILE and OPENDIR answer EMFILE to that uid alone, before anything
+	// is opened. Root and the server's owner have the same limit, each on
+	// its own count. 0 or less: none.
+	OpenFilesPerUser int
 }
 
 // DefaultMaxFds is the default bound on cached O_PATH fds.
@@ -58,8 +64,9 @@ type Hooks struct {
 	// Ioctl sees every FUSE_IOCTL on an open handle first; handled false
 	// passes it on to the allow-list.
 	Ioctl func(h *Handle, caller *fuse.Caller, cmd uint32, in, out []byte) (handled bool, result int32, errno syscall.Errno)
-	// RootXattr answers the root's own attributes: ok false passes name on.
-	RootXattr func(name string) (value []byte, ok bool, errno syscall.Errno)
+	// RootXattr answers the root's own attributes for caller (the
+	// value may depend on who asks): ok false passes name on.
+	RootXattr func(name string, caller *fuse.Caller) (value []byte, ok bool, errno syscall.Errno)
 	// Reserved names are never set or removed through the mount (EPERM)
 	// and read as absent below the root.
 	Reserved func(name string) bool
@@ -95,6 +102,8 @@ type FS struct {
 	fhMu   sync.RWMutex
 	fhs    map[uint64]*Handle
 	nextFh uint64
+	// open counts the handles in fhs by the uid that opened them.
+	open openFiles
 
 	closed atomic.Bool
 }
@@ -104,7 +113,7 @@ var _ fuse.RawFileSystem = (*FS)(nil)
 // New opens backing and prepares to serve it.
 func New(backing string, opts Options) (*FS, error) {
 	f := &FS{opts: opts, logger: opts.Logger, rootFd: -1, mountFd: -1, procFd: -1, fhs: map[uint64]*Handle{}, nextFh: 1,
-		RawFileSystem: fuse.NewDefaultRawFileSystem()}
+		RawFileSystem: fuse.NewDefaultRawFileSystem(), open: openFiles{limit: opts.OpenFilesPerUser}}
 	if f.logger == nil {
 		f.logger = log.New(os.Stderr, "zcfuse: ", log.LstdFlags)
 	}
@@ -193,6 +202,7 @@ func (f *FS) Close() {
 	for id, h := range f.fhs {
 		unix.Close(h.fd)
 		delete(f.fhs, id)
+		f.open.give(h.uid)
 	}
 	f.fhMu.Unlock()
 	for _, fd := range []*int{&f.rootFd, &f.mountFd, &f.procFd} {
@@ -213,6 +223,11 @@ type Stats struct {
 	OpenFiles   int    `json:"open_files"`   // open file and directory handles
 	FileHandles bool   `json:"file_handles"` // inodes are kept as file handles
 	Detached    bool   `json:"detached"`     // serving a detached clone of the backing mount
+	// OpenFilesMaxUser is the most open handles one uid holds now, and
+	// OpenFilesRefused the opens refused at a uid's limit so far
+	// (Options.OpenFilesPerUser; EMFILE).
+	OpenFilesMaxUser int    `json:"open_files_max_user"`
+	OpenFilesRefused uint64 `json:"open_files_refused"`
 }
 
 // Stats returns a snapshot.
@@ -225,6 +240,8 @@ func (f *FS) Stats() Stats {
 	f.fhMu.RLock()
 	s.OpenFiles = len(f.fhs)
 	f.fhMu.RUnlock()
+	s.OpenFilesMaxUser = f.open.most()
+	s.OpenFilesRefused = f.open.refused.Load()
 	return s
 }
 

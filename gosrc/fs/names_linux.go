@@ -189,10 +189,14 @@ func (f *FS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.Create
 }
 
 // makeFile makes a regular file in the directory p for CREATE or TMPFILE:
-// open (with the mode asked, under the caller's umask) and newFile run as
-// the caller, undo removes what open made when newFile fails, and the
-// handle is opened as the server.
+// the caller's open file is taken first (EMFILE at its limit, before
+// anything is made), open (with the mode asked, under the caller's umask)
+// and newFile run as the caller, undo removes what open made when newFile
+// fails, and the handle is opened as the server.
 func (f *FS) makeFile(in *fuse.CreateIn, p pinned, out *fuse.CreateOut, open func(mode uint32) (int, error), undo func()) fuse.Status {
+	if errno := f.open.take(in.Uid); errno != 0 {
+		return status(errno) // nothing made: the caller is at its limit
+	}
 	defer f.withUmask(&in.Mode, in.Umask)()
 	mode := in.Mode & 07777
 	var made *inode
@@ -208,10 +212,12 @@ func (f *FS) makeFile(in *fuse.CreateIn, p pinned, out *fuse.CreateOut, open fun
 		}
 		return errno
 	})
-	if errno == 0 {
-		f.openHandle(made, fd, in.Flags, &out.OpenOut)
+	if errno != 0 {
+		f.open.give(in.Uid)
+		return status(errno)
 	}
-	return status(errno)
+	f.openHandle(made, fd, in.Flags, in.Uid, &out.OpenOut)
+	return fuse.OK
 }
 
 // newFile finishes a CREATE or TMPFILE, as the caller: the entry, through

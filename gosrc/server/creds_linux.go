@@ -37,7 +37,7 @@ type oldRoot struct {
 
 func (o *oldRoot) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
 	if h.NodeId == fuse.FUSE_ROOT_ID {
-		if v, ok, errno := o.s.rootXattr(attr); ok || errno != 0 {
+		if v, ok, errno := o.s.rootXattr(attr, &h.Caller); ok || errno != 0 {
 			return zfs.XattrReply(v, dest, errno)
 		}
 	}

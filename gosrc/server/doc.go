@@ -24,10 +24,38 @@
 //
 // The mount root answers a virtual extended attribute, StatsXattr, with
 // the server's statistics as JSON; it never reaches the backing
-// directory and is not listed. `zcfuse stats MOUNTPOINT` reads it.
-// Stats.Counters gives every number of that JSON by name (the C ABI's
-// zcfuse_server_counters and the bindings use it): a counter added to one
-// of the stats structs reaches every language with no other edit.
+// directory and is not listed. `zcfuse stats MOUNTPOINT` reads it. What
+// it answers depends on who asks (the request's uid): root and the mount
+// owner (the server's uid) get the full view, Stats with "view": "full":
+// every counter, the backing directory, mountpoint, pid and control
+// socket, and every user's usage against its limits (Stats.Users:
+// control.UserUsage plus the files it holds open through the mount).
+// Anyone else gets UserView, "view": "user": the transport, read-only,
+// passthrough, and its own usage against its limits (uid, sessions,
+// connections before Hello, arenas and arena bytes, registered bytes,
+// attached files, open files through the mount) and nothing more: no
+// server-wide counter (they count everybody's requests, bytes and
+// sessions), no other uid, and none of the server's paths or its pid.
+// ControlXattr, the control socket's path, answers anyone who reaches
+// the mount: clients find their server through it, and the server admits
+// them by SO_PEERCRED. Stats.Counters gives every number of the full view
+// by name (the C ABI's zcfuse_server_counters and the bindings use it): a
+// counter added to one of the stats structs reaches every language with
+// no other edit.
+//
+// # Limits
+//
+// Options.Limits (control.Limits; zero fields take DefaultLimits) bound
+// what each uid may hold. The control plane enforces those of sessions,
+// arenas and attachments; the file-system layer enforces
+// OpenFilesPerUser (fs.Options.OpenFilesPerUser): the files and
+// directories one uid, the request's, holds open through the mount, each
+// a server fd. Past it that uid's OPEN, CREATE, TMPFILE and OPENDIR fail
+// EMFILE, and nobody else notices. Root and the mount owner have the same
+// limit, each on a count of its own (fs package doc: there is no
+// server-wide open-file limit for other users to use up, and their own
+// runaway processes must not take the server's fds from everybody
+// either); a negative OpenFilesPerUser means none.
 //
 // # Lifetimes
 //

@@ -70,9 +70,13 @@ func TestClientKilled(t *testing.T) {
 
 			st := srv.Stats()
 			require.Equal(t, []uint64{1, 2, 65 << 20, 1}, []uint64{st.Sessions, st.Arenas, st.RegisteredBytes, st.AttachedFiles})
-			require.Eventually(t, func() bool { return srv.Stats().RegisteredFiles == 1 }, 5*time.Second, time.Millisecond,
-				"the attached file in the workers' tables (registered off the request thread)")
-			held := measure(t, srv) // what the measure sees of a live session
+			// The attach registers the file in the workers' tables on a
+			// goroutine of its own: wait for it to end.
+			var held resources // what the measure sees of a live session
+			require.Eventually(t, func() bool {
+				held = measure(t, srv)
+				return srv.Stats().RegisteredFiles == 1 && held.goroutines == base.goroutines+1
+			}, 5*time.Second, time.Millisecond, "the attached file registered, and only the session's goroutine left")
 			require.Greater(t, held.fds, base.fds)
 			require.Equal(t, base.maps+3, held.maps, "two arena mappings and the op queue's")
 			require.Equal(t, base.goroutines+1, held.goroutines, "the session's goroutine")

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,8 +38,24 @@ type (
 var DefaultLimits = control.DefaultLimits
 
 // StatsXattr is the extended attribute on the mount root that returns the
-// server's Stats as JSON.
+// server's statistics as JSON, in the view the caller may see: the full
+// Stats for root and the mount owner, a UserView for anyone else.
 const StatsXattr = "user.zcfuse.stats"
+
+// The views of StatsXattr, by its JSON's "view".
+const (
+	// ViewFull is Stats: every counter, the server's paths and pid, and
+	// every user's usage (root and the mount owner).
+	ViewFull = "full"
+	// ViewUser is UserView: the caller's own usage and the transport
+	// (everybody else).
+	ViewUser = "user"
+)
+
+// maxStatsXattr bounds StatsXattr's value below what getxattr(2) returns
+// (XATTR_SIZE_MAX, 64 KiB), with room for counters that grow between a
+// caller's size query and its read: Stats.Users is cut to fit.
+const maxStatsXattr = 60 << 10
 
 // Options configure a Server. The zero value is a sane default: auto
 // transport, depth 4, 1 s entry and attribute timeouts.
@@ -86,6 +104,10 @@ type Options struct {
 // counters by name (Counters) and every binding's view of them come from
 // it.
 type Stats struct {
+	// View is ViewFull. ReadStats sets ViewUser when the caller may see
+	// only its own usage: then User, Transport, ReadOnly and Passthrough
+	// are all that is set.
+	View string `json:"view"`
 	fusering.Stats
 	// FS is the file-system layer: the inodes the kernel remembers, the
 	// descriptors held for them, open files.
@@ -99,6 +121,38 @@ type Stats struct {
 	ControlSocket string `json:"control_socket"`
 	control.SessionStats
 	dataplane.RingStats
+	// Users is what every uid holding something holds, against its
+	// limits, by uid. StatsXattr lists the biggest holders only when all
+	// would not fit, and says how many it left out in UsersOmitted.
+	Users        []UserStats `json:"users"`
+	UsersOmitted int         `json:"users_omitted"`
+	// User is the caller's own usage, from a ViewUser answer (ReadStats).
+	User *UserStats `json:"-"`
+}
+
+// UserStats is what one uid holds on the server against its per-user
+// limits (Options.Limits): the control plane's (sessions, connections
+// before Hello, arenas, attached files) and the files and directories it
+// holds open through the mount.
+type UserStats struct {
+	control.UserUsage
+	OpenFiles      uint64 `json:"open_files"`
+	OpenFilesLimit uint64 `json:"open_files_limit"`
+}
+
+// UserView is what StatsXattr answers a caller who is neither root nor
+// the mount owner: its own usage against its limits and how the mount is
+// served, and nothing about other users (no server-wide counter: bytes,
+// requests and sessions count everybody's) or about the server (its
+// backing directory, mountpoint, pid and control socket). A client finds
+// the control socket through ControlXattr, which answers everyone who
+// may connect.
+type UserView struct {
+	View        string    `json:"view"` // ViewUser
+	Transport   string    `json:"transport"`
+	ReadOnly    bool      `json:"read_only"`
+	Passthrough bool      `json:"passthrough"`
+	User        UserStats `json:"user"`
 }
 
 // Server is a mounted passthrough of a backing directory.
@@ -118,6 +172,9 @@ type Server struct {
 	// root: the server runs as root (request threads drop
 	// CAP_SYS_RESOURCE).
 	root bool
+	// owner is the mount owner's uid (the server's): with root, it sees
+	// the full stats.
+	owner uint32
 }
 
 // logf logs through the connection's logger, or the options' one.
@@ -163,7 +220,7 @@ func New(backing, mountpoint string, opts Options) (*Server, error) {
 		// `ls -la` three levels down hung in D state.
 		return nil, fmt.Errorf("mountpoint %s is inside the backing directory %s: %w", mountpoint, backing, syscall.EINVAL)
 	}
-	return &Server{backing: backing, mountpoint: mountpoint, opts: opts}, nil
+	return &Server{backing: backing, mountpoint: mountpoint, opts: opts, owner: uint32(os.Geteuid())}, nil
 }
 
 // inside reports whether path lies below dir, both resolved through
@@ -230,13 +287,15 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
+	limits := s.opts.Limits.WithDefaults()
 	fo := zfs.Options{
-		EntryTimeout:  *timeout(s.opts.EntryTimeout),
-		AttrTimeout:   *timeout(s.opts.AttrTimeout),
-		Logger:        conn.Logger(),
-		RequestThread: fusering.OnRequestThread,
-		CrossMounts:   s.opts.CrossMounts,
-		Hooks:         s.fsHooks(),
+		EntryTimeout:     *timeout(s.opts.EntryTimeout),
+		AttrTimeout:      *timeout(s.opts.AttrTimeout),
+		Logger:           conn.Logger(),
+		RequestThread:    fusering.OnRequestThread,
+		CrossMounts:      s.opts.CrossMounts,
+		Hooks:            s.fsHooks(),
+		OpenFilesPerUser: limits.OpenFilesPerUser,
 	}
 	if b, ok := conn.Notifier().(zfs.BackingRegistrar); ok && s.opts.Passthrough {
 		fo.Backing = b
@@ -251,10 +310,6 @@ func (s *Server) Start() error {
 		if os.Geteuid() == 0 {
 			dir = "/run/zcfuse"
 		}
-	}
-	limits := s.opts.Limits
-	if limits.FixedSlots == 0 {
-		limits.FixedSlots = DefaultLimits.FixedSlots
 	}
 	exec, err := dataplane.New(dataplane.Config{Slots: limits.FixedSlots, Invalidator: conn.Invalidator(),
 		Logger: conn.Logger(), ThreadUser: s.opts.workerUser})
@@ -357,9 +412,10 @@ func (s *Server) Stop() error {
 	return err
 }
 
-// Stats returns a snapshot of the counters.
+// Stats returns a snapshot of the counters, the full view.
 func (s *Server) Stats() Stats {
 	st := Stats{
+		View:        ViewFull,
 		Passthrough: s.opts.Passthrough,
 		ReadOnly:    s.opts.ReadOnly,
 		Backing:     s.backing,
@@ -381,7 +437,86 @@ func (s *Server) Stats() Stats {
 	if exec := s.exec.Load(); exec != nil {
 		st.RingStats = exec.Stats()
 	}
+	st.Users = s.users()
 	return st
+}
+
+// userStats is what uid holds, against its limits.
+func (s *Server) userStats(uid uint32) UserStats {
+	u := UserStats{UserUsage: control.UserUsage{UID: uid}}
+	if ctl := s.lastCtl.Load(); ctl != nil {
+		u.UserUsage = ctl.UsageOf(uid)
+	}
+	if s.fsys != nil {
+		u.OpenFiles = uint64(s.fsys.OpenFilesOf(uid))
+		u.OpenFilesLimit = uint64(s.fsys.OpenFilesLimit())
+	}
+	return u
+}
+
+// users is what every uid holding something holds, by uid.
+func (s *Server) users() []UserStats {
+	var open map[uint32]int
+	limit := 0
+	if s.fsys != nil {
+		open, limit = s.fsys.OpenFilesByUser(), s.fsys.OpenFilesLimit()
+	}
+	out := []UserStats{}
+	if ctl := s.lastCtl.Load(); ctl != nil {
+		for _, u := range ctl.Usage() {
+			n := open[u.UID]
+			delete(open, u.UID)
+			out = append(out, UserStats{UserUsage: u, OpenFiles: uint64(n), OpenFilesLimit: uint64(limit)})
+		}
+	}
+	for uid := range open { // holding open files only
+		out = append(out, s.userStats(uid))
+	}
+	slices.SortFunc(out, func(a, b UserStats) int { return cmp.Compare(a.UID, b.UID) })
+	return out
+}
+
+// held is how much u holds, in things (not bytes), to rank the holders.
+func (u *UserStats) held() uint64 {
+	return u.Sessions + u.HalfOpen + u.Arenas + u.AttachedFiles + u.OpenFiles
+}
+
+// privileged reports whether uid sees the full stats: root and the mount
+// owner.
+func (s *Server) privileged(uid uint32) bool { return uid == 0 || uid == s.owner }
+
+// statsFor is StatsXattr's value for caller.
+func (s *Server) statsFor(c *fuse.Caller) ([]byte, error) {
+	if !s.privileged(c.Uid) {
+		return json.Marshal(UserView{View: ViewUser, Transport: s.transport(), ReadOnly: s.opts.ReadOnly,
+			Passthrough: s.opts.Passthrough, User: s.userStats(c.Uid)})
+	}
+	st := s.Stats()
+	b, err := json.Marshal(st)
+	if err != nil || len(b) <= maxStatsXattr || len(st.Users) == 0 {
+		return b, err
+	}
+	// Too many users to list: the biggest holders, as many as fit.
+	all := st.Users
+	slices.SortStableFunc(all, func(a, b UserStats) int { return cmp.Compare(b.held(), a.held()) })
+	per := max(len(b)/len(all), 1) // an upper bound on one entry's share
+	for keep := len(all) - (len(b)-maxStatsXattr)/per - 1; keep >= 0; keep-- {
+		st.Users = slices.Clone(all[:keep])
+		slices.SortFunc(st.Users, func(a, b UserStats) int { return cmp.Compare(a.UID, b.UID) })
+		st.UsersOmitted = len(all) - keep
+		if b, err = json.Marshal(st); err != nil || len(b) <= maxStatsXattr {
+			break
+		}
+	}
+	return b, err
+}
+
+// transport is the transport in use ("" before Start).
+func (s *Server) transport() string {
+	if c := s.conn.Load(); c != nil {
+		return c.Stats().Transport
+	}
+	return ""
 }
 
 // Mountpoint is the absolute mountpoint.
@@ -432,11 +567,14 @@ func (s *Server) fsHooks() zfs.Hooks {
 	return h
 }
 
-// rootXattr answers the root's virtual attributes.
-func (s *Server) rootXattr(attr string) ([]byte, bool, syscall.Errno) {
+// rootXattr answers the root's virtual attributes for caller: the stats
+// in the view it may see, the control socket to anyone (every user who
+// reaches the mount may try to connect; the server decides by
+// SO_PEERCRED).
+func (s *Server) rootXattr(attr string, caller *fuse.Caller) ([]byte, bool, syscall.Errno) {
 	switch attr {
 	case StatsXattr:
-		b, err := json.Marshal(s.Stats())
+		b, err := s.statsFor(caller)
 		if err != nil {
 			return nil, false, syscall.EIO
 		}
@@ -451,16 +589,35 @@ func (s *Server) rootXattr(attr string) ([]byte, bool, syscall.Errno) {
 	return nil, false, 0
 }
 
-// ReadStats reads the stats of the server behind mountpoint.
-func ReadStats(mountpoint string) (Stats, []byte, error) {
-	var st Stats
+// ReadStats reads the stats of the server behind mountpoint, in the view
+// the calling process may see (by its fsuid): st.View is ViewFull for root
+// and the mount owner; for anyone else it is ViewUser, and st holds only
+// the transport, ReadOnly, Passthrough and User (its counters read 0, not
+// because nothing happened). raw is the JSON as the server sent it.
+func ReadStats(mountpoint string) (st Stats, raw []byte, err error) {
 	buf := make([]byte, 64<<10)
 	n, err := syscall.Getxattr(mountpoint, StatsXattr, buf)
 	if err != nil {
 		return st, nil, fmt.Errorf("%s: no zcfuse server answers there (getxattr %s: %w)", mountpoint, StatsXattr, err)
 	}
-	if err := json.Unmarshal(buf[:n], &st); err != nil {
+	raw = buf[:n]
+	var view struct {
+		View string `json:"view"`
+	}
+	if err := json.Unmarshal(raw, &view); err != nil {
 		return st, nil, fmt.Errorf("%s: bad stats: %w", mountpoint, err)
 	}
-	return st, buf[:n], nil
+	if view.View == ViewUser {
+		var uv UserView
+		if err := json.Unmarshal(raw, &uv); err != nil {
+			return st, nil, fmt.Errorf("%s: bad stats: %w", mountpoint, err)
+		}
+		st = Stats{View: ViewUser, ReadOnly: uv.ReadOnly, Passthrough: uv.Passthrough, User: &uv.User}
+		st.Transport = uv.Transport
+		return st, raw, nil
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("%s: bad stats: %w", mountpoint, err)
+	}
+	return st, raw, nil
 }

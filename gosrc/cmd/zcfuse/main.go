@@ -9,6 +9,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -229,7 +232,7 @@ func cmdMount(args []string, stdout, stderr io.Writer) error {
 
 func cmdStats(args []string, stdout io.Writer) error {
 	fl := newFlags("stats", "[--json] PATH",
-		"Prints the statistics of the zcfuse server behind PATH: its mountpoint, or any file or\ndirectory inside the mount.", stdout)
+		"Prints the statistics of the zcfuse server behind PATH: its mountpoint, or any file or\ndirectory inside the mount. Root and the mount owner see every counter and every user's\nusage; anyone else sees their own usage against their limits.", stdout)
 	asJSON := fl.Bool("json", false, "print JSON (what the tests read)")
 	pos, err := fl.parse(args, 1)
 	if err != nil {
@@ -248,11 +251,19 @@ func cmdStats(args []string, stdout io.Writer) error {
 
 // namedCounters are the counters printStats prints on lines of their own.
 var namedCounters = []string{"pid", "queues", "queue_depth", "passthrough", "read_only", "fs.inodes", "fs.inode_fds",
-	"fs.file_handles", "fs.detached", "fs.open_files", "bytes_read", "bytes_written", "errors", "fast_reads",
+	"fs.file_handles", "fs.detached", "fs.open_files", "fs.open_files_max_user", "fs.open_files_refused",
+	"bytes_read", "bytes_written", "errors", "fast_reads",
 	"sessions", "arenas", "registered_bytes", "fixed_slots_used", "attached_files", "zc_ops", "zc_errors",
-	"zc_read_bytes", "zc_write_bytes", "zero_copy_bytes", "copied_bytes", "queue_high_water", "workers"}
+	"zc_read_bytes", "zc_write_bytes", "zero_copy_bytes", "copied_bytes", "queue_high_water", "workers",
+	"users_omitted"}
 
+// printStats prints either view of the stats: the full one (root and the
+// mount owner: every counter and every user's usage), or a user's own
+// usage against its limits (everybody else).
 func printStats(w io.Writer, st server.Stats) error {
+	if st.View == server.ViewUser {
+		return printUserStats(w, st)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "mountpoint\t%s\nbacking\t%s\nserver pid\t%d\n", st.Mountpoint, st.Backing, st.PID)
 	fmt.Fprintf(tw, "transport\t%s", st.Transport)
@@ -264,8 +275,10 @@ func printStats(w io.Writer, st server.Stats) error {
 		fmt.Fprintf(tw, "fallback reason\t%s\n", st.FallbackReason)
 	}
 	fmt.Fprintf(tw, "passthrough\t%v\nread-only\t%v\n", st.Passthrough, st.ReadOnly)
-	fmt.Fprintf(tw, "inodes\t%d (%d fds held; file handles %v; detached clone %v)\nopen files\t%d\n",
-		st.FS.Inodes, st.FS.InodeFds, st.FS.FileHandles, st.FS.Detached, st.FS.OpenFiles)
+	fmt.Fprintf(tw, "inodes\t%d (%d fds held; file handles %v; detached clone %v)\n",
+		st.FS.Inodes, st.FS.InodeFds, st.FS.FileHandles, st.FS.Detached)
+	fmt.Fprintf(tw, "open files\t%d (at most %d of one user; %d refused at a user's limit)\n",
+		st.FS.OpenFiles, st.FS.OpenFilesMaxUser, st.FS.OpenFilesRefused)
 	fmt.Fprintf(tw, "bytes read\t%d\nbytes written\t%d\nerrors\t%d\nfast reads\t%d\n", st.BytesRead, st.BytesWritten, st.Errors, st.FastReads)
 	fmt.Fprintf(tw, "control socket\t%s\nsessions\t%d\narenas\t%d\nregistered bytes\t%d\nfixed slots used\t%d\nattached files\t%d\n",
 		st.ControlSocket, st.Sessions, st.Arenas, st.RegisteredBytes, st.FixedSlotsUsed, st.AttachedFiles)
@@ -300,7 +313,163 @@ func printStats(w io.Writer, st server.Stats) error {
 	for _, k := range sorted {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", strings.ToLower(k), st.Requests[fusering.ChannelRing][k], st.Requests[fusering.ChannelDev][k])
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printUsers(w, st.Users, st.UsersOmitted)
+}
+
+// printUsers prints every user's usage, one row each, under a row of the
+// per-user limits.
+func printUsers(w io.Writer, users []server.UserStats, omitted int) error {
+	if len(users) == 0 {
+		_, err := fmt.Fprintf(w, "\nusage by user: nobody holds anything\n")
+		return err
+	}
+	fmt.Fprintf(w, "\nusage by user:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	cols := usageFields(users[0])
+	fmt.Fprintf(tw, "uid\t")
+	for _, c := range cols {
+		fmt.Fprintf(tw, "%s\t", usageLabel(c.name))
+	}
+	fmt.Fprintf(tw, "\nlimit\t")
+	for _, c := range cols {
+		fmt.Fprintf(tw, "%s\t", c.limitText())
+	}
+	fmt.Fprintln(tw)
+	for _, u := range users {
+		fmt.Fprintf(tw, "%d\t", u.UID)
+		for i, c := range usageFields(u) {
+			cell := c.valueText()
+			if i < len(cols) && c.limitText() != cols[i].limitText() {
+				cell += "/" + c.limitText() // a limit of its own
+			}
+			fmt.Fprintf(tw, "%s\t", cell)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if omitted > 0 {
+		_, err := fmt.Fprintf(w, "(%d more users hold less; they did not fit)\n", omitted)
+		return err
+	}
+	return nil
+}
+
+// printUserStats prints the view of a user who is neither root nor the
+// mount owner: its own usage against its limits.
+func printUserStats(w io.Writer, st server.Stats) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if st.User == nil {
+		st.User = &server.UserStats{}
+	}
+	fmt.Fprintf(tw, "your usage\tuid %d (the server's own counters are for root and the mount owner)\n", st.User.UID)
+	fmt.Fprintf(tw, "transport\t%s\npassthrough\t%v\nread-only\t%v\n", st.Transport, st.Passthrough, st.ReadOnly)
+	fmt.Fprintf(tw, "\t\n\tused\tlimit\n")
+	for _, f := range usageFields(*st.User) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", usageLabel(f.name), f.valueText(), f.limitText())
+	}
 	return tw.Flush()
+}
+
+// usageField is one number of a user's usage and its limit.
+type usageField struct {
+	name            string // its JSON name
+	value, limit    uint64
+	hasLimit, bytes bool
+}
+
+func (f usageField) valueText() string {
+	if f.bytes {
+		return sizeText(f.value)
+	}
+	return strconv.FormatUint(f.value, 10)
+}
+
+func (f usageField) limitText() string {
+	switch {
+	case !f.hasLimit:
+		return "-"
+	case f.limit == 0:
+		return "none"
+	case f.bytes:
+		return sizeText(f.limit)
+	}
+	return strconv.FormatUint(f.limit, 10)
+}
+
+// usageFields is u's numbers in the order of its JSON, each with its
+// limit (the number named NAME_limit), the uid left out: a number added
+// to the usage model shows with no change here.
+func usageFields(u server.UserStats) []usageField {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var names []string
+	values := map[string]uint64{}
+	if _, err := dec.Token(); err != nil { // {
+		return nil
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		v, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := k.(string)
+		n, ok := v.(json.Number)
+		if !ok {
+			continue
+		}
+		if values[name], err = strconv.ParseUint(string(n), 10, 64); err == nil {
+			names = append(names, name)
+		}
+	}
+	var out []usageField
+	for _, name := range names {
+		if name == "uid" || strings.HasSuffix(name, "_limit") {
+			continue
+		}
+		limit, has := values[name+"_limit"]
+		out = append(out, usageField{name: name, value: values[name], limit: limit, hasLimit: has,
+			bytes: strings.HasSuffix(name, "_bytes")})
+	}
+	return out
+}
+
+// usageLabel is how a usage number is called in the listings.
+func usageLabel(name string) string {
+	if name == "half_open" {
+		return "connections before Hello"
+	}
+	return strings.ReplaceAll(name, "_", " ")
+}
+
+// sizeText writes a byte count in binary units ("64 GiB", "1.5 MiB").
+func sizeText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %ciB", int64(v), "KMGTPE"[exp])
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
 }
 
 // statsAt finds the zcfuse mount PATH lies in (PATH itself, or the
