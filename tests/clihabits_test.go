@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,5 +140,43 @@ func TestCLIHabits(t *testing.T) {
 	err = cmd.Run()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(se.String(), "needs root") {
 		t.Errorf("zcfuse mount B M --read-only as uid %d: %v, stderr %q; want exit 1 saying it needs root", nobody, err, se.String())
+	}
+}
+
+// zcfuse mount --limit sets a limit by name: with open_files_per_user=3
+// the fourth file a user holds open through the mount fails EMFILE, and
+// closing one makes room; a bad --limit is a usage error naming it.
+func TestCLILimitFlag(t *testing.T) {
+	s := startMount(t, mountOpts{transport: "uring", args: []string{"--limit", "open_files_per_user=3", "--limit", "hello_timeout_ms=500"}})
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}()
+	for i := range 3 {
+		fd, err := syscall.Open(filepath.Join(s.Mnt, fmt.Sprintf("f%d", i)), syscall.O_CREAT|syscall.O_RDWR, 0o644)
+		if err != nil {
+			t.Fatalf("open %d of 3: %v", i+1, err)
+		}
+		fds = append(fds, fd)
+	}
+	if _, err := syscall.Open(filepath.Join(s.Mnt, "f3"), syscall.O_CREAT|syscall.O_RDWR, 0o644); err != syscall.EMFILE {
+		t.Fatalf("a fourth open file: %v, want EMFILE", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Backing, "f3")); !os.IsNotExist(err) {
+		t.Errorf("the refused create left a file behind: %v", err)
+	}
+	syscall.Close(fds[2])
+	fds = fds[:2]
+	fd, err := syscall.Open(filepath.Join(s.Mnt, "f3"), syscall.O_CREAT|syscall.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("after a close: %v", err)
+	}
+	fds = append(fds, fd)
+
+	r := runZcfuse(t, 10*time.Second, nil, "mount", "--limit", "no_such=1", s.Backing, s.Mnt)
+	if r.code != 2 || !strings.Contains(r.stderr, `no limit named "no_such"`) {
+		t.Errorf("--limit no_such=1: exit %d, %q", r.code, r.stderr)
 	}
 }

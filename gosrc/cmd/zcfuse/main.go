@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/zcfuse/zcfuse/gosrc/control"
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
 	"github.com/zcfuse/zcfuse/gosrc/server"
 	"golang.org/x/sys/unix"
@@ -179,6 +180,21 @@ func cmdMount(args []string, stdout, stderr io.Writer) error {
 	passthrough := fl.Bool("passthrough", false, "kernel FUSE passthrough for READ/WRITE")
 	crossMounts := fl.Bool("cross-mounts", false, "serve what is mounted below BACKING_DIR too (default: the directories underneath)")
 	debug := fl.Bool("d", false, "log every request")
+	var limits control.Limits
+	fl.Func("limit", "NAME=VALUE sets one of the server's limits; repeat for more (0: the default).\nNAME is one of: "+
+		wrapNames(server.LimitNames(), 5)+"\n(durations in milliseconds; the README's Limits section has the defaults)", func(v string) error {
+		name, val, ok := strings.Cut(v, "=")
+		n, err := strconv.ParseUint(val, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("--limit %q: want NAME=VALUE with a number", v)
+		}
+		if err := limits.Set(name, n); errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("no limit named %q", name)
+		} else if err != nil {
+			return fmt.Errorf("--limit %s: %d is out of range", name, n)
+		}
+		return nil
+	})
 	rootRequests := fl.Bool("test-root-requests", false, "tests only, never for real use: serve go-fuse's loopback with every request\nrun as root (the layer before zcfuse's own: the control half of attack tests)")
 	pos, err := fl.parse(args, 2)
 	if err != nil {
@@ -195,7 +211,7 @@ func cmdMount(args []string, stdout, stderr io.Writer) error {
 	srv, err := server.New(pos[0], pos[1], server.Options{
 		Transport: t, QueueDepth: *depth, AllowOther: *allowOther, ReadOnly: *readOnly,
 		Passthrough: *passthrough, CrossMounts: *crossMounts, Debug: *debug, Logger: logger,
-		TestRootRequests: *rootRequests,
+		TestRootRequests: *rootRequests, Limits: limits,
 		// With auto, fail rather than fall back to /dev/fuse (CI sets it).
 		RequireURing: os.Getenv(fusering.RequireURingEnv) == "1",
 	})
@@ -247,6 +263,22 @@ func cmdStats(args []string, stdout io.Writer) error {
 		return err
 	}
 	return printStats(stdout, st)
+}
+
+// wrapNames joins names, perLine on a line.
+func wrapNames(names []string, perLine int) string {
+	var b strings.Builder
+	for i, n := range names {
+		switch {
+		case i == 0:
+		case i%perLine == 0:
+			b.WriteString(",\n")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(n)
+	}
+	return b.String()
 }
 
 // namedCounters are the counters printStats prints on lines of their own.
