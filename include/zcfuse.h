@@ -147,10 +147,25 @@ typedef struct zcfuse_session zcfuse_session_t;
  * Connects to the server behind mountpoint. The server is found through
  * the mount itself (the attribute user.zcfuse.control on its root), or
  * through the environment variable ZCFUSE_CONTROL_SOCKET when set.
- * Returns 0 and sets *session_out, or -ENODATA (no zcfuse server answers
- * at mountpoint), -EACCES (this user may not use the mount: it was not
- * mounted with --allow-other), -EAGAIN (too many sessions), -ENOENT or
- * -ECONNREFUSED (the socket is gone), -EINVAL (NULL argument).
+ * Returns 0 and sets *session_out, or:
+ *   -ENODATA  no zcfuse server answers at mountpoint;
+ *   -EACCES   this user may not use the server: it admits only its owner
+ *             and root unless it runs with --allow-other (the mount, the
+ *             control socket or the server itself refuses);
+ *   -EAGAIN   this user holds its limit of sessions (32 by default) or of
+ *             connections not yet past their first message (8), or the
+ *             server is full: users other than root and the owner hold
+ *             256 sessions (or 64 such connections) together. Root and
+ *             the owner each have limits of their own, and are never
+ *             refused for being full;
+ *   -ESHUTDOWN the server is stopping;
+ *   -ENOENT or -ECONNREFUSED the socket is gone;
+ *   -EINVAL   a NULL argument.
+ * A refused connect returns its errno, never the -ENOTCONN, -EPIPE or
+ * -ECONNRESET of the close that follows the refusal, and
+ * zcfuse_last_error() gives the server's words: which limit, which uid
+ * ("uid 1000 holds 32 sessions, its limit is 32"). The defaults are
+ * those of a server started with no limits set.
  * Close the session with zcfuse_close().
  */
 int zcfuse_connect(const char *mountpoint, zcfuse_session_t **session_out);
@@ -163,10 +178,17 @@ int zcfuse_connect(const char *mountpoint, zcfuse_session_t **session_out);
 /*
  * Hands arena to the server, which maps it and, budget permitting,
  * registers it for fixed-buffer I/O. Returns 0 and sets *arena_id_out
- * (and *flags_out when not NULL), or -ENOSPC (the session's arena count
- * or byte limit), -EPERM / -EINVAL (the server refused the memfd),
- * -ENOTCONN (the server is gone). The arena stays the caller's; close it
- * after zcfuse_unshare() or zcfuse_close().
+ * (and *flags_out when not NULL), or:
+ *   -ENOSPC  the session's limit: 64 arenas or 16 GiB by default;
+ *   -EDQUOT  this user's limit over all its sessions: 256 arenas or
+ *            64 GiB mapped by default;
+ *   -EPERM / -EINVAL the server refused the memfd;
+ *   -ENOTCONN the server is gone.
+ * The server faults in and registers (pins) a user's arenas only up to
+ * that user's registered budget (4 GiB by default); past it an arena is
+ * shared without ZCFUSE_SHARED_REGISTERED and left untouched, served
+ * from its mapping, still without a copy. The arena stays the caller's;
+ * close it after zcfuse_unshare() or zcfuse_close().
  */
 int zcfuse_share(zcfuse_session_t *session, const zcfuse_arena_t *arena,
                  uint32_t *arena_id_out, uint32_t *flags_out);

@@ -61,9 +61,20 @@ func SocketPath(path string) (string, error) {
 
 // Connect opens a session with the server behind mountpoint (the mount's
 // root, or any path inside the mount).
+//
+// A refusal comes back with the errno the server gave and its words:
+// EACCES when this user may not use the server (it admits users other
+// than its owner and root only with --allow-other; the mount itself, or
+// the control socket, may refuse first, with the same errno), EAGAIN
+// over a session limit of this user or when the server is full, the
+// limit named in the message; ESHUTDOWN when it is stopping.
 func Connect(mountpoint string) (*Session, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(mountpoint, &st); err != nil {
+		if errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("%s: %w (uid %d may not use it: a FUSE mount lets in users other than its owner only with --allow-other)",
+				mountpoint, err, os.Geteuid())
+		}
 		return nil, fmt.Errorf("%s: %w", mountpoint, err)
 	}
 	path, err := SocketPath(mountpoint)
@@ -76,12 +87,23 @@ func Connect(mountpoint string) (*Session, error) {
 	}
 	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(fd)
+		if errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("connect %s: %w (the control socket does not let uid %d in: the server admits users other than its owner and root only with --allow-other)",
+				path, err, os.Geteuid())
+		}
 		return nil, fmt.Errorf("connect %s: %w", path, err)
 	}
 	s := &Session{fd: fd, dev: st.Dev}
+	// A refusal is an Error then the close; wire.Call reads that Error
+	// even when the close came before the Hello went out (EPIPE) or the
+	// kernel reports the reset first.
 	reply, err := s.call(&wire.Hello{Version: wire.ProtocolVersion, PID: uint32(os.Getpid())})
 	if err != nil {
 		unix.Close(fd)
+		var e *wire.Error
+		if errors.As(err, &e) {
+			return nil, fmt.Errorf("%s refused the session: %w", path, err)
+		}
 		return nil, fmt.Errorf("hello: %w", err)
 	}
 	s.hello = *reply.(*wire.HelloReply)

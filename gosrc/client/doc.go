@@ -33,7 +33,10 @@
 // # Errors
 //
 // Errors wrap an errno: the server's answer (an *wire.Error unwraps to
-// it, e.g. EPERM for an unsealed memfd, ENOSPC over a limit), ENOTCONN
-// when the server is gone, ENODATA when no zcfuse server answers at the
-// mountpoint.
+// it, e.g. EPERM for an unsealed memfd, ENOSPC over a session's limit,
+// EDQUOT over its user's), ENOTCONN when the server is gone, ENODATA
+// when no zcfuse server answers at the mountpoint. A connection the
+// server refuses gives the refusal's errno and text — EACCES (this user
+// is not admitted), EAGAIN (over a session limit, or the server full) —
+// never the EPIPE or ECONNRESET of the close that follows it.
 package client

@@ -29,27 +29,104 @@ type Handle interface {
 	KillPriv(fd int, c passthrough.Caller)
 }
 
-// file is an open file of the file-system layer that has been attached to
-// a client session (Attach); when the kernel releases the handle it is
-// detached from every session (Released).
-type file struct {
-	h Handle
-
-	// attached holds the sessions this handle is attached to and the id
-	// each gave it; guarded by Control.fmu.
-	attached map[*session]uint32
+// FdLender is a Handle whose own fd the control plane may keep past the
+// handle's RELEASE. LendFd returns the fd and the function that gives it
+// back (called once, from any goroutine, never on a FUSE request
+// thread's behalf): the file-system layer closes the fd only when the
+// handle is released and every loan is back, so the number is never
+// reused under an op. It fails (EBADF) once the handle is released. A
+// Handle that is not an FdLender is duplicated instead: one fd more per
+// attached handle.
+type FdLender interface {
+	LendFd() (fd int, giveBack func(), err error)
 }
 
-// attachMode is what a client may do with an attachment of f: the open's
+// file is an open file of the file-system layer while sessions attach it
+// or ops use it: one per handle, however many sessions attach it. It
+// holds one fd for them all (the handle's own when the handle lends it,
+// else one duplicate of it) and one slot in the workers' file tables.
+//
+// References: each attachment, each op in flight, and the registration
+// while it runs. The last one unregisters the file and closes (or gives
+// back) the fd; a RELEASE only drops the attachments, so an op in flight
+// never sees its fd closed or its number reused. A file whose count
+// reached zero is dead: a later attach of the handle makes a new one.
+type file struct {
+	s    *Control
+	h    Handle
+	mode uint32 // wire.AttachRead|AttachWrite: what the open allows
+	// df is the fd, the node and, once registered, the slot (Slot and
+	// Fixed are set under Control.fmu: registration is asynchronous).
+	df       dataplane.File
+	giveBack func() // the lender's, or nil: df.Fd is our duplicate
+	refs     atomic.Int32
+
+	// attached holds the sessions this file is attached to and the id
+	// each gave it; guarded by Control.fmu.
+	attached map[*session]uint32
+	// released: the kernel released the handle (its fd may be closed and
+	// its number reused: hooks no longer ask the handle for its path).
+	released atomic.Bool
+}
+
+// attachment is one file attached to one session; it holds a reference
+// on the file and one attachment of the session peer's uid (resAttached).
+type attachment struct {
+	f *file
+}
+
+// attachMode is what a client may do with an attachment of h: the open's
 // access mode.
-func (f *file) attachMode() uint32 {
-	switch f.h.AccessMode() {
+func attachMode(h Handle) uint32 {
+	switch h.AccessMode() {
 	case syscall.O_RDONLY:
 		return wire.AttachRead
 	case syscall.O_WRONLY:
 		return wire.AttachWrite
 	}
 	return wire.AttachRead | wire.AttachWrite
+}
+
+// tryGet takes a reference unless the file is dead.
+func (f *file) tryGet() bool {
+	for {
+		n := f.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if f.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// put drops a reference; the last one frees the file. It may run on a
+// worker thread, which must not wait for the workers, or with fmu held:
+// the freeing then runs on a goroutine of its own.
+func (f *file) put() {
+	switch n := f.refs.Add(-1); {
+	case n == 0:
+		go f.free()
+	case n < 0:
+		panic(fmt.Sprintf("control: file of inode %d put %d times too often", f.h.Ino(), -n))
+	}
+}
+
+// free unregisters the file and closes or gives back its fd.
+func (f *file) free() {
+	s := f.s
+	s.fmu.Lock()
+	s.files.CompareAndDelete(f.h, f) // unless a new file took its place
+	df := f.df
+	s.fmu.Unlock()
+	if df.Fixed {
+		s.dp.UnregisterFile(df.Slot)
+	}
+	if f.giveBack != nil {
+		f.giveBack()
+	} else {
+		unix.Close(df.Fd)
+	}
 }
 
 // Attach answers the attach ioctl (wire.AttachIoctl) on handle h for a
@@ -60,158 +137,150 @@ func (s *Control) Attach(h Handle, uid, gid uint32, input, output []byte) (int32
 	if err != nil || len(output) != wire.AttachArgSize {
 		return 0, syscall.EINVAL
 	}
-	v, _ := s.files.LoadOrStore(h, &file{h: h})
-	f := v.(*file)
-	id, errno := s.attach(a, uid, gid, f)
+	id, mode, errno := s.attach(a, uid, gid, h)
 	if errno != 0 {
 		return 0, errno
 	}
-	a.FileID, a.Mode = id, f.attachMode()
+	a.FileID, a.Mode = id, mode
 	a.Token = [16]byte{} // the token never travels back
 	a.Encode(output)
 	return 0, 0
 }
 
 // Released detaches a released handle from every session; call it before
-// the handle's fd is closed. It works after Close too.
+// the handle's fd is closed. Ops in flight keep the file's fd open until
+// they finish. It works after Close too.
 func (s *Control) Released(h Handle) {
 	if v, ok := s.files.LoadAndDelete(h); ok {
 		s.forgetFile(v.(*file))
 	}
 }
 
-// attachment is one file attached to one session. It holds its own
-// duplicate of the backing fd, so ops in flight never see it closed (or
-// reused) by a RELEASE; the last reference closes it.
-type attachment struct {
-	f    *file
-	mode uint32
-	file dataplane.File // the duplicate fd, its slot when registered, the node
-	dp   DataPlane
-	refs atomic.Int32
-}
-
-// put drops a reference; the last one unregisters and closes the file.
-// It may run on a worker thread, which must not wait for the workers: the
-// unregistration then runs on a goroutine of its own.
-func (at *attachment) put() {
-	if at.refs.Add(-1) != 0 {
-		return
-	}
-	if !at.file.Fixed {
-		unix.Close(at.file.Fd)
-		return
-	}
-	go func() {
-		at.dp.UnregisterFile(at.file.Slot)
-		unix.Close(at.file.Fd)
-	}()
-}
-
-// lookupFile returns attachment id of ss with a reference, and a copy of
-// its file (fmu guards it: registration completes asynchronously), or
-// nil.
-func (s *Control) lookupFile(ss *session, id uint32) (*attachment, dataplane.File) {
+// lookupFile returns attachment id of ss's file with a reference, and a
+// copy of its dataplane.File (fmu guards it: registration completes
+// asynchronously), or nil.
+func (s *Control) lookupFile(ss *session, id uint32) (*file, dataplane.File) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	at := ss.files[id]
 	if at == nil {
 		return nil, dataplane.File{}
 	}
-	at.refs.Add(1)
-	return at, at.file
+	at.f.refs.Add(1) // never from zero: the attachment holds one
+	return at.f, at.f.df
 }
 
-// attach binds f to the session a names, for a caller with uid and gid as
-// the kernel reports them. Errors: EPERM when no live session has that id
-// and token (another session's token included) or when the caller is not
-// the session's peer (the log says which), EMFILE over the session's limit.
-func (s *Control) attach(a wire.AttachArg, uid, gid uint32, f *file) (uint32, syscall.Errno) {
+// attach binds h to the session a names, for a caller with uid and gid
+// as the kernel reports them, and returns its id and mode. Errors: EPERM
+// when no live session has that id and token (another session's token
+// included) or when the caller is not the session's peer (the log says
+// which); EMFILE over the session's limit or its peer's
+// (AttachedFilesPerUser), or when the server has no fd left.
+func (s *Control) attach(a wire.AttachArg, uid, gid uint32, h Handle) (uint32, uint32, syscall.Errno) {
 	s.mu.Lock()
 	ss := s.live[a.SessionID]
 	s.mu.Unlock()
 	if ss == nil || subtle.ConstantTimeCompare(ss.token[:], a.Token[:]) != 1 {
-		return 0, syscall.EPERM
+		return 0, 0, syscall.EPERM
 	}
 	if uid != ss.cred.Uid || gid != ss.cred.Gid {
 		s.logger.Printf("attach refused: caller uid %d gid %d is not session %d's peer (uid %d gid %d)", uid, gid, ss.id, ss.cred.Uid, ss.cred.Gid)
-		return 0, syscall.EPERM
+		return 0, 0, syscall.EPERM
 	}
-	if id, ok := s.attachedID(ss, f); ok {
-		return id, 0 // attached already: same handle, same id
-	}
-	dup, err := unix.FcntlInt(uintptr(f.h.Fd()), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return 0, syscall.EMFILE
-	}
-	at := &attachment{f: f, mode: f.attachMode(), file: dataplane.File{Fd: dup, Node: f.h.NodeID()}, dp: s.dp}
-	at.refs.Store(1)
-	id, fresh, errno := s.bind(ss, f, at)
+	id, f, fresh, errno := s.bind(ss, h)
 	if errno != 0 || !fresh {
-		at.put() // refused, or another thread attached it meanwhile
-		return id, errno
+		return id, attachMode(h), errno
 	}
 	// The workers' file tables get the fd on a goroutine of its own: a
 	// FUSE request thread never waits for a worker, which may itself be
 	// waiting (a cache invalidation) on a page lock that only a FUSE
 	// request can release. Ops are served by the fd until then.
-	at.refs.Add(1)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		at.put()
-		return id, 0
+		f.put() // the registration's reference
+		return id, f.mode, 0
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go s.registerFile(at)
-	return id, 0
+	go s.registerFile(f)
+	return id, f.mode, 0
 }
 
-// bind files at as a new attachment of f to ss (fresh), or returns the
-// id f has in ss already.
-func (s *Control) bind(ss *session, f *file, at *attachment) (id uint32, fresh bool, errno syscall.Errno) {
+// bind attaches h's file to ss: the id it has there already, or a new
+// attachment, charged to the session's peer. fresh says a new file was
+// made for h, with a reference for its registration, which the caller
+// starts.
+func (s *Control) bind(ss *session, h Handle) (id uint32, f *file, fresh bool, errno syscall.Errno) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	if ss.ended {
-		return 0, false, syscall.EPERM
+		return 0, nil, false, syscall.EPERM
 	}
-	if id, ok := f.attached[ss]; ok {
-		return id, false, 0
+	if v, ok := s.files.Load(h); ok {
+		f = v.(*file)
+		if id, ok := f.attached[ss]; ok {
+			return id, f, false, 0 // attached already: same handle, same id
+		}
 	}
 	if len(ss.files) >= s.limits.AttachedFiles {
-		return 0, false, syscall.EMFILE
+		return 0, nil, false, syscall.EMFILE
+	}
+	if err := s.users.take(ss.cred.Uid, resAttached, 1); err != nil {
+		return 0, nil, false, syscall.EMFILE
+	}
+	if f == nil || !f.tryGet() { // none, or dead: the fd goes with it
+		if f, errno = s.newFile(h); errno != 0 {
+			s.users.give(ss.cred.Uid, resAttached, 1)
+			return 0, nil, false, errno
+		}
+		f.refs.Store(2) // this attachment's and the registration's
+		s.files.Store(h, f)
+		fresh = true
 	}
 	if f.attached == nil {
 		f.attached = map[*session]uint32{}
 	}
 	ss.nextFile++
 	id = ss.nextFile
-	ss.files[id] = at
+	ss.files[id] = &attachment{f: f}
 	f.attached[ss] = id
 	s.attached.Add(1)
-	return id, true, 0
+	return id, f, fresh, 0
 }
 
-// attachedID is f's attachment id in ss, if any.
-func (s *Control) attachedID(ss *session, f *file) (uint32, bool) {
-	s.fmu.Lock()
-	defer s.fmu.Unlock()
-	id, ok := f.attached[ss]
-	return id, ok
+// newFile gets the fd every session's attachment of h shares: the
+// handle's own when it lends it, else one duplicate. EMFILE when the
+// server has no fd left.
+func (s *Control) newFile(h Handle) (*file, syscall.Errno) {
+	f := &file{s: s, h: h, mode: attachMode(h)}
+	fd := -1
+	if l, ok := h.(FdLender); ok {
+		var err error
+		if fd, f.giveBack, err = l.LendFd(); err != nil {
+			return nil, syscall.EBADF // released meanwhile
+		}
+	} else {
+		var err error
+		if fd, err = unix.FcntlInt(uintptr(h.Fd()), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			return nil, syscall.EMFILE
+		}
+	}
+	f.df = dataplane.File{Fd: fd, Node: h.NodeID()}
+	return f, 0
 }
 
-// registerFile puts an attachment's fd in the workers' file tables and
-// marks it fixed; it holds a reference meanwhile.
-func (s *Control) registerFile(at *attachment) {
+// registerFile puts a file's fd in the workers' file tables and marks it
+// fixed; it holds a reference meanwhile.
+func (s *Control) registerFile(f *file) {
 	defer s.wg.Done()
-	defer at.put()
-	slot, err := s.dp.RegisterFile(at.file.Fd)
+	defer f.put()
+	slot, err := s.dp.RegisterFile(f.df.Fd)
 	if err != nil {
 		return // served by its fd
 	}
 	s.fmu.Lock()
-	at.file.Slot, at.file.Fixed = slot, true
+	f.df.Slot, f.df.Fixed = slot, true
 	s.fmu.Unlock()
 }
 
@@ -227,11 +296,14 @@ func (s *Control) detach(ss *session, id uint32) error {
 	return nil
 }
 
+// unbindLocked ends an attachment: the session's peer gets its
+// attachment back and the file loses a reference.
 func (s *Control) unbindLocked(ss *session, id uint32, at *attachment) {
 	delete(ss.files, id)
 	delete(at.f.attached, ss)
 	s.attached.Add(-1)
-	at.put()
+	s.users.give(ss.cred.Uid, resAttached, 1)
+	at.f.put()
 }
 
 // detachAll ends every attachment of ss and refuses new ones.
@@ -244,10 +316,12 @@ func (s *Control) detachAll(ss *session) {
 	}
 }
 
-// forgetFile detaches a released handle from every session.
+// forgetFile detaches a released handle from every session; ops in
+// flight keep its fd.
 func (s *Control) forgetFile(f *file) {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
+	f.released.Store(true)
 	for ss, id := range f.attached {
 		if at := ss.files[id]; at != nil && at.f == f {
 			s.unbindLocked(ss, id, at)

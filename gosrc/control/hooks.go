@@ -25,8 +25,14 @@ type Hooks struct {
 	CopyForHooks bool
 }
 
-// hookInfo describes the file for a hook.
+// hookInfo describes the file for a hook. Once the kernel released the
+// handle, a handle that did not lend its fd may have closed it (and the
+// number may name another file now): the path is then left empty rather
+// than asked of it.
 func (f *file) hookInfo(session uint64, off int64, isRing bool) HookInfo {
+	if f.released.Load() && f.giveBack == nil {
+		return HookInfo{Ino: f.h.Ino(), Off: off, Ring: isRing, Session: session}
+	}
 	return HandleInfo(f.h, session, off, isRing)
 }
 

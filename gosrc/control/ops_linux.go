@@ -13,11 +13,12 @@ import (
 // against its attachments and arenas.
 var _ dataplane.Source = (*session)(nil)
 
-// opRefs are what an op in flight holds: its attachment and its arena;
-// the op itself lives in it too (one allocation per op).
+// opRefs are what an op in flight holds: its file (and so the fd the
+// op uses) and its arena; the op itself lives in it too (one allocation
+// per op).
 type opRefs struct {
 	op dataplane.Op
-	at *attachment
+	f  *file
 	sa *sharedArena
 }
 
@@ -43,15 +44,15 @@ func (ss *session) Prepare(e opq.SQE) (*dataplane.Op, unix.Errno) {
 	if e.Opcode != opq.OpFsync && e.OpFlags != 0 {
 		return nil, unix.EINVAL
 	}
-	at, file := ss.s.lookupFile(ss, e.FileID)
-	if at == nil {
+	f, file := ss.s.lookupFile(ss, e.FileID)
+	if f == nil {
 		return nil, unix.EBADF
 	}
-	if at.mode&need != need {
-		at.put()
+	if f.mode&need != need {
+		f.put()
 		return nil, unix.EBADF
 	}
-	refs := &opRefs{at: at}
+	refs := &opRefs{f: f}
 	o := &refs.op
 	o.SQE, o.File, o.Ctx = e, file, refs
 	if e.Opcode == opq.OpFsync || e.Len == 0 {
@@ -59,13 +60,13 @@ func (ss *session) Prepare(e opq.SQE) (*dataplane.Op, unix.Errno) {
 	}
 	sa := ss.lookupArena(e.ArenaID)
 	if sa == nil {
-		at.put()
+		f.put()
 		return nil, unix.EBADF
 	}
 	size := uint64(sa.a.Size())
 	if e.ArenaOff > size || e.Len > size-e.ArenaOff || e.FileOff > math.MaxInt64-e.Len {
 		sa.put()
-		at.put()
+		f.put()
 		return nil, unix.EINVAL
 	}
 	refs.sa = sa
@@ -77,9 +78,9 @@ func (ss *session) Prepare(e opq.SQE) (*dataplane.Op, unix.Errno) {
 // would (the invalidation after the write drops the kernel's cached
 // mode), then runs the write hook, on a private copy with CopyForHooks.
 func (ss *session) BeforeWrite(o *dataplane.Op) []byte {
-	at := o.Ctx.(*opRefs).at
+	f := o.Ctx.(*opRefs).f
 	if ss.priv.Uid != 0 {
-		at.f.h.KillPriv(o.File.Fd, ss.priv)
+		f.h.KillPriv(o.File.Fd, ss.priv)
 	}
 	hooks := ss.s.hooks
 	if hooks == nil || hooks.OnWrite == nil {
@@ -91,7 +92,7 @@ func (ss *session) BeforeWrite(o *dataplane.Op) []byte {
 		c = append([]byte(nil), buf...)
 		buf = c
 	}
-	hooks.OnWrite(at.f.hookInfo(ss.id, int64(o.SQE.FileOff), true), buf)
+	hooks.OnWrite(f.hookInfo(ss.id, int64(o.SQE.FileOff), true), buf)
 	return c
 }
 
@@ -101,13 +102,13 @@ func (ss *session) Finish(o *dataplane.Op, res int64) {
 	if res > 0 && o.SQE.Opcode == opq.OpRead {
 		if hooks := ss.s.hooks; hooks != nil && hooks.OnRead != nil {
 			// The path walk of hookInfo only when a hook wants it.
-			hooks.OnRead(refs.at.f.hookInfo(ss.id, int64(o.SQE.FileOff), true), o.Buf.Bytes[:res])
+			hooks.OnRead(refs.f.hookInfo(ss.id, int64(o.SQE.FileOff), true), o.Buf.Bytes[:res])
 		}
 	}
 	if refs.sa != nil {
 		refs.sa.put()
 	}
-	refs.at.put()
+	refs.f.put()
 }
 
 // Broken ends the session of a client that broke its queue's protocol:

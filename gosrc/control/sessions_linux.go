@@ -1,7 +1,6 @@
 package control
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
@@ -33,8 +34,8 @@ type DataPlane interface {
 
 // Config configures the control plane.
 type Config struct {
-	// Dir holds the control socket (created 0700, or 0755 with
-	// AllowOther).
+	// Dir holds the control socket: 0700 and ours, or with AllowOther
+	// 0755 and root's when the server is root (see Listen).
 	Dir string
 	// AllowOther admits sessions of every user; else only the server's
 	// owner and root.
@@ -51,7 +52,6 @@ type Config struct {
 // files.
 type Control struct {
 	path       string
-	lfd        int
 	ownerUID   uint32
 	allowOther bool
 	limits     Limits
@@ -60,14 +60,26 @@ type Control struct {
 	logger     *log.Logger
 	hooks      *Hooks
 
+	// lf is the listening socket, on the netpoller (lrc); closing it
+	// ends the accept loop, and done ends its back-off.
+	lf   *os.File
+	lrc  syscall.RawConn
+	done chan struct{}
+
 	nextID atomic.Uint64
 	mu     sync.Mutex
-	live   map[uint64]*session
+	live   map[uint64]*session // past Hello
+	half   map[uint64]*session // connections not yet past Hello
 	closed bool
 	wg     sync.WaitGroup
 
 	arenas     atomic.Int64
 	registered atomic.Int64 // bytes in fixed buffers
+
+	acceptErrors  atomic.Uint64
+	refused       atomic.Uint64
+	helloTimeouts atomic.Uint64
+	overBudget    atomic.Uint64
 
 	// fmu guards the attachments: session.files, session.nextFile,
 	// session.ended and file.attached, which the session's goroutine and
@@ -78,13 +90,19 @@ type Control struct {
 	files sync.Map
 }
 
-// session is one client connection.
+// session is one client connection, from accept on: "half-open" until
+// its Hello is answered, then live.
 type session struct {
-	s     *Control
+	s    *Control
+	conn *wire.Conn // on the netpoller: a waiting session holds no thread
+	// fd is conn's descriptor: Broken and Close shut it down, only while
+	// the session is in Control.live or Control.half (it is closed after).
 	fd    int
 	id    uint64
 	token [16]byte
 	cred  unix.Ucred // the peer, from SO_PEERCRED at connect
+	// halfOpen: the session holds its uid's resHalfOpen (its goroutine's).
+	halfOpen bool
 	// priv is the peer for kill-priv: a peer that is not root has its ring
 	// writes clear setuid/setgid/capability as its write(2) would.
 	priv  passthrough.Caller
@@ -102,10 +120,14 @@ type session struct {
 
 // sharedArena is an arena a session shared. Ops in flight hold
 // references: the arena is unregistered and unmapped when the last one
-// goes, so no I/O and no hook ever sees it unmapped.
+// goes, so no I/O and no hook ever sees it unmapped. Its charges to its
+// uid go back then too.
 type sharedArena struct {
 	s          *Control
 	a          *arena.Arena
+	uid        uint32
+	size       uint64 // charged as resArenaBytes
+	pinned     uint64 // charged as resRegisteredBytes: faulted in (and registered unless that failed)
 	slot       uint32
 	registered bool
 	refs       atomic.Int32
@@ -117,7 +139,7 @@ func (sa *sharedArena) put() {
 	}
 }
 
-// free unregisters and unmaps the arena.
+// free unregisters and unmaps the arena and gives its charges back.
 func (sa *sharedArena) free() error {
 	var err error
 	if sa.registered {
@@ -125,7 +147,14 @@ func (sa *sharedArena) free() error {
 		sa.s.registered.Add(-sa.a.Size())
 	}
 	sa.s.arenas.Add(-1)
-	return errors.Join(err, sa.a.Close())
+	err = errors.Join(err, sa.a.Close())
+	u := sa.s.users
+	u.give(sa.uid, resArenas, 1)
+	u.give(sa.uid, resArenaBytes, sa.size)
+	if sa.pinned != 0 {
+		u.give(sa.uid, resRegisteredBytes, sa.pinned)
+	}
+	return err
 }
 
 // lookupArena returns arena id of ss with a reference, or nil.
@@ -139,132 +168,55 @@ func (ss *session) lookupArena(id uint32) *sharedArena {
 	return sa
 }
 
-// Listen creates the control socket in cfg.Dir (socket 0600, or 0666
-// with AllowOther; SO_PEERCRED decides in any case) and accepts sessions,
-// whose queues and registrations dp serves.
-func Listen(cfg Config, dp DataPlane) (*Control, error) {
-	limits, dir, allowOther := cfg.Limits, cfg.Dir, cfg.AllowOther
-	if cfg.Logger == nil {
-		cfg.Logger = log.Default()
-	}
-	limits = limits.WithDefaults()
-	mode := os.FileMode(0o700)
-	if allowOther {
-		mode = 0o755
-	}
-	if err := os.MkdirAll(dir, mode); err != nil {
-		return nil, fmt.Errorf("control directory: %w", err)
-	}
-	sweepStaleSockets(dir)
-	var nonce [4]byte
-	rand.Read(nonce[:])
-	path := filepath.Join(dir, fmt.Sprintf("zcfuse-%d-%x.sock", os.Getpid(), nonce))
-	owner := uint32(os.Geteuid())
-	s := &Control{path: path, ownerUID: owner, allowOther: allowOther, limits: limits, users: newUsers(limits, owner),
-		dp: dp, logger: cfg.Logger, hooks: cfg.Hooks, live: map[uint64]*session{}}
-	var err error
-	if s.lfd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := unix.Bind(s.lfd, &unix.SockaddrUnix{Name: path}); err != nil {
-		unix.Close(s.lfd)
-		return nil, fmt.Errorf("bind %s: %w", path, err)
-	}
-	sockMode := uint32(0o600)
-	if allowOther {
-		sockMode = 0o666
-	}
-	if err := unix.Chmod(path, sockMode); err == nil {
-		err = unix.Listen(s.lfd, 64)
-	}
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("listen %s: %w", path, err)
-	}
-	s.wg.Add(1)
-	go s.accept()
-	return s, nil
-}
-
-func (s *Control) accept() {
-	defer s.wg.Done()
-	for {
-		fd, _, err := unix.Accept4(s.lfd, unix.SOCK_CLOEXEC)
-		if err != nil {
-			if err == unix.EINTR || err == unix.ECONNABORTED {
-				continue
-			}
-			return // closed
-		}
-		if err := s.admit(fd); err != nil {
-			wire.Send(fd, wire.ErrorFrom(err))
-			unix.Close(fd)
-			continue
-		}
-	}
-}
-
-// admit checks the peer and starts its session.
-func (s *Control) admit(fd int) error {
-	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil {
-		return err
-	}
-	if !s.allowOther && cred.Uid != s.ownerUID && cred.Uid != 0 {
-		return fmt.Errorf("uid %d may not use this mount (owner %d; mount with --allow-other to let others in): %w", cred.Uid, s.ownerUID, unix.EACCES)
-	}
-	ss := &session{s: s, fd: fd, id: s.nextID.Add(1), cred: *cred, arenas: map[uint32]*sharedArena{}, files: map[uint32]*attachment{}}
-	// Both from the socket, as the kernel took them at connect(): /proc
-	// would show whatever the peer exec'd since (a setuid-root binary's
-	// CAP_FSETID, a setgid binary's group).
-	ss.priv = passthrough.Caller{Uid: cred.Uid, Gid: cred.Gid, Groups: peerGroups(fd)}
-	rand.Read(ss.token[:])
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return fmt.Errorf("server stopping: %w", unix.ESHUTDOWN)
-	case len(s.live) >= s.limits.Sessions:
-		s.mu.Unlock()
-		return fmt.Errorf("%d sessions already: %w", s.limits.Sessions, unix.EAGAIN)
-	}
-	s.live[ss.id] = ss
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go ss.serve()
-	return nil
-}
-
+// serve answers the session's requests until the client goes, says Bye
+// or breaks its queue; first its Hello, which must come within
+// HelloTimeout of the connect.
 func (ss *session) serve() {
 	defer ss.s.wg.Done()
 	defer ss.end()
+	s, l := ss.s, ss.s.limits
 	buf := make([]byte, wire.MaxMsgSize)
-	m, _, err := wire.Recv(ss.fd, buf)
-	if err != nil {
+	ss.conn.SetReadDeadline(time.Now().Add(l.HelloTimeout))
+	m, _, err := ss.conn.Recv(buf)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.helloTimeouts.Add(1)
+		ss.fail(fmt.Errorf("no Hello within %v of the connect: %w", l.HelloTimeout, unix.ETIMEDOUT))
+		return
+	case err != nil:
 		return
 	}
 	hello, ok := m.(*wire.Hello)
 	if !ok {
-		wire.Send(ss.fd, wire.ErrorFrom(fmt.Errorf("first message must be Hello, not %v: %w", m.Type(), unix.EPROTO)))
+		ss.fail(fmt.Errorf("first message must be Hello, not %v: %w", m.Type(), unix.EPROTO))
 		return
 	}
 	if hello.Flags != 0 {
-		wire.Send(ss.fd, wire.ErrorFrom(fmt.Errorf("unknown hello flags %#x: %w", hello.Flags, unix.EINVAL)))
+		ss.fail(fmt.Errorf("unknown hello flags %#x: %w", hello.Flags, unix.EINVAL))
 		return
 	}
-	l := ss.s.limits
-	if err := wire.Send(ss.fd, &wire.HelloReply{Version: min(hello.Version, wire.ProtocolVersion), SessionID: ss.id, Token: ss.token,
+	ss.conn.SetReadDeadline(time.Time{})
+	// Live before the reply: the client may attach as soon as it has it.
+	s.mu.Lock()
+	delete(s.half, ss.id)
+	s.live[ss.id] = ss
+	s.mu.Unlock()
+	if ss.halfOpen {
+		s.users.give(ss.cred.Uid, resHalfOpen, 1)
+		ss.halfOpen = false
+	}
+	if err := ss.conn.Send(&wire.HelloReply{Version: min(hello.Version, wire.ProtocolVersion), SessionID: ss.id, Token: ss.token,
 		MaxArenas: uint32(l.ArenasPerSession), MaxArenaSize: arena.MaxSize, MaxArenaBytes: l.ArenaBytes,
 		MaxAttachedFiles: uint32(l.AttachedFiles)}); err != nil {
 		return
 	}
-	q, qfds, err := ss.s.dp.OpenQueue(ss)
+	q, qfds, err := s.dp.OpenQueue(ss)
 	if err != nil {
-		wire.Send(ss.fd, wire.ErrorFrom(err))
+		ss.conn.Send(wire.ErrorFrom(err))
 		return
 	}
 	ss.queue = q
-	err = sendQueue(ss.fd, q, qfds)
+	err = sendQueue(ss.conn, q, qfds)
 	for _, fd := range qfds {
 		unix.Close(fd)
 	}
@@ -272,31 +224,44 @@ func (ss *session) serve() {
 		return
 	}
 	for {
-		m, fds, err := wire.Recv(ss.fd, buf)
+		m, fds, err := ss.conn.Recv(buf)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EBADF) {
 				return
 			}
 			// A bad message costs the client that request, not the session.
-			if wire.Send(ss.fd, wire.ErrorFrom(err)) != nil {
+			if ss.conn.Send(wire.ErrorFrom(err)) != nil {
 				return
 			}
 			continue
 		}
 		reply, bye := ss.handle(m, fds)
-		if wire.Send(ss.fd, reply) != nil || bye {
+		if bye {
+			// Out of the live table now: Close can no longer wake a
+			// send to a client that stopped reading.
+			ss.conn.SetWriteDeadline(time.Now().Add(lingerTime))
+		}
+		if ss.conn.Send(reply) != nil || bye {
 			return
 		}
 	}
 }
 
+// fail answers a connection that ends before it is a session with the
+// Error that says why, without waiting long for a client that does not
+// read.
+func (ss *session) fail(err error) {
+	ss.conn.SetWriteDeadline(time.Now().Add(lingerTime))
+	ss.conn.Send(wire.ErrorFrom(err))
+}
+
 // sendQueue sends the OpQueue and Doorbell messages with the queue's fds.
-func sendQueue(sock int, q *dataplane.Queue, fds []int) error {
-	if err := wire.Send(sock, &wire.OpQueue{Entries: q.Entries(), Doorbells: uint32(q.Doorbells())}, fds[0], fds[1]); err != nil {
+func sendQueue(c *wire.Conn, q *dataplane.Queue, fds []int) error {
+	if err := c.Send(&wire.OpQueue{Entries: q.Entries(), Doorbells: uint32(q.Doorbells())}, fds[0], fds[1]); err != nil {
 		return err
 	}
 	for i, fd := range fds[2:] {
-		if err := wire.Send(sock, &wire.Doorbell{Index: uint32(i)}, fd); err != nil {
+		if err := c.Send(&wire.Doorbell{Index: uint32(i)}, fd); err != nil {
 			return err
 		}
 	}
@@ -335,8 +300,24 @@ func (ss *session) handle(m wire.Msg, fds []int) (reply wire.Msg, bye bool) {
 	return wire.ErrorFrom(fmt.Errorf("%v is not a request: %w", m.Type(), unix.EBADMSG)), false
 }
 
+// share maps the arena a client hands over and charges it to the
+// session (ENOSPC past ArenasPerSession or ArenaBytes) and to its peer's
+// uid (EDQUOT past ArenasPerUser or ArenaBytesPerUser: mapped bytes).
+//
+// Only within the uid's RegisteredBytesPerUser does the server fault the
+// arena in (MADV_POPULATE_WRITE, here on the session's goroutine, so that
+// registration on the executor's threads only pins) and register it as a
+// fixed buffer; the whole size is charged, resident or not, as
+// registration pins every page. Past that budget the arena is accepted
+// unregistered and left as it is: served from its mapping, still without
+// a copy, its pages faulted in only by the ops that touch them (counted
+// in arenas_over_budget). The server never asks mincore: what is resident
+// already does not change what registration pins. An arena faulted in
+// whose registration then fails (no memlock budget, the fixed-buffer
+// table full) keeps its charge, since the server did fault it in.
+// Everything goes back when the last reference to the arena goes.
 func (ss *session) share(fd int, m *wire.ShareArena) (*wire.ShareArenaReply, error) {
-	l := ss.s.limits
+	s, l := ss.s, ss.s.limits
 	switch {
 	case m.Flags != 0:
 		return nil, fmt.Errorf("unknown share flags %#x: %w", m.Flags, unix.EINVAL)
@@ -345,36 +326,48 @@ func (ss *session) share(fd int, m *wire.ShareArena) (*wire.ShareArenaReply, err
 	case m.Size > l.ArenaBytes-ss.bytes:
 		return nil, fmt.Errorf("arena of %d bytes would pass the session's limit of %d: %w", m.Size, l.ArenaBytes, unix.ENOSPC)
 	}
+	uid, u := ss.cred.Uid, s.users
+	if err := u.take(uid, resArenas, 1); err != nil {
+		return nil, err
+	}
+	if err := u.take(uid, resArenaBytes, m.Size); err != nil {
+		u.give(uid, resArenas, 1)
+		return nil, err
+	}
 	a, err := arena.Import(fd, int64(m.Size))
 	if err != nil {
+		u.give(uid, resArenas, 1)
+		u.give(uid, resArenaBytes, m.Size)
 		return nil, err
 	}
-	sa := &sharedArena{s: ss.s, a: a}
+	sa := &sharedArena{s: s, a: a, uid: uid, size: m.Size}
 	sa.refs.Store(1)
-	// Fault the pages in here, on this session's goroutine: registration
-	// on the executor thread then only pins them (19 ms for a warm GiB,
-	// seconds for a cold one), and no hook can ever fault on them.
-	if err := unix.Madvise(a.Bytes(), unix.MADV_POPULATE_WRITE); err != nil {
-		a.Close()
-		return nil, fmt.Errorf("populate arena: %w", err)
-	}
-	slot, err := ss.s.dp.RegisterBuffer(a.Bytes())
-	switch {
-	case err == nil:
-		sa.slot, sa.registered = slot, true
-		ss.s.registered.Add(int64(m.Size))
-	case errors.Is(err, dataplane.ErrNoMemlock), errors.Is(err, unix.ENOSPC):
-		// Served without a fixed buffer: still no copy in user space.
-	default:
-		a.Close()
-		return nil, err
+	s.arenas.Add(1) // free takes it back
+	if u.take(uid, resRegisteredBytes, m.Size) != nil {
+		s.overBudget.Add(1)
+	} else {
+		sa.pinned = m.Size
+		if err := unix.Madvise(a.Bytes(), unix.MADV_POPULATE_WRITE); err != nil {
+			sa.free()
+			return nil, fmt.Errorf("populate arena: %w", err)
+		}
+		slot, err := s.dp.RegisterBuffer(a.Bytes())
+		switch {
+		case err == nil:
+			sa.slot, sa.registered = slot, true
+			s.registered.Add(int64(m.Size))
+		case errors.Is(err, dataplane.ErrNoMemlock), errors.Is(err, unix.ENOSPC):
+			// Served without a fixed buffer: still no copy in user space.
+		default:
+			sa.free()
+			return nil, err
+		}
 	}
 	ss.nextID++
 	ss.amu.Lock()
 	ss.arenas[ss.nextID] = sa
 	ss.amu.Unlock()
 	ss.bytes += m.Size
-	ss.s.arenas.Add(1)
 	return &wire.ShareArenaReply{ArenaID: ss.nextID, Registered: sa.registered}, nil
 }
 
@@ -408,13 +401,20 @@ func (ss *session) releaseAll() {
 	}
 	ss.s.mu.Lock()
 	delete(ss.s.live, ss.id)
+	delete(ss.s.half, ss.id)
 	ss.s.mu.Unlock()
 }
 
-// end frees everything the session held and closes its socket.
+// end frees everything the session held, gives its uid back the session
+// (and the connection before Hello, if it never got past it) and closes
+// its socket.
 func (ss *session) end() {
 	ss.releaseAll() // before the close: Control.Close must not shut a reused fd
-	unix.Close(ss.fd)
+	if ss.halfOpen {
+		ss.s.users.give(ss.cred.Uid, resHalfOpen, 1)
+	}
+	ss.s.users.give(ss.cred.Uid, resSessions, 1)
+	ss.conn.Close()
 }
 
 // SessionStats are the control plane's counters. The JSON names are part of the
@@ -428,33 +428,57 @@ type SessionStats struct {
 	RegisteredBytes uint64 `json:"registered_bytes"`
 	// AttachedFiles are the files attached to sessions.
 	AttachedFiles uint64 `json:"attached_files"`
+	// HalfOpen are the connections not yet past Hello.
+	HalfOpen uint64 `json:"half_open"`
+	// AcceptErrors counts the accepts that failed for want of a
+	// resource (EMFILE, ENFILE, ENOMEM, ENOBUFS, ...) and were retried
+	// after a back-off.
+	AcceptErrors uint64 `json:"accept_errors"`
+	// ConnectionsRefused counts the connections answered with an Error
+	// and closed at once: a user not admitted, over a limit, the server
+	// stopping.
+	ConnectionsRefused uint64 `json:"connections_refused"`
+	// HelloTimeouts counts the connections closed for sending no Hello
+	// within Limits.HelloTimeout.
+	HelloTimeouts uint64 `json:"hello_timeouts"`
+	// ArenasOverBudget counts the arenas accepted unregistered, and not
+	// faulted in, because their uid's RegisteredBytesPerUser was spent.
+	ArenasOverBudget uint64 `json:"arenas_over_budget"`
 }
 
 // Stats returns a snapshot of the counters; it works after Close too.
 func (s *Control) Stats() SessionStats {
 	s.mu.Lock()
-	n := len(s.live)
+	n, h := len(s.live), len(s.half)
 	s.mu.Unlock()
 	return SessionStats{Sessions: uint64(n), Arenas: uint64(s.arenas.Load()), RegisteredBytes: uint64(s.registered.Load()),
-		AttachedFiles: uint64(s.attached.Load())}
+		AttachedFiles: uint64(s.attached.Load()), HalfOpen: uint64(h), AcceptErrors: s.acceptErrors.Load(),
+		ConnectionsRefused: s.refused.Load(), HelloTimeouts: s.helloTimeouts.Load(), ArenasOverBudget: s.overBudget.Load()}
 }
 
 // Path is the control socket's path.
 func (s *Control) Path() string { return s.path }
 
-// Close stops accepting and ends every session: its queue (once its ops
-// in flight are done), its arenas and its attachments. It returns when
-// nothing of any session is left; the data plane outlives it.
+// Close stops accepting and ends every session, and every connection not
+// yet past Hello: its queue (once its ops in flight are done), its
+// arenas and its attachments. It returns when nothing of any session is
+// left; the data plane outlives it.
 func (s *Control) Close() {
 	s.mu.Lock()
+	first := !s.closed
 	s.closed = true
 	for _, ss := range s.live {
 		unix.Shutdown(ss.fd, unix.SHUT_RDWR) // wakes its Recv
 	}
+	for _, ss := range s.half {
+		unix.Shutdown(ss.fd, unix.SHUT_RDWR)
+	}
 	s.mu.Unlock()
-	unix.Shutdown(s.lfd, unix.SHUT_RDWR)
-	unix.Close(s.lfd)
-	os.Remove(s.path)
+	if first {
+		close(s.done)
+		s.lf.Close() // wakes the accept loop
+		os.Remove(s.path)
+	}
 	s.wg.Wait()
 }
 

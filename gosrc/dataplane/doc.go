@@ -23,12 +23,25 @@
 //     invalidation) are touched only on its thread; other goroutines hand
 //     it jobs (worker.do), and only the registration calls (never from a
 //     worker thread: they wait for every worker).
-//   - Queue.mu guards a queue's indices and in-flight count: any worker
-//     may drain a queue or post to it, and so may the invalidation
-//     goroutine. Source.Prepare and Source.Broken run under it.
+//   - Queue.mu guards a queue's indices, in-flight count and poll budget:
+//     any worker may drain a queue or post to it, and so may the
+//     invalidation goroutine. Source.Prepare and Source.Broken run under
+//     it.
 //   - Source.BeforeWrite runs on a worker; Source.Finish on a worker or
 //     the invalidation goroutine. Neither may block nor wait for the
 //     executor.
+//
+// # Poll mode
+//
+// A client in poll mode (opq mode 1) asks its worker to spin on its queue
+// instead of waiting for doorbells. The server spins only while ops
+// arrive: each descriptor taken buys a little spinning, a queue may
+// waste only a small share of a CPU on spins that find nothing, and a
+// queue whose doorbells bring nothing is throttled for a back-off that
+// grows while it goes on (its poll-mode requests are ignored and its
+// empty doorbells wait for the back-off's end). An idle or
+// doorbell-spamming session costs the server a few wake-ups a second;
+// Stats counts the throttlings.
 //
 // # Cache coherence
 //

@@ -6,7 +6,6 @@ import (
 	"log"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/zcfuse/zcfuse/gosrc/ring"
 	"github.com/zcfuse/zcfuse/gosrc/uapi"
@@ -119,6 +118,7 @@ const (
 	kindBell   = 2
 	kindOp     = 3
 	kindCancel = 4
+	kindDelay  = 5 // a doorbell's back-off (delayBell)
 	kindShift  = 56
 	tagMask    = 1<<kindShift - 1
 )
@@ -173,6 +173,7 @@ type worker struct {
 	e     *Executor
 	index int
 	cpu   int // pinned to; -1: not pinned
+	tid   int // the thread's id (its CPU time is in /proc)
 	r     *ring.Ring
 	waker *ring.Waker
 
@@ -188,7 +189,7 @@ type worker struct {
 	freeOps  []uint32
 	wakes    map[*Queue]bool // queues that got completions this round
 	scratch  []*Op
-	polled   map[*Queue]time.Time // poll-mode queues and their last activity
+	polled   map[*Queue]*polling // poll-mode queues and their spin
 	// written are the ring writes of this round whose node's cache must
 	// be dropped before their completions are posted (flushWritten).
 	written []written
@@ -199,6 +200,7 @@ type worker struct {
 func (w *worker) run(started chan<- error) {
 	defer close(w.done)
 	runtime.LockOSThread() // for good: the ring belongs to this thread
+	w.tid = unix.Gettid()
 	if err := w.setup(); err != nil {
 		if w.r != nil {
 			w.r.Close()
@@ -280,6 +282,8 @@ func (w *worker) loop() {
 				}
 			case kindBell:
 				w.rang(ud&tagMask, res)
+			case kindDelay:
+				w.bellDelayed(ud&tagMask, res)
 			case kindOp:
 				w.completed(uint32(ud&tagMask), res)
 			}
@@ -338,6 +342,8 @@ func (w *worker) shutdown() {
 		switch ud >> kindShift {
 		case kindBell:
 			w.rang(ud&tagMask, res)
+		case kindDelay:
+			w.bellDelayed(ud&tagMask, res)
 		case kindOp:
 			w.completed(uint32(ud&tagMask), res)
 		}

@@ -47,21 +47,23 @@ type Op struct {
 }
 
 // drain takes the descriptors the client published, up to the queue's
-// depth in flight, checks them, and starts them.
-func (w *worker) drain(q *Queue) {
+// depth in flight, checks them, and starts them; it returns how many it
+// took.
+func (w *worker) drain(q *Queue) int {
 	ops := w.scratch[:0]
 	q.mu.Lock()
 	if q.broken || q.closing {
 		q.mu.Unlock()
-		return
+		return 0
 	}
 	tail := q.q.SQTail().Load()
 	if n := tail - q.sqHead; n > q.q.Entries() {
 		q.breakLocked(fmt.Sprintf("sq_tail %d is %d ahead of sq_head %d (depth %d)", tail, n, q.sqHead, q.q.Entries()))
 		q.mu.Unlock()
-		return
+		return 0
 	}
 	st := &w.e.stats
+	head := q.sqHead
 	for q.sqHead != tail && q.inflight < q.q.Entries() && !q.broken {
 		e := q.q.ReadSQE(q.sqHead)
 		q.sqHead++
@@ -78,12 +80,14 @@ func (w *worker) drain(q *Queue) {
 		ops = append(ops, o)
 	}
 	q.q.SQHead().Store(q.sqHead)
+	took := int(q.sqHead - head)
 	q.mu.Unlock()
 	for i, o := range ops {
 		w.start(o)
 		ops[i] = nil
 	}
 	w.scratch = ops[:0]
+	return took
 }
 
 // breakLocked ends the session of a client that broke the queue's

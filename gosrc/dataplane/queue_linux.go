@@ -5,10 +5,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/zcfuse/zcfuse/gosrc/arena"
 	"github.com/zcfuse/zcfuse/gosrc/opq"
 	"github.com/zcfuse/zcfuse/gosrc/ring"
+	"github.com/zcfuse/zcfuse/gosrc/uapi"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,6 +56,7 @@ type Queue struct {
 	inflight uint32
 	broken   bool // the client broke the protocol: its queue is dead
 	closing  bool
+	poll     pollBudget
 
 	refs atomic.Int64 // doorbells armed + ops in flight + the session's
 	idle chan struct{}
@@ -71,12 +74,15 @@ type bellRef struct {
 }
 
 // doorbell is an eventfd whose READ waits in a worker's ring: a client
-// write completes it, and the worker drains the queue.
+// write completes it, and the worker drains the queue. A doorbell of a
+// throttled queue that brought nothing waits out the back-off in a
+// TIMEOUT (delayed) before its READ is armed again.
 type doorbell struct {
 	q         *Queue
 	fd        int
-	buf       []byte
+	buf       []byte // 8 bytes for the READ; the page behind holds the TIMEOUT's timespec
 	canceling bool
+	delayed   bool
 }
 
 // OpenQueue creates a queue for src, with its doorbells armed. It returns
@@ -191,85 +197,306 @@ func (w *worker) armBell(id uint64, b *doorbell) error {
 	return nil
 }
 
-// cancelBell asks the kernel to cancel the doorbell's READ; its
-// completion (rang) then frees it.
+// delayBell queues a TIMEOUT of d after which the doorbell's READ is armed
+// again (bellDelayed); the client's rings meanwhile add up in the eventfd
+// and complete that READ at once.
+func (w *worker) delayBell(id uint64, b *doorbell, d time.Duration) error {
+	sqe := w.sqe()
+	if sqe == nil {
+		return fmt.Errorf("delay doorbell: submission queue full: %w", unix.EBUSY)
+	}
+	ts := (*uapi.Timespec)(unsafe.Pointer(&b.buf[:cap(b.buf)][64])) // ring.Alloc'd: not the Go heap
+	*ts = uapi.Timespec{Sec: int64(d / time.Second), Nsec: int64(d % time.Second)}
+	sqe.Opcode = uapi.OpTimeout
+	sqe.Fd = -1
+	sqe.Addr = uint64(uintptr(unsafe.Pointer(ts)))
+	sqe.Len = 1
+	sqe.UserData = tag(kindDelay, id)
+	b.delayed = true
+	return nil
+}
+
+// cancelBell asks the kernel to cancel the doorbell's READ or TIMEOUT;
+// its completion (rang, bellDelayed) then frees it.
 func (w *worker) cancelBell(id uint64, b *doorbell) {
 	if b.canceling {
 		return
 	}
 	b.canceling = true
 	if sqe := w.sqe(); sqe != nil {
-		sqe.Opcode = opAsyncCancel
-		sqe.Addr = tag(kindBell, id)
+		sqe.Opcode, sqe.Addr = opAsyncCancel, tag(kindBell, id)
+		if b.delayed {
+			sqe.Opcode, sqe.Addr = opTimeoutRemove, tag(kindDelay, id)
+		}
 		sqe.UserData = tag(kindCancel, id)
 	}
 }
 
-// opAsyncCancel is IORING_OP_ASYNC_CANCEL.
-const opAsyncCancel = 14
+// IORING_OP_ASYNC_CANCEL and IORING_OP_TIMEOUT_REMOVE.
+const (
+	opAsyncCancel   = 14
+	opTimeoutRemove = 12
+)
 
-// rang handles a doorbell READ completion.
+// freeBell forgets a doorbell whose READ or TIMEOUT is over.
+func (w *worker) freeBell(id uint64, b *doorbell) {
+	delete(w.bells, id)
+	unix.Close(b.fd)
+	ring.Free(b.buf[:cap(b.buf)])
+	b.q.put()
+}
+
+// rang handles a doorbell READ completion: the worker drains the queue.
+// A doorbell that brought nothing counts against the queue (strike); once
+// the queue is throttled, such a doorbell is armed again only when the
+// back-off ends (maxBellDelay at most).
 func (w *worker) rang(id uint64, res int32) {
 	b := w.bells[id]
 	if b == nil {
 		return
 	}
 	if b.canceling || res == -int32(unix.ECANCELED) || (res < 0 && res != -int32(unix.EAGAIN)) {
-		delete(w.bells, id)
-		unix.Close(b.fd)
-		ring.Free(b.buf[:cap(b.buf)])
-		b.q.put()
+		w.freeBell(id, b)
 		return
 	}
-	w.drain(b.q)
-	if b.q.q.Mode().Load() == 1 {
-		w.startPolling(b.q)
+	q := b.q
+	n := w.drain(q)
+	now := time.Now()
+	var throttled time.Duration
+	if n == 0 {
+		throttled = q.strike(now)
+	} else if q.q.Mode().Load() == 1 {
+		w.pollAsked(q, n, now)
 	}
-	if err := w.armBell(id, b); err != nil {
+	var err error
+	if throttled > 0 {
+		err = w.delayBell(id, b, min(throttled, maxBellDelay))
+	} else {
+		err = w.armBell(id, b)
+	}
+	if err != nil {
 		b.canceling = true // cannot wait for it any more: free it
-		w.rang(id, -int32(unix.ECANCELED))
+		w.freeBell(id, b)
 	}
 }
 
-// startPolling makes the worker spin on q (poll mode): the client then
-// publishes ops without ringing.
-func (w *worker) startPolling(q *Queue) {
+// bellDelayed handles the completion of a doorbell's TIMEOUT.
+func (w *worker) bellDelayed(id uint64, res int32) {
+	b := w.bells[id]
+	if b == nil {
+		return
+	}
+	b.delayed = false
+	if b.canceling || res == -int32(unix.ECANCELED) {
+		w.freeBell(id, b)
+		return
+	}
+	if err := w.armBell(id, b); err != nil {
+		w.freeBell(id, b)
+	}
+}
+
+// Poll mode's budget. A worker spins on a queue only while ops arrive:
+// each descriptor it takes earns the queue pollCredit of spinning (up to
+// maxSpin, and never longer than the client's spin), and the time it
+// spins without finding one is spent from it. A queue whose credit runs
+// out goes back to sleep mode (need_wake), as when its spin ends.
+//
+// The spin that finds nothing at the end of each spell (the credit, or
+// the client's spin, run out) is wasted, the more so the fewer times the
+// spell found ops, and a queue may waste wasteRate of a CPU in the long
+// run, wasteBurst at once: past that its poll-mode requests are ignored
+// (it is served as in sleep mode, by its doorbells) until its allowance
+// is back. A busy client preempted now and then wastes a spin now and
+// then; one that asks for spins it does not use (a doorbell with one op
+// every millisecond, say) is held to wasteRate.
+//
+// A doorbell that brought nothing (in either mode) earns the queue a
+// strike. Past maxStrikes within strikeWindow the queue is throttled for
+// a back-off that doubles, from minBackoff up to maxBackoff, each time it
+// is earned again, and starts over once the queue has behaved for
+// quietTime: meanwhile its poll-mode requests are ignored, and a doorbell
+// that brings nothing is armed again only when the back-off ends,
+// maxBellDelay later at most (its rings meanwhile add up and wake the
+// worker once). A client that rings only with ops published is never
+// delayed (a throttled one that rings for nothing waits maxBellDelay at
+// most).
+//
+// An idle or doorbell-spamming session thus costs the server a wake-up
+// per doorbell per maxBellDelay and at most wasteRate of spinning; a
+// client whose ops come faster than pollCredit keeps its worker spinning
+// for it.
+const (
+	pollCredit   = 100 * time.Microsecond
+	defaultSpin  = 50 * time.Microsecond
+	maxSpin      = time.Millisecond
+	wasteRate    = 100 // 1/100: 1% of a CPU
+	wasteBurst   = 50 * time.Millisecond
+	strikeWindow = 100 * time.Millisecond
+	maxStrikes   = 4
+	minBackoff   = 10 * time.Millisecond
+	maxBackoff   = time.Second
+	quietTime    = time.Second
+	maxBellDelay = 50 * time.Millisecond
+)
+
+// polling is a worker's spell of spinning on one queue (owner thread).
+type polling struct {
+	last   time.Time     // when the worker last found descriptors
+	credit time.Duration // how long it may spin without finding any
+	found  int           // the times it found some since the spell began
+}
+
+// earn accounts n descriptors found at found, and served by now: the
+// time between the last ones served and found was idle.
+func (p *polling) earn(n int, found, now time.Time) {
+	p.credit = min(max(p.credit-found.Sub(p.last), 0)+time.Duration(n)*pollCredit, maxSpin)
+	p.last = now
+	p.found++
+}
+
+// pollBudget is a queue's standing; Queue.mu guards it.
+type pollBudget struct {
+	// waste is the spin the queue may still waste (below zero: its
+	// poll-mode requests are ignored), as of wasteAt.
+	waste   time.Duration
+	wasteAt time.Time
+	// The empty doorbells in the window that began at window, and those
+	// owed: doorbells that may find nothing through no fault of the
+	// client's (a worker took their ops as it stopped polling).
+	emptyBells, owed int
+	window           time.Time
+	until            time.Time     // throttled until then
+	backoff          time.Duration // the next back-off
+}
+
+// refill brings the waste allowance up to now (q.mu held).
+func (b *pollBudget) refill(now time.Time) {
+	if b.wasteAt.IsZero() {
+		b.waste = wasteBurst
+	} else {
+		b.waste = min(b.waste+now.Sub(b.wasteAt)/wasteRate, wasteBurst)
+	}
+	b.wasteAt = now
+}
+
+// wasted accounts d of spin that found nothing.
+func (q *Queue) wasted(now time.Time, d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b := &q.poll
+	b.refill(now)
+	if b.waste > 0 && b.waste-d <= 0 {
+		q.e.stats.backoffs.Add(1)
+	}
+	b.waste -= d
+}
+
+// strike counts a doorbell that brought nothing and starts a back-off
+// past maxStrikes in a window; it returns how long the queue stays
+// throttled (0: it is not).
+func (q *Queue) strike(now time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closing || q.broken {
+		return 0
+	}
+	b := &q.poll
+	if b.owed > 0 {
+		b.owed--
+		return 0
+	}
+	if now.Before(b.until) {
+		return b.until.Sub(now) // what wakes it during a back-off is its own
+	}
+	if now.Sub(b.window) > strikeWindow {
+		b.window, b.emptyBells = now, 0
+	}
+	if b.emptyBells++; b.emptyBells <= maxStrikes {
+		return 0
+	}
+	if b.backoff == 0 || now.Sub(b.until) > quietTime {
+		b.backoff = minBackoff
+	}
+	b.until = now.Add(b.backoff)
+	b.backoff = min(2*b.backoff, maxBackoff)
+	b.window, b.emptyBells = b.until, 0
+	q.e.stats.backoffs.Add(1)
+	return b.until.Sub(now)
+}
+
+// owe forgives the doorbell the client may ring for ops a worker took
+// while it set need_wake: it finds them gone.
+func (q *Queue) owe() {
+	q.mu.Lock()
+	q.poll.owed = min(q.poll.owed+1, len(q.e.workers))
+	q.mu.Unlock()
+}
+
+// mayPoll reports whether the queue's poll-mode requests are heard.
+func (q *Queue) mayPoll(now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.poll.refill(now)
+	return q.poll.waste > 0 && !now.Before(q.poll.until) && !q.closing && !q.broken
+}
+
+// spin is how long the client asks the worker to spin, within bounds.
+func (q *Queue) spin() time.Duration {
+	spin := time.Duration(q.q.Spin().Load()) * time.Microsecond
+	if spin <= 0 {
+		spin = defaultSpin
+	}
+	return min(spin, maxSpin)
+}
+
+// pollAsked handles a doorbell that took n > 0 descriptors of a queue in
+// poll mode: the worker spins on it, within its budget.
+func (w *worker) pollAsked(q *Queue, n int, now time.Time) {
+	if p := w.polled[q]; p != nil {
+		p.earn(n, now, now)
+		return
+	}
+	if !q.mayPoll(now) {
+		return // throttled: sleep mode for it
+	}
 	if w.polled == nil {
-		w.polled = map[*Queue]time.Time{}
+		w.polled = map[*Queue]*polling{}
 	}
-	if _, ok := w.polled[q]; !ok {
-		q.refs.Add(1)
-	}
-	w.polled[q] = time.Now()
+	q.refs.Add(1)
+	w.polled[q] = &polling{last: now, credit: min(time.Duration(n)*pollCredit, maxSpin)}
 	q.q.NeedWake().Store(0)
 }
 
-// poll drains the polled queues that have new ops and lets go of those
-// idle for longer than their spin time (from 1 µs to 1 ms, default 50).
+// poll drains the polled queues that have new descriptors and lets go of
+// those that found none within their credit and spin.
 func (w *worker) poll() {
 	now := time.Now()
-	for q, last := range w.polled {
+	for q, p := range w.polled {
+		// sq_head is only a hint (the client may scribble on it): drain
+		// says what there really was.
 		if q.q.SQTail().Load() != q.q.SQHead().Load() {
-			w.drain(q)
-			w.polled[q] = now
-			continue
+			if n := w.drain(q); n > 0 {
+				p.earn(n, now, time.Now())
+				continue
+			}
 		}
-		spin := time.Duration(q.q.Spin().Load()) * time.Microsecond
-		if spin <= 0 {
-			spin = 50 * time.Microsecond
-		}
-		spin = min(spin, time.Millisecond)
-		if now.Sub(last) < spin && q.q.Mode().Load() == 1 && !q.isClosing() {
+		if now.Sub(p.last) < min(p.credit, q.spin()) && q.q.Mode().Load() == 1 && !q.isClosing() {
 			continue
 		}
 		q.q.NeedWake().Store(1)
 		if q.q.SQTail().Load() != q.q.SQHead().Load() && !q.isClosing() {
-			q.q.NeedWake().Store(0) // an op slipped in before the flag: go on
-			w.drain(q)
-			w.polled[q] = now
-			continue
+			// An op slipped in before the flag: go on. The client may
+			// have seen the flag and rung for it.
+			if n := w.drain(q); n > 0 {
+				q.owe()
+				q.q.NeedWake().Store(0)
+				p.earn(n, now, time.Now())
+				continue
+			}
 		}
 		delete(w.polled, q)
+		q.wasted(now, now.Sub(p.last)/time.Duration(1+p.found))
 		q.put()
 	}
 }

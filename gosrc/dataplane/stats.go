@@ -27,6 +27,12 @@ type RingStats struct {
 	// HandedOffInvalidations are ring writes whose cache invalidation and
 	// completion a busy worker left to the invalidation goroutine.
 	HandedOffInvalidations uint64 `json:"handed_off_invalidations"`
+	// QueueBackoffs counts the times a queue was throttled for waking
+	// its workers with nothing to do: for doorbells that brought nothing
+	// (such doorbells then wait for the back-off's end), or for poll-mode
+	// spins past its allowance that found nothing. Meanwhile its
+	// poll-mode requests are ignored.
+	QueueBackoffs uint64 `json:"queue_backoffs"`
 	// Workers are the data-plane threads.
 	Workers int `json:"workers"`
 }
@@ -39,6 +45,7 @@ type counters struct {
 	copiedBytes           atomic.Uint64
 	highWater             atomic.Uint64
 	handedOff             atomic.Uint64
+	backoffs              atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters; it works after Close too.
@@ -55,6 +62,7 @@ func (e *Executor) Stats() RingStats {
 		CopiedBytes:            c.copiedBytes.Load(),
 		QueueHighWater:         c.highWater.Load(),
 		HandedOffInvalidations: c.handedOff.Load(),
+		QueueBackoffs:          c.backoffs.Load(),
 		Workers:                len(e.workers),
 	}
 }

@@ -254,7 +254,8 @@ func sessionLife(mnt string, fd int) error {
 // 1000 sessions one after another and 64 at once leave no fds, mappings,
 // goroutines or fixed-buffer slots behind.
 func TestSessionsNoLeak(t *testing.T) {
-	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
+	// 64 sessions at once of one uid: past the default per-user limit.
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{Limits: Limits{SessionsPerUser: 64}})
 	writeFile(t, join(mnt, "f"), []byte("x"))
 	fd := openFd(t, join(mnt, "f"), unix.O_RDWR)
 	defer unix.Close(fd)
@@ -294,4 +295,169 @@ func concurrent(t *testing.T, mnt string, fd int) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
+}
+
+// serverFds counts this process's fds less the file-system layer's cache
+// of inode fds (a bounded cache that LOOKUPs fill).
+func serverFds(t *testing.T, srv *Server) int {
+	t.Helper()
+	return countFds(t) - srv.Stats().FS.InodeFds
+}
+
+// One open file attached by many sessions costs the server one fd more
+// and one registered-file slot, however many sessions attach it (it used
+// to cost a duplicate per session: one user fd, up to 256 server fds);
+// its RELEASE gives both back.
+func TestAttachOneFdPerHandle(t *testing.T) {
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
+	writeFile(t, join(mnt, "f"), []byte("x"))
+	var sessions []*client.Session
+	for range 32 {
+		s, err := client.Connect(mnt)
+		require.NoError(t, err)
+		defer s.Close()
+		sessions = append(sessions, s)
+	}
+	fd := openFd(t, join(mnt, "f"), unix.O_RDWR)
+	base := serverFds(t, srv)
+	for _, s := range sessions {
+		_, err := s.Attach(fd)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return srv.Stats().RegisteredFiles == 1 }, 5*time.Second, time.Millisecond,
+		"registered once")
+	require.EqualValues(t, 32, attachedFiles(srv))
+	require.Equal(t, base+1, serverFds(t, srv), "32 sessions attach one open file: one server fd")
+
+	// The last close: the application's fd, the handle's and the
+	// attachments' one go.
+	require.NoError(t, unix.Close(fd))
+	require.Eventually(t, func() bool {
+		st := srv.Stats()
+		return st.AttachedFiles == 0 && st.RegisteredFiles == 0 && serverFds(t, srv) == base-2
+	}, 5*time.Second, 5*time.Millisecond, "RELEASE gives the fd and the slot back")
+}
+
+// uidThread runs functions on a thread of its own that has taken uid
+// (gid uid, no supplementary groups): what it opens through the mount and
+// connects reaches the server as that uid. The thread dies with the test.
+func uidThread(t *testing.T, uid uint32) func(fn func()) {
+	t.Helper()
+	jobs := make(chan func())
+	ready := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with its credentials
+		for _, c := range [][4]uintptr{{unix.SYS_SETGROUPS, 0, 0, 0},
+			{unix.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)},
+			{unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)}} {
+			if _, _, e := unix.RawSyscall(c[0], c[1], c[2], c[3]); e != 0 {
+				ready <- e
+				return
+			}
+		}
+		ready <- nil
+		for fn := range jobs {
+			fn()
+		}
+	}()
+	require.NoError(t, <-ready, "taking uid %d", uid)
+	t.Cleanup(func() { close(jobs) })
+	return func(fn func()) {
+		done := make(chan struct{})
+		jobs <- func() { defer close(done); fn() }
+		<-done
+	}
+}
+
+// Attachments count against the session's peer uid: at
+// AttachedFilesPerUser its attach fails EMFILE in every one of its
+// sessions, while another uid and root attach the same files; detach,
+// the session's end and RELEASE give attachments back.
+func TestAttachedFilesPerUser(t *testing.T) {
+	const attacker, victim = 65534, 65533
+	srv, _, mnt := mount(t, fusering.TransportURing, Options{AllowOther: true, Limits: Limits{AttachedFilesPerUser: 2}})
+	names := []string{"a", "b", "c"}
+	for _, n := range names {
+		writeFile(t, join(mnt, n), []byte(n))
+		require.NoError(t, os.Chmod(join(mnt, n), 0o666))
+	}
+	open := func(n string) (int, error) { return unix.Open(join(mnt, n), unix.O_RDWR|unix.O_CLOEXEC, 0) }
+	type user struct {
+		do       func(fn func())
+		s1, s2   *client.Session
+		fds      map[string]int
+		ids      map[string]uint32
+		attachTo func(s *client.Session, n string) error
+	}
+	as := func(uid uint32) *user {
+		u := &user{do: uidThread(t, uid), fds: map[string]int{}, ids: map[string]uint32{}}
+		var err error
+		u.do(func() {
+			if u.s1, err = client.Connect(mnt); err != nil {
+				return
+			}
+			if u.s2, err = client.Connect(mnt); err != nil {
+				return
+			}
+			for _, n := range names {
+				if u.fds[n], err = open(n); err != nil {
+					return
+				}
+			}
+		})
+		require.NoError(t, err, "uid %d", uid)
+		t.Cleanup(func() {
+			u.s1.Close()
+			u.s2.Close()
+			for _, fd := range u.fds {
+				unix.Close(fd)
+			}
+		})
+		u.attachTo = func(s *client.Session, n string) error {
+			var err error
+			u.do(func() {
+				var id uint32
+				if id, err = s.Attach(u.fds[n]); err == nil {
+					u.ids[n] = id
+				}
+			})
+			return err
+		}
+		return u
+	}
+	a, v := as(attacker), as(victim)
+
+	require.NoError(t, a.attachTo(a.s1, "a"))
+	require.NoError(t, a.attachTo(a.s1, "b"))
+	require.ErrorIs(t, a.attachTo(a.s2, "c"), unix.EMFILE, "over uid %d's limit, in its other session", attacker)
+	require.ErrorIs(t, a.attachTo(a.s2, "a"), unix.EMFILE, "a file attached in its other session counts again")
+	require.NoError(t, a.attachTo(a.s1, "a"), "attached already: no new charge")
+
+	// Nobody else notices: another uid and root attach the same files.
+	for _, n := range []string{"a", "b"} {
+		require.NoError(t, v.attachTo(v.s1, n), "uid %d", victim)
+	}
+	r, err := client.Connect(mnt)
+	require.NoError(t, err)
+	defer r.Close()
+	for _, n := range []string{"b", "c"} {
+		fd := openFd(t, join(mnt, n), unix.O_RDWR)
+		defer unix.Close(fd)
+		_, err := r.Attach(fd)
+		require.NoError(t, err, "root")
+	}
+
+	// Detach, the session's end and RELEASE each give one back.
+	require.NoError(t, a.s1.Detach(a.ids["a"]))
+	require.NoError(t, a.attachTo(a.s2, "c"), "after a detach")
+	require.ErrorIs(t, a.attachTo(a.s2, "a"), unix.EMFILE)
+	require.NoError(t, a.s2.Close())
+	require.NoError(t, a.attachTo(a.s1, "c"), "after the session's end")
+	require.ErrorIs(t, a.attachTo(a.s1, "a"), unix.EMFILE)
+	a.do(func() { err = unix.Close(a.fds["b"]) })
+	require.NoError(t, err)
+	delete(a.fds, "b")
+	require.Eventually(t, func() bool { return a.attachTo(a.s1, "a") == nil }, 5*time.Second, 5*time.Millisecond,
+		"after the RELEASE of an attached file")
+	require.EqualValues(t, 2+2+2, attachedFiles(srv), "2 each: uid %d, uid %d and root", attacker, victim)
 }

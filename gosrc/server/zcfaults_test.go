@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"sort"
@@ -232,4 +233,76 @@ func TestScribblerOnlyBreaksItself(t *testing.T) {
 	require.GreaterOrEqual(t, shared, solo/2, "the other session keeps at least half its solo rate")
 	_, err = bad.Pwrite(1, badArena.Bytes()[:10], 0, 0)
 	require.ErrorIs(t, err, unix.ENOTCONN, "the scribbler's session is over")
+}
+
+// The application closes an attached file (the kernel's RELEASE) while
+// ring writes on it are in flight, and opens other files at once, which
+// may take the numbers of the fds the server just closed. Every write
+// either lands whole in its own file or fails EBADF (prepared after the
+// release); none reaches another file: the ops hold the file's one fd
+// until the last of them finishes, and no number is reused under them.
+func TestReleaseWithOpsInFlight(t *testing.T) {
+	srv, backing, s, a, _, _ := zcSetup(t, fusering.TransportURing, Options{}, 16<<20)
+	mnt := srv.Mountpoint()
+	mem := a.Bytes()
+	for i := range mem {
+		mem[i] = 0xab
+	}
+	const ops, size = 64, 256 << 10 // past InlineMax: through the ring, in flight for a while
+	landed, refused := 0, 0
+	require.Eventually(t, func() bool { return srv.Stats().RegisteredFiles == 1 }, 5*time.Second, time.Millisecond)
+	base := serverFds(t, srv) // zcSetup's file stays attached
+	for round := range 50 {
+		fd := openFd(t, join(mnt, "f"), unix.O_RDWR)
+		id, err := s.Attach(fd)
+		require.NoError(t, err)
+		batch := make([]client.Op, ops)
+		for i := range batch {
+			batch[i] = client.Op{Opcode: client.OpWrite, File: id, Buf: mem[i*size : (i+1)*size], Off: int64(i * size),
+				Flags: client.RequireZC, UserData: uint64(i)}
+		}
+		n, err := s.Submit(batch)
+		require.NoError(t, err)
+		require.Equal(t, ops, n)
+		require.NoError(t, unix.Close(fd)) // RELEASE, with the writes in flight
+		var others []int
+		for j := range 8 {
+			others = append(others, openFd(t, join(mnt, fmt.Sprintf("other-%d-%d", round, j)), unix.O_RDWR|unix.O_CREAT))
+		}
+		cq := make([]client.Completion, ops)
+		got := 0
+		for got < ops {
+			m, err := s.Wait(cq[got:], ops-got, 5*time.Second)
+			require.NoError(t, err)
+			got += m
+		}
+		for _, c := range cq {
+			switch c.Res {
+			case size:
+				landed++
+			case -int64(unix.EBADF):
+				refused++
+			default:
+				t.Fatalf("round %d: write %d: %d", round, c.UserData, c.Res)
+			}
+		}
+		for _, o := range others {
+			unix.Close(o)
+		}
+	}
+	t.Logf("%d writes landed, %d refused after the release", landed, refused)
+	ents, err := os.ReadDir(backing)
+	require.NoError(t, err)
+	for _, e := range ents {
+		if e.Name() == "f" {
+			continue
+		}
+		info, err := e.Info()
+		require.NoError(t, err)
+		require.Zero(t, info.Size(), "%s got bytes of writes on another file", e.Name())
+	}
+	require.Eventually(t, func() bool {
+		st := srv.Stats()
+		return st.AttachedFiles == 1 && st.RegisteredFiles == 1 && serverFds(t, srv) == base
+	}, 5*time.Second, 5*time.Millisecond, "every released file's fd and slot back")
 }

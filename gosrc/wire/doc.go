@@ -52,7 +52,10 @@
 // fds; decoded messages do not alias the input buffer.
 //
 // Send, Recv and Call take a raw, blocking socket fd and block their OS
-// thread. Several goroutines may call Send on one socket (each message
+// thread: a client's way. A server holds each connection as a Conn, on
+// Go's netpoller: its Send and Recv park the goroutine, not a thread,
+// take deadlines, and wake when the socket is shut down or the Conn
+// closed. Several goroutines may call Send on one socket (each message
 // is atomic); Recv and Call assume one reader with one request in
 // flight.
 //
@@ -68,6 +71,10 @@
 // than 256 bytes, not UTF-8, or holding NUL), and for missing or extra
 // fds. Encoding or sending an invalid message is EINVAL. A closed peer is
 // io.EOF and ENOTCONN at once (a zero-length message reads the same). An
-// Error reply returned by Call is an *Error, which unwraps to its errno.
+// Error reply returned by Call is an *Error, which unwraps to its errno;
+// so is an Error the peer sent before closing when Call's send then
+// fails (a server refusing a connection). A Conn past its deadline is
+// os.ErrDeadlineExceeded and ETIMEDOUT; a closed Conn os.ErrClosed and
+// EBADF.
 // Nothing in this package panics on any input.
 package wire

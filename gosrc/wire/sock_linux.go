@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"syscall"
@@ -20,6 +21,19 @@ const maxRecvFDs = 8
 // receives duplicates. Send uses MSG_NOSIGNAL, so a gone peer is EPIPE,
 // never SIGPIPE.
 func Send(fd int, m Msg, fds ...int) error {
+	return send(m, fds, func(b, oob []byte) (int, error) {
+		for {
+			n, err := unix.SendmsgN(fd, b, oob, nil, unix.MSG_NOSIGNAL)
+			if err != unix.EINTR {
+				return n, err
+			}
+		}
+	})
+}
+
+// send encodes m with fds and hands the bytes and the SCM_RIGHTS control
+// data to sendmsg, which sends them as one message.
+func send(m Msg, fds []int, sendmsg func(b, oob []byte) (int, error)) error {
 	b, err := Encode(m)
 	if err != nil {
 		return err
@@ -31,18 +45,14 @@ func Send(fd int, m Msg, fds ...int) error {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	for {
-		n, err := unix.SendmsgN(fd, b, oob, nil, unix.MSG_NOSIGNAL)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return fmt.Errorf("wire: send %v: %w", m.Type(), err)
-		case n != len(b):
-			return errorf(syscall.EMSGSIZE, "send %v: sent %d of %d bytes (not a SOCK_SEQPACKET socket?)", m.Type(), n, len(b))
-		}
-		return nil
+	n, err := sendmsg(b, oob)
+	switch {
+	case err != nil:
+		return fmt.Errorf("wire: send %v: %w", m.Type(), err)
+	case n != len(b):
+		return errorf(syscall.EMSGSIZE, "send %v: sent %d of %d bytes (not a SOCK_SEQPACKET socket?)", m.Type(), n, len(b))
 	}
+	return nil
 }
 
 // Recv receives one message from the SOCK_SEQPACKET socket fd into buf
@@ -55,6 +65,23 @@ func Send(fd int, m Msg, fds ...int) error {
 // ENOTCONN. EINTR is retried; other recvmsg errors (EAGAIN on a
 // non-blocking socket) come back wrapped.
 func Recv(fd int, buf []byte) (Msg, []int, error) {
+	return recv(buf, func(b, oob []byte) (int, int, int, error) { return recvmsg(fd, b, oob, 0) })
+}
+
+// recvmsg is one recvmsg(2) of fd with MSG_CMSG_CLOEXEC and flags,
+// retried on EINTR.
+func recvmsg(fd int, b, oob []byte, flags int) (n, oobn, rflags int, err error) {
+	for {
+		n, oobn, rflags, _, err = unix.Recvmsg(fd, b, oob, unix.MSG_CMSG_CLOEXEC|flags)
+		if err != unix.EINTR {
+			return n, oobn, rflags, err
+		}
+	}
+}
+
+// recv receives one message with recvmsg into buf and decodes it, as
+// Recv says.
+func recv(buf []byte, recvmsg func(b, oob []byte) (n, oobn, flags int, err error)) (Msg, []int, error) {
 	if buf == nil {
 		buf = make([]byte, MaxMsgSize)
 	}
@@ -62,14 +89,7 @@ func Recv(fd int, buf []byte) (Msg, []int, error) {
 		return nil, nil, errorf(syscall.EINVAL, "recv: empty buffer")
 	}
 	oob := make([]byte, unix.CmsgSpace(maxRecvFDs*4))
-	var n, oobn, flags int
-	var err error
-	for {
-		n, oobn, flags, _, err = unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	n, oobn, flags, err := recvmsg(buf, oob)
 	if err != nil {
 		return nil, nil, fmt.Errorf("wire: recv: %w", err)
 	}
@@ -139,6 +159,13 @@ func closeAll(fds []int) {
 // the reply, of type req.Type().Reply(); an Error reply comes back as the
 // error (an *Error, which unwraps to its errno); any other reply type is
 // EPROTO. Call is for a client with one request in flight per socket.
+//
+// A server that refuses a connection sends an Error and closes it, maybe
+// before req went out: when the send fails because the peer is gone
+// (EPIPE, ECONNRESET, ENOTCONN), an Error already waiting on fd is the
+// answer, not the send's error. The same when the receive fails with
+// ECONNRESET: the kernel reports a peer that closed with req unread
+// before the messages it sent.
 func Call(fd int, req Msg, fds ...int) (Msg, error) {
 	if isNil(req) {
 		return nil, errorf(syscall.EINVAL, "call: nil request")
@@ -148,10 +175,16 @@ func Call(fd int, req Msg, fds ...int) (Msg, error) {
 		return nil, errorf(syscall.EINVAL, "call: %v is not a request", req.Type())
 	}
 	if err := Send(fd, req, fds...); err != nil {
+		if e := pendingError(fd, err); e != nil {
+			return nil, e
+		}
 		return nil, err
 	}
 	rep, rfds, err := Recv(fd, nil)
 	if err != nil {
+		if e := pendingError(fd, err); e != nil {
+			return nil, e // the reset came first, the Error is behind it
+		}
 		return nil, err
 	}
 	closeAll(rfds) // no reply type carries fds yet
@@ -164,4 +197,20 @@ func Call(fd int, req Msg, fds ...int) (Msg, error) {
 		}
 		return r, nil
 	}
+}
+
+// pendingError returns the Error message waiting on fd, without blocking,
+// when err says the peer is gone; else nil. Any other message waiting
+// there is dropped (its fds closed): the peer is gone, nothing follows.
+func pendingError(fd int, err error) *Error {
+	if !errors.Is(err, unix.EPIPE) && !errors.Is(err, unix.ECONNRESET) && !errors.Is(err, unix.ENOTCONN) {
+		return nil
+	}
+	m, fds, err := recv(nil, func(b, oob []byte) (int, int, int, error) { return recvmsg(fd, b, oob, unix.MSG_DONTWAIT) })
+	if err != nil {
+		return nil
+	}
+	closeAll(fds)
+	e, _ := m.(*Error)
+	return e
 }

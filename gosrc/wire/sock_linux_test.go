@@ -188,12 +188,14 @@ func TestSendChecksFDs(t *testing.T) {
 	require.ErrorIs(t, err, unix.EAGAIN)
 }
 
-// serve answers requests on fd with reply until the peer goes away.
+// serve answers requests on fd with reply until the peer goes away or fd
+// is shut down (never once it is closed: its number may name another
+// test's socket by then).
 func serve(fd int, reply func(Msg) Msg) {
 	for {
 		m, fds, err := Recv(fd, nil)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.EBADF) {
 				return
 			}
 			Send(fd, ErrorFrom(err))
@@ -204,9 +206,22 @@ func serve(fd int, reply func(Msg) Msg) {
 	}
 }
 
-func TestCall(t *testing.T) {
+// serving starts serve on one end of a socketpair and returns the other;
+// cleanup stops it before the sockets are closed.
+func serving(t *testing.T, reply func(Msg) Msg) int {
+	t.Helper()
 	a, b := seqpair(t)
-	go serve(b, func(m Msg) Msg {
+	done := make(chan struct{})
+	t.Cleanup(func() { unix.Shutdown(b, unix.SHUT_RDWR); <-done }) // before seqpair's close
+	go func() {
+		defer close(done)
+		serve(b, reply)
+	}()
+	return a
+}
+
+func TestCall(t *testing.T) {
+	a := serving(t, func(m Msg) Msg {
 		switch m := m.(type) {
 		case *Stats:
 			return &StatsReply{Sessions: 1}
