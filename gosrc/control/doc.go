@@ -15,8 +15,9 @@
 // It owns no thread that does I/O and no ring: registrations and queues
 // are asked of a DataPlane; it resolves no names and opens no backing
 // file: the sessions attaching an open Handle of the file-system layer
-// share one duplicate of its fd, whose last reference (an attachment or
-// an op in flight) closes it. It never imports the server, the
+// share its own fd, lent by the layer (FdLender; one duplicate for a
+// Handle that does not lend), whose last reference (an attachment or an
+// op in flight) gives it back. It never imports the server, the
 // file-system layer or the transport.
 //
 // # Admission

@@ -25,6 +25,49 @@ type Handle struct {
 	dir   *dirStream
 	// backing: this handle holds a reference on the inode's backing id.
 	backing bool
+	// The fd's loans (LendFd): it is closed once the handle is released
+	// and every loan is back.
+	lmu      sync.Mutex
+	lent     int
+	released bool
+}
+
+// LendFd lends the handle's own fd to an embedder that may keep it past
+// RELEASE (the control plane's attachments and the ops in flight on
+// them): the fd is closed only when the handle is released and every loan
+// is given back, so its number is never reused under them. giveBack may
+// be called from any goroutine; more than once is harmless. EBADF once the
+// handle is released.
+func (h *Handle) LendFd() (fd int, giveBack func(), err error) {
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	if h.released {
+		return -1, nil, syscall.EBADF
+	}
+	h.lent++
+	var once sync.Once
+	return h.fd, func() { once.Do(h.giveBackFd) }, nil
+}
+
+func (h *Handle) giveBackFd() {
+	h.lmu.Lock()
+	h.lent--
+	last := h.released && h.lent == 0
+	h.lmu.Unlock()
+	if last {
+		unix.Close(h.fd)
+	}
+}
+
+// closeFd closes the fd at release, or leaves it to the last loan.
+func (h *Handle) closeFd() {
+	h.lmu.Lock()
+	h.released = true
+	now := h.lent == 0
+	h.lmu.Unlock()
+	if now {
+		unix.Close(h.fd)
+	}
 }
 
 // Fd is the backing fd; valid until the handle's release.
@@ -204,7 +247,7 @@ func (f *FS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 		}
 		in.bmu.Unlock()
 	}
-	unix.Close(h.fd)
+	h.closeFd()
 	f.open.give(h.uid)
 }
 

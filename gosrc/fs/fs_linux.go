@@ -200,7 +200,7 @@ func (f *FS) Close() {
 	}
 	f.fhMu.Lock()
 	for id, h := range f.fhs {
-		unix.Close(h.fd)
+		h.closeFd()
 		delete(f.fhs, id)
 		f.open.give(h.uid)
 	}
