@@ -1,19 +1,18 @@
 package control
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"log"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 
 	"github.com/stretchr/testify/require"
 	"github.com/zcfuse/zcfuse/gosrc/arena"
@@ -293,19 +292,9 @@ func TestPending(t *testing.T) {
 // threads is this process's OS thread count.
 func threads(t *testing.T) int {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	n, err := mountproc.StatusField(0, "Threads")
 	require.NoError(t, err)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("no Threads in /proc/self/status")
-	return 0
+	return int(n)
 }
 
 // 300 connections that never say Hello cost the server goroutines on

@@ -98,8 +98,9 @@
 // server fd until its RELEASE (or, when an embedder borrowed it with
 // Handle.LendFd, until the last loan is back: the control plane's
 // attachments and the ops in flight on them share the handle's own fd,
-// whose number is never reused under them), and the server's fds are one budget shared
-// by every user, the inode table, the control plane and the data plane.
+// whose number is never reused under them), and the server's fds are
+// one budget shared by every user, the inode table, the control plane and
+// the data plane.
 // Options.OpenFilesPerUser bounds the handles one uid (the request's)
 // holds at once: at the limit, an open by that uid answers EMFILE before
 // anything is opened or made, and every other uid goes on as before. Each

@@ -1,16 +1,15 @@
 package server
 
 import (
-	"bufio"
 	"io"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 
 	"github.com/stretchr/testify/require"
 	"github.com/zcfuse/zcfuse/gosrc/arena"
@@ -178,19 +177,9 @@ func TestHelloDeadline(t *testing.T) {
 // osThreads is this process's OS thread count.
 func osThreads(t *testing.T) int {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	n, err := mountproc.StatusField(0, "Threads")
 	require.NoError(t, err)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("no Threads in /proc/self/status")
-	return 0
+	return int(n)
 }
 
 // 300 connections that never say Hello leave the server's OS threads

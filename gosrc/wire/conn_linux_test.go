@@ -1,14 +1,13 @@
 package wire
 
 import (
-	"bufio"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -28,19 +27,9 @@ func connPair(t *testing.T) (*Conn, int) {
 // threads is this process's OS thread count.
 func threads(t *testing.T) int {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	n, err := mountproc.StatusField(0, "Threads")
 	require.NoError(t, err)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("no Threads line in /proc/self/status")
-	return 0
+	return int(n)
 }
 
 // Every message type goes both ways between a Conn and a raw fd, fds
