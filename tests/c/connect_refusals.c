@@ -1,8 +1,8 @@
 /*
  * connect_refusals: zcfuse_connect() and zcfuse_share() refuse with
  * exactly the documented -errno, and zcfuse_last_error() names the real
- * cause, under the server's default limits (the C ABI cannot set limits
- * yet):
+ * cause, under the server's default limits (the ones a server gets when
+ * zcfuse_server_set_limit() sets none):
  *   -EACCES  a user the mount does not admit (no ZCFUSE_SERVER_ALLOW_OTHER);
  *   -EAGAIN  a user's 33rd session (32 per user), and the 257th session of
  *            users other than root and the owner together (the server is
