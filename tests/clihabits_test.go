@@ -169,11 +169,17 @@ func TestCLILimitFlag(t *testing.T) {
 	}
 	syscall.Close(fds[2])
 	fds = fds[:2]
-	fd, err := syscall.Open(filepath.Join(s.Mnt, "f3"), syscall.O_CREAT|syscall.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatalf("after a close: %v", err)
+	// The kernel sends RELEASE after close(2) returns, asynchronously.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		fd, err := syscall.Open(filepath.Join(s.Mnt, "f3"), syscall.O_CREAT|syscall.O_RDWR, 0o644)
+		if err == nil {
+			fds = append(fds, fd)
+			break
+		}
+		if err != syscall.EMFILE || time.Now().After(deadline) {
+			t.Fatalf("after a close: %v", err)
+		}
 	}
-	fds = append(fds, fd)
 
 	r := runZcfuse(t, 10*time.Second, nil, "mount", "--limit", "no_such=1", s.Backing, s.Mnt)
 	if r.code != 2 || !strings.Contains(r.stderr, `no limit named "no_such"`) {
