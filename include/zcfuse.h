@@ -774,7 +774,8 @@ const char *zcfuse_opcode_name(uint32_t opcode);
  * budgets of their own: other users cannot exhaust them. The names are
  * one table in the library (zcfuse_limit_name), e.g. "sessions_per_user",
  * "open_files_per_user", "attached_files_per_user", "arena_bytes_per_user",
- * "registered_bytes_per_user", "half_open", "hello_timeout_ms"; durations
+ * "registered_bytes_per_user", "half_open", "hello_timeout_ms",
+ * "queue_depth", "queue_depth_per_user"; durations
  * are in milliseconds; 0 means the library's default. The README's
  * "Limits" section lists them with their defaults and errnos.
  */

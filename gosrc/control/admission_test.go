@@ -431,7 +431,8 @@ func TestArenaCharges(t *testing.T) {
 	require.ErrorIs(t, err, unix.EDQUOT, "a fourth arena is past the uid's 3")
 	require.Equal(t, UserUsage{UID: nobody, Sessions: 1, Arenas: 3, ArenaBytes: 7 * mib, RegisteredBytes: 2 * mib,
 		SessionsLimit: uint64(DefaultLimits.SessionsPerUser), ArenasLimit: 3, ArenaBytesLimit: 8 * mib,
-		RegisteredBytesLimit: 2 * mib, AttachedFilesLimit: uint64(DefaultLimits.AttachedFilesPerUser)}, ctl.UsageOf(nobody))
+		RegisteredBytesLimit: 2 * mib, AttachedFilesLimit: uint64(DefaultLimits.AttachedFilesPerUser),
+		QueueEntries: uint64(DefaultLimits.QueueDepth), QueueEntriesLimit: uint64(DefaultLimits.QueueDepthPerUser)}, ctl.UsageOf(nobody))
 	require.Zero(t, ctl.UsageOf(0).Arenas, "root is charged nothing for it")
 
 	// Another session of the same uid shares its budget.

@@ -70,7 +70,7 @@ type fakeDataPlane struct {
 
 func (d *fakeDataPlane) RegisterBuffer(buf []byte) (uint32, error) { return 0, unix.ENOSPC }
 func (d *fakeDataPlane) UnregisterBuffer(slot uint32) error        { return nil }
-func (d *fakeDataPlane) OpenQueue(src dataplane.Source) (*dataplane.Queue, []int, error) {
+func (d *fakeDataPlane) OpenQueue(src dataplane.Source, entries uint32) (*dataplane.Queue, []int, error) {
 	return nil, nil, unix.ENOSYS
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zcfuse/zcfuse/gosrc/opq"
 )
 
 // Limits bound what clients may hold on a server. Zero fields take
@@ -53,6 +55,12 @@ type Limits struct {
 	// OpenFilesPerUser bounds the files and directories one uid holds
 	// open through the mount (each holds a server fd; EMFILE).
 	OpenFilesPerUser int
+	// QueueDepth is each session's op-queue depth, the most ops it has
+	// in flight (a power of two up to opq.DefaultEntries; others round
+	// down); QueueDepthPerUser bounds the depths of one uid's sessions
+	// together: a session past it is refused (EAGAIN).
+	QueueDepth        int
+	QueueDepthPerUser int
 }
 
 // DefaultLimits are used for zero fields of Options.Limits. The server's
@@ -66,6 +74,7 @@ var DefaultLimits = Limits{
 	FixedSlots:             1024,
 	AttachedFiles:          1024, AttachedFilesPerUser: 4096,
 	OpenFilesPerUser: 4096,
+	QueueDepth:       256, QueueDepthPerUser: 8192,
 }
 
 // WithDefaults returns l with its zero fields taken from DefaultLimits.
@@ -89,11 +98,12 @@ const (
 	resArenaBytes
 	resRegisteredBytes
 	resAttached
+	resQueueEntries
 	numResources
 )
 
 var resourceNames = [numResources]string{"sessions", "connections before Hello", "arenas", "arena bytes",
-	"registered bytes", "attached files"}
+	"registered bytes", "attached files", "queue entries"}
 
 // usage is one uid's holdings.
 type usage [numResources]uint64
@@ -132,6 +142,8 @@ func (u *users) perUser(r resource) (uint64, syscall.Errno) {
 		return l.RegisteredBytesPerUser, syscall.EDQUOT
 	case resAttached:
 		return uint64(l.AttachedFilesPerUser), syscall.EMFILE
+	case resQueueEntries:
+		return uint64(l.QueueDepthPerUser), syscall.EAGAIN
 	}
 	return 0, 0
 }
@@ -205,11 +217,13 @@ type UserUsage struct {
 	ArenaBytes           uint64 `json:"arena_bytes"`
 	RegisteredBytes      uint64 `json:"registered_bytes"`
 	AttachedFiles        uint64 `json:"attached_files"`
+	QueueEntries         uint64 `json:"queue_entries"`
 	SessionsLimit        uint64 `json:"sessions_limit"`
 	ArenasLimit          uint64 `json:"arenas_limit"`
 	ArenaBytesLimit      uint64 `json:"arena_bytes_limit"`
 	RegisteredBytesLimit uint64 `json:"registered_bytes_limit"`
 	AttachedFilesLimit   uint64 `json:"attached_files_limit"`
+	QueueEntriesLimit    uint64 `json:"queue_entries_limit"`
 }
 
 // usageOf is uid's usage against its limits.
@@ -223,6 +237,7 @@ func (u *users) usageOf(uid uint32) UserUsage {
 	l := u.limits
 	return UserUsage{UID: uid, Sessions: mine[resSessions], HalfOpen: mine[resHalfOpen], Arenas: mine[resArenas],
 		ArenaBytes: mine[resArenaBytes], RegisteredBytes: mine[resRegisteredBytes], AttachedFiles: mine[resAttached],
+		QueueEntries: mine[resQueueEntries], QueueEntriesLimit: uint64(l.QueueDepthPerUser),
 		SessionsLimit: uint64(l.SessionsPerUser), ArenasLimit: uint64(l.ArenasPerUser), ArenaBytesLimit: l.ArenaBytesPerUser,
 		RegisteredBytesLimit: l.RegisteredBytesPerUser, AttachedFilesLimit: uint64(l.AttachedFilesPerUser)}
 }
@@ -243,4 +258,14 @@ func (s *Control) Usage() []UserUsage {
 		out = append(out, s.users.usageOf(uid))
 	}
 	return out
+}
+
+// queueDepth is the per-session queue depth l gives: QueueDepth rounded
+// down to a power of two, between 1 and opq.DefaultEntries.
+func (l Limits) queueDepth() uint32 {
+	d := uint32(1)
+	for d*2 <= uint32(min(max(l.QueueDepth, 1), opq.DefaultEntries)) {
+		d *= 2
+	}
+	return d
 }

@@ -36,11 +36,21 @@ func TestUsersAccounting(t *testing.T) {
 	require.ErrorIs(t, u.take(other, resAttached, 1), syscall.EMFILE)
 	require.Equal(t, UserUsage{UID: other, Sessions: 2, ArenaBytes: 100, AttachedFiles: 1, SessionsLimit: 2,
 		ArenasLimit: uint64(DefaultLimits.ArenasPerUser), ArenaBytesLimit: 100,
-		RegisteredBytesLimit: DefaultLimits.RegisteredBytesPerUser, AttachedFilesLimit: 1}, u.usageOf(other))
+		RegisteredBytesLimit: DefaultLimits.RegisteredBytesPerUser, AttachedFilesLimit: 1,
+		QueueEntriesLimit: uint64(DefaultLimits.QueueDepthPerUser)}, u.usageOf(other))
 	u.give(other, resSessions, 2)
 	u.give(other, resArenaBytes, 100)
 	u.give(other, resAttached, 1)
 	require.NotContains(t, u.by, uint32(other), "a uid holding nothing is forgotten")
 	require.NoError(t, u.take(other, resSessions, 1), "given back: room again")
 	require.Panics(t, func() { u.give(third, resArenas, 1) }, "giving back what was never taken is a bug")
+}
+
+// The queue depth a session gets: a power of two, at most the queue's
+// own maximum, at least 1.
+func TestQueueDepth(t *testing.T) {
+	for in, want := range map[int]uint32{0: 256, 1: 1, 3: 2, 100: 64, 256: 256, 1000: 256} {
+		l := Limits{QueueDepth: in}.WithDefaults()
+		require.Equal(t, want, l.queueDepth(), "QueueDepth %d", in)
+	}
 }

@@ -29,7 +29,7 @@ type DataPlane interface {
 	UnregisterBuffer(slot uint32) error
 	RegisterFile(fd int) (uint32, error)
 	UnregisterFile(slot uint32) error
-	OpenQueue(src dataplane.Source) (*dataplane.Queue, []int, error)
+	OpenQueue(src dataplane.Source, entries uint32) (*dataplane.Queue, []int, error)
 }
 
 // Config configures the control plane.
@@ -103,6 +103,8 @@ type session struct {
 	cred  unix.Ucred // the peer, from SO_PEERCRED at connect
 	// halfOpen: the session holds its uid's resHalfOpen (its goroutine's).
 	halfOpen bool
+	// depth is the queue entries charged to the uid (0 before its queue).
+	depth uint32
 	// priv is the peer for kill-priv: a peer that is not root has its ring
 	// writes clear setuid/setgid/capability as its write(2) would.
 	priv  passthrough.Caller
@@ -210,7 +212,13 @@ func (ss *session) serve() {
 		MaxAttachedFiles: uint32(l.AttachedFiles)}); err != nil {
 		return
 	}
-	q, qfds, err := s.dp.OpenQueue(ss)
+	depth := l.queueDepth()
+	if err := s.users.take(ss.cred.Uid, resQueueEntries, uint64(depth)); err != nil {
+		ss.conn.Send(wire.ErrorFrom(err))
+		return
+	}
+	ss.depth = depth
+	q, qfds, err := s.dp.OpenQueue(ss, depth)
 	if err != nil {
 		ss.conn.Send(wire.ErrorFrom(err))
 		return
@@ -412,6 +420,9 @@ func (ss *session) end() {
 	ss.releaseAll() // before the close: Control.Close must not shut a reused fd
 	if ss.halfOpen {
 		ss.s.users.give(ss.cred.Uid, resHalfOpen, 1)
+	}
+	if ss.depth != 0 {
+		ss.s.users.give(ss.cred.Uid, resQueueEntries, uint64(ss.depth))
 	}
 	ss.s.users.give(ss.cred.Uid, resSessions, 1)
 	ss.conn.Close()

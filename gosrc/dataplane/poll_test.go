@@ -48,7 +48,7 @@ type pollClient struct {
 
 func openPollClient(t *testing.T, e *Executor, src Source, spin time.Duration) *pollClient {
 	t.Helper()
-	q, fds, err := e.OpenQueue(src)
+	q, fds, err := e.OpenQueue(src, opq.DefaultEntries)
 	require.NoError(t, err)
 	t.Cleanup(q.Close)
 	mem, err := unix.Mmap(fds[0], 0, opq.Size(q.Entries()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)

@@ -85,12 +85,15 @@ type doorbell struct {
 	delayed   bool
 }
 
-// OpenQueue creates a queue for src, with its doorbells armed. It returns
+// OpenQueue creates a queue of entries (a power of two up to
+// opq.DefaultEntries) for src, with its doorbells armed. It returns
 // the fds the client needs, in the order of the back channel's messages
 // (memfd, completion eventfd, one doorbell per worker); the caller sends
 // them and closes them.
-func (exec *Executor) OpenQueue(src Source) (*Queue, []int, error) {
-	entries := uint32(opq.DefaultEntries)
+func (exec *Executor) OpenQueue(src Source, entries uint32) (*Queue, []int, error) {
+	if entries == 0 || entries&(entries-1) != 0 || entries > opq.DefaultEntries {
+		return nil, nil, fmt.Errorf("op queue of %d entries: want a power of two up to %d: %w", entries, opq.DefaultEntries, unix.EINVAL)
+	}
 	size := opq.Size(entries)
 	a, err := arena.Create(int64(size), arena.Options{Name: "zcfuse-opq"})
 	if err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -310,7 +311,7 @@ func serverFds(t *testing.T, srv *Server) int {
 // to cost a duplicate per session: one user fd, up to 256 server fds);
 // its RELEASE gives both back.
 func TestAttachOneFdPerHandle(t *testing.T) {
-	srv, _, mnt := mount(t, fusering.TransportURing, Options{})
+	srv, backing, mnt := mount(t, fusering.TransportURing, Options{})
 	writeFile(t, join(mnt, "f"), []byte("x"))
 	var sessions []*client.Session
 	for range 32 {
@@ -320,7 +321,10 @@ func TestAttachOneFdPerHandle(t *testing.T) {
 		sessions = append(sessions, s)
 	}
 	fd := openFd(t, join(mnt, "f"), unix.O_RDWR)
-	base := serverFds(t, srv)
+	// The server's fds on the backing file (the test's own fd is on the
+	// mount): counted by what they point at, so other fds coming and going
+	// (the inode cache, earlier tests' sessions) cannot blur it.
+	require.Equal(t, 1, fdsOn(t, join(backing, "f")), "the open file's handle")
 	for _, s := range sessions {
 		_, err := s.Attach(fd)
 		require.NoError(t, err)
@@ -328,15 +332,37 @@ func TestAttachOneFdPerHandle(t *testing.T) {
 	require.Eventually(t, func() bool { return srv.Stats().RegisteredFiles == 1 }, 5*time.Second, time.Millisecond,
 		"registered once")
 	require.EqualValues(t, 32, attachedFiles(srv))
-	require.Equal(t, base, serverFds(t, srv), "32 sessions attach one open file: no server fd more")
+	require.Equal(t, 1, fdsOn(t, join(backing, "f")), "32 sessions attach one open file: no server fd more")
 
-	// The last close: the application's fd and the handle's (which the
-	// attachments shared) go.
+	// The last close: the handle's fd, which the attachments shared, goes.
 	require.NoError(t, unix.Close(fd))
 	require.Eventually(t, func() bool {
 		st := srv.Stats()
-		return st.AttachedFiles == 0 && st.RegisteredFiles == 0 && serverFds(t, srv) == base-2
+		return st.AttachedFiles == 0 && st.RegisteredFiles == 0 && fdsOn(t, join(backing, "f")) == 0
 	}, 5*time.Second, 5*time.Millisecond, "RELEASE gives the fd and the slot back")
+}
+
+// fdsOn counts this process's fds open on the file at path (by device
+// and inode: the server's fds name it by its path in a detached clone),
+// less the O_PATH ones (the inode table's cache of lookups).
+func fdsOn(t *testing.T, path string) int {
+	t.Helper()
+	var want unix.Stat_t
+	require.NoError(t, unix.Stat(path, &want))
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	n := 0
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		var st unix.Stat_t
+		if err != nil || unix.Fstat(fd, &st) != nil || st.Dev != want.Dev || st.Ino != want.Ino {
+			continue
+		}
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil && fl&unix.O_PATH == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // uidThread runs functions on a thread of its own that has taken uid
