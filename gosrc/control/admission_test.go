@@ -6,7 +6,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -71,32 +70,19 @@ func dial(path string) (int, error) {
 }
 
 // dialAs connects as uid (gid the same, no supplementary groups), from a
-// thread that takes those credentials and dies with them; the
-// connection keeps them (SO_PEERCRED) whichever thread uses it later.
+// thread that takes those credentials and dies with them
+// (mountproc.UIDThread); the connection keeps them (SO_PEERCRED)
+// whichever thread uses it later.
 func dialAs(t *testing.T, uid uint32, path string) int {
 	t.Helper()
-	type result struct {
-		fd  int
-		err error
-	}
-	c := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread goes with its credentials
-		for _, call := range [][4]uintptr{{unix.SYS_SETGROUPS, 0, 0, 0},
-			{unix.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)},
-			{unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)}} {
-			if _, _, e := unix.RawSyscall(call[0], call[1], call[2], call[3]); e != 0 {
-				c <- result{-1, e}
-				return
-			}
-		}
-		fd, err := dial(path)
-		c <- result{fd, err}
-	}()
-	r := <-c
-	require.NoError(t, r.err, "connect as uid %d", uid)
-	t.Cleanup(func() { unix.Close(r.fd) })
-	return r.fd
+	run, stop, err := mountproc.UIDThread(uid)
+	require.NoError(t, err, "taking uid %d", uid)
+	defer stop()
+	var fd int
+	run(func() { fd, err = dial(path) })
+	require.NoError(t, err, "connect as uid %d", uid)
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
 }
 
 // hello says Hello on fd; on success it takes the op queue's messages

@@ -3,7 +3,6 @@ package server
 import (
 	"io"
 	"os"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -19,26 +18,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// asUser runs fn on a thread of its own that has taken uid and gid (no
-// supplementary groups) and dies with them; what fn connects keeps
-// those credentials (SO_PEERCRED), whichever thread uses it later.
+// asUser runs fn on a thread of its own that has taken uid and dies with
+// it (uidThread).
 func asUser(t *testing.T, uid uint32, fn func()) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread goes with its credentials
-		for _, c := range [][4]uintptr{{unix.SYS_SETGROUPS, 0, 0, 0},
-			{unix.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)},
-			{unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)}} {
-			if _, _, e := unix.RawSyscall(c[0], c[1], c[2], c[3]); e != 0 {
-				done <- e
-				return
-			}
-		}
-		fn()
-		done <- nil
-	}()
-	require.NoError(t, <-done, "becoming uid %d", uid)
+	uidThread(t, uid)(fn)
 }
 
 // connectAs connects to the server behind mnt as uid.

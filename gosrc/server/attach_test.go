@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zcfuse/zcfuse/gosrc/mountproc"
+
 	"github.com/stretchr/testify/require"
 	"github.com/zcfuse/zcfuse/gosrc/arena"
 	"github.com/zcfuse/zcfuse/gosrc/client"
@@ -366,34 +368,13 @@ func fdsOn(t *testing.T, path string) int {
 }
 
 // uidThread runs functions on a thread of its own that has taken uid
-// (gid uid, no supplementary groups): what it opens through the mount and
-// connects reaches the server as that uid. The thread dies with the test.
+// (mountproc.UIDThread); the thread ends with the test.
 func uidThread(t *testing.T, uid uint32) func(fn func()) {
 	t.Helper()
-	jobs := make(chan func())
-	ready := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its credentials
-		for _, c := range [][4]uintptr{{unix.SYS_SETGROUPS, 0, 0, 0},
-			{unix.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)},
-			{unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)}} {
-			if _, _, e := unix.RawSyscall(c[0], c[1], c[2], c[3]); e != 0 {
-				ready <- e
-				return
-			}
-		}
-		ready <- nil
-		for fn := range jobs {
-			fn()
-		}
-	}()
-	require.NoError(t, <-ready, "taking uid %d", uid)
-	t.Cleanup(func() { close(jobs) })
-	return func(fn func()) {
-		done := make(chan struct{})
-		jobs <- func() { defer close(done); fn() }
-		<-done
-	}
+	run, stop, err := mountproc.UIDThread(uid)
+	require.NoError(t, err, "taking uid %d", uid)
+	t.Cleanup(stop)
+	return run
 }
 
 // Attachments count against the session's peer uid: at

@@ -58,7 +58,7 @@ func TestStatsViews(t *testing.T) {
 			ctlDir := shmDir(t, "ctl") // 0755: uid 65534 may reach the socket
 			srv, backing, mnt := mount(t, tr, Options{AllowOther: true, ControlDir: ctlDir, Limits: Limits{OpenFilesPerUser: 100}})
 			writeFile(t, join(backing, "f"), []byte("x"))
-			as := otherUser(t, nobody)
+			as := uidThread(t, nobody)
 			var (
 				raw              []byte
 				fds              []int
@@ -156,7 +156,7 @@ func TestStatsViewOwner(t *testing.T) {
 		if uid == 0 {
 			read()
 		} else {
-			otherUser(t, uid)(read)
+			uidThread(t, uid)(read)
 		}
 		require.NoError(t, err, "uid %d", uid)
 		require.Equal(t, want, st.View, "uid %d", uid)
@@ -180,7 +180,7 @@ func TestStatsXattrManyUsers(t *testing.T) {
 	for uid := uint32(1000); uid < 1000+users; uid++ {
 		var held []int
 		var err error
-		otherUser(t, uid)(func() { held, err = openUntil(join(mnt, "f"), unix.O_RDONLY, 1+int(uid%3)) })
+		uidThread(t, uid)(func() { held, err = openUntil(join(mnt, "f"), unix.O_RDONLY, 1+int(uid%3)) })
 		fds = append(fds, held...)
 		require.NoError(t, err, "uid %d", uid)
 	}

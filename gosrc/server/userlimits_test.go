@@ -1,7 +1,6 @@
 package server
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
@@ -9,40 +8,6 @@ import (
 	"github.com/zcfuse/zcfuse/gosrc/fusering"
 	"golang.org/x/sys/unix"
 )
-
-// otherUser runs functions on a thread of this process that has taken uid
-// (gid uid, no supplementary groups): what it does through the mount
-// reaches the server as that uid. The thread is never given back to the
-// runtime: it ends with the test, its credentials with it.
-func otherUser(t *testing.T, uid uint32) (do func(fn func())) {
-	t.Helper()
-	jobs := make(chan func())
-	ready := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its credentials
-		for _, call := range [][4]uintptr{
-			{unix.SYS_SETGROUPS, 0, 0, 0},
-			{unix.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)},
-			{unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)},
-		} {
-			if _, _, e := unix.RawSyscall(call[0], call[1], call[2], call[3]); e != 0 {
-				ready <- e
-				return
-			}
-		}
-		ready <- nil
-		for fn := range jobs {
-			fn()
-		}
-	}()
-	require.NoError(t, <-ready, "taking uid %d", uid)
-	t.Cleanup(func() { close(jobs) })
-	return func(fn func()) {
-		done := make(chan struct{})
-		jobs <- func() { defer close(done); fn() }
-		<-done
-	}
-}
 
 // openUntil opens path (flags) until an open fails or n succeeded; it
 // returns the fds and the error that stopped it.
@@ -90,7 +55,7 @@ func TestOpenFilesPerUser(t *testing.T) {
 			srv, backing, mnt := mount(t, tr, Options{AllowOther: true, Limits: Limits{OpenFilesPerUser: limit}})
 			writeFile(t, join(backing, "f"), []byte("data"))
 			require.NoError(t, unix.Mkdir(join(backing, "d"), 0o755))
-			attacker, bystander := otherUser(t, nobody), otherUser(t, other)
+			attacker, bystander := uidThread(t, nobody), uidThread(t, other)
 
 			// The attacker opens until it is refused, files and a directory.
 			var held []int
