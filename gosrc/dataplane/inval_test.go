@@ -74,10 +74,11 @@ func (s *fileSource) Broken(why string) { panic("queue broken: " + why) }
 
 // testQueue is a client's view of a queue: its mapping and doorbell.
 type testQueue struct {
-	q    *opq.Queue
-	bell int
-	tail uint32
-	head uint32
+	q     *opq.Queue
+	bell  int
+	tail  uint32
+	head  uint32
+	bells []int // every worker's doorbell
 }
 
 // openTestQueue opens a queue for src whose client rings the doorbell of
@@ -100,7 +101,7 @@ func openTestQueue(t *testing.T, e *Executor, src Source, bell int) *testQueue {
 			unix.Close(fd)
 		}
 	})
-	return &testQueue{q: cq, bell: fds[2+bell]}
+	return &testQueue{q: cq, bell: fds[2+bell], bells: fds[2:]}
 }
 
 func (c *testQueue) submit(es ...opq.SQE) {

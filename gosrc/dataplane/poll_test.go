@@ -48,25 +48,10 @@ type pollClient struct {
 
 func openPollClient(t *testing.T, e *Executor, src Source, spin time.Duration) *pollClient {
 	t.Helper()
-	q, fds, err := e.OpenQueue(src, opq.DefaultEntries)
-	require.NoError(t, err)
-	t.Cleanup(q.Close)
-	mem, err := unix.Mmap(fds[0], 0, opq.Size(q.Entries()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	require.NoError(t, err)
-	t.Cleanup(func() { unix.Munmap(mem) })
-	cq, ok := opq.Open(mem)
-	require.True(t, ok)
-	for _, fd := range fds[:2] {
-		unix.Close(fd)
-	}
-	t.Cleanup(func() {
-		for _, fd := range fds[2:] {
-			unix.Close(fd)
-		}
-	})
-	cq.Mode().Store(1)
-	cq.Spin().Store(uint32(spin / time.Microsecond))
-	return &pollClient{testQueue: &testQueue{q: cq, bell: fds[2]}, bells: fds[2:]}
+	tq := openTestQueue(t, e, src, 0)
+	tq.q.Mode().Store(1)
+	tq.q.Spin().Store(uint32(spin / time.Microsecond))
+	return &pollClient{testQueue: tq, bells: tq.bells}
 }
 
 // ring rings doorbell i, whatever need_wake says.
