@@ -3,6 +3,9 @@
 // (gosrc/bench), and cleans up after them: it starts one with its output
 // collected, waits for the line that says the mount is ready, stops it,
 // and finds and takes down whatever is still mounted under a directory.
+// Two smaller helpers serve the tests of every package: StatusField reads
+// a process's /proc status (threads, RSS), and UIDThread runs code on a
+// thread of its own that has taken another uid.
 //
 // It knows nothing of zcfuse itself: the caller builds the command
 // (`zcfuse mount ...`, the harness's go-fuse server) and says which line
