@@ -77,13 +77,19 @@ var DefaultLimits = Limits{
 	QueueDepth:       256, QueueDepthPerUser: 8192,
 }
 
-// WithDefaults returns l with its zero fields taken from DefaultLimits.
+// WithDefaults returns l with its zero fields taken from DefaultLimits,
+// except QueueDepthPerUser, which defaults to room for SessionsPerUser
+// sessions of QueueDepth each (so raising the sessions raises it too).
 func (l Limits) WithDefaults() Limits {
+	deriveQueues := l.QueueDepthPerUser == 0
 	v, d := reflect.ValueOf(&l).Elem(), reflect.ValueOf(DefaultLimits)
 	for i := range v.NumField() {
 		if v.Field(i).IsZero() {
 			v.Field(i).Set(d.Field(i))
 		}
+	}
+	if deriveQueues {
+		l.QueueDepthPerUser = l.SessionsPerUser * int(l.queueDepth())
 	}
 	return l
 }

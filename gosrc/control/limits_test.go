@@ -13,6 +13,9 @@ func TestLimitsWithDefaults(t *testing.T) {
 	require.Equal(t, DefaultLimits.Sessions, l.Sessions)
 	require.Equal(t, DefaultLimits.HelloTimeout, l.HelloTimeout)
 	require.Equal(t, DefaultLimits, Limits{}.WithDefaults())
+	require.Equal(t, 64*256, Limits{SessionsPerUser: 64}.WithDefaults().QueueDepthPerUser,
+		"room for every session the user may open, unless set")
+	require.Equal(t, 100, Limits{SessionsPerUser: 64, QueueDepthPerUser: 100}.WithDefaults().QueueDepthPerUser)
 }
 
 // Per-user limits refuse the user over them with their errno and nobody
@@ -37,7 +40,7 @@ func TestUsersAccounting(t *testing.T) {
 	require.Equal(t, UserUsage{UID: other, Sessions: 2, ArenaBytes: 100, AttachedFiles: 1, SessionsLimit: 2,
 		ArenasLimit: uint64(DefaultLimits.ArenasPerUser), ArenaBytesLimit: 100,
 		RegisteredBytesLimit: DefaultLimits.RegisteredBytesPerUser, AttachedFilesLimit: 1,
-		QueueEntriesLimit: uint64(DefaultLimits.QueueDepthPerUser)}, u.usageOf(other))
+		QueueEntriesLimit: 2 * 256}, u.usageOf(other))
 	u.give(other, resSessions, 2)
 	u.give(other, resArenaBytes, 100)
 	u.give(other, resAttached, 1)
