@@ -53,6 +53,7 @@ func Listen(cfg Config, dp DataPlane) (*Control, error) {
 	s := &Control{path: path, ownerUID: owner, allowOther: cfg.AllowOther, limits: limits, users: newUsers(limits, owner),
 		dp: dp, logger: cfg.Logger, hooks: cfg.Hooks, done: make(chan struct{}),
 		live: map[uint64]*session{}, half: map[uint64]*session{}}
+	s.users.report = func(msg string) { s.logger.Print(msg) }
 	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)

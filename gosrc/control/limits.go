@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -123,6 +124,11 @@ type users struct {
 	mu     sync.Mutex
 	by     map[uint32]*usage
 	others usage // unprivileged users together
+	// bugs counts gives of more than was taken (an accounting bug: the
+	// server logs it through report and goes on, clamped at zero, rather
+	// than die for everyone).
+	bugs   atomic.Uint64
+	report func(msg string)
 }
 
 func newUsers(l Limits, owner uint32) *users {
@@ -197,7 +203,18 @@ func (u *users) give(uid uint32, r resource, n uint64) {
 	defer u.mu.Unlock()
 	mine := u.by[uid]
 	if mine == nil || mine[r] < n {
-		panic(fmt.Sprintf("control: uid %d gives back %d %s, holds %v", uid, n, resourceNames[r], mine))
+		u.bugs.Add(1)
+		var held uint64
+		if mine != nil {
+			held = mine[r]
+		}
+		if u.report != nil {
+			u.report(fmt.Sprintf("accounting bug: uid %d gives back %d %s, holds %d", uid, n, resourceNames[r], held))
+		}
+		if mine == nil {
+			return
+		}
+		n = held
 	}
 	mine[r] -= n
 	if !u.privileged(uid) {

@@ -46,7 +46,16 @@ func TestUsersAccounting(t *testing.T) {
 	u.give(other, resAttached, 1)
 	require.NotContains(t, u.by, uint32(other), "a uid holding nothing is forgotten")
 	require.NoError(t, u.take(other, resSessions, 1), "given back: room again")
-	require.Panics(t, func() { u.give(third, resArenas, 1) }, "giving back what was never taken is a bug")
+	var reported []string
+	u.report = func(msg string) { reported = append(reported, msg) }
+	u.give(third, resArenas, 1)
+	require.EqualValues(t, 1, u.bugs.Load(), "giving back what was never taken is a bug, counted")
+	require.Len(t, reported, 1, "and reported")
+	require.NoError(t, u.take(third, resAttached, 1))
+	u.give(third, resAttached, 5)
+	require.EqualValues(t, 2, u.bugs.Load())
+	require.Zero(t, u.usageOf(third).AttachedFiles, "clamped at zero, never wrapped around")
+	require.Zero(t, u.others[resAttached], "nor the server-wide count")
 }
 
 // The queue depth a session gets: a power of two, at most the queue's

@@ -455,6 +455,9 @@ type SessionStats struct {
 	// ArenasOverBudget counts the arenas accepted unregistered, and not
 	// faulted in, because their uid's RegisteredBytesPerUser was spent.
 	ArenasOverBudget uint64 `json:"arenas_over_budget"`
+	// AccountingErrors are gives of more than a user held: bugs, logged;
+	// the tests' servers must show none.
+	AccountingErrors uint64 `json:"accounting_errors"`
 }
 
 // Stats returns a snapshot of the counters; it works after Close too.
@@ -464,7 +467,8 @@ func (s *Control) Stats() SessionStats {
 	s.mu.Unlock()
 	return SessionStats{Sessions: uint64(n), Arenas: uint64(s.arenas.Load()), RegisteredBytes: uint64(s.registered.Load()),
 		AttachedFiles: uint64(s.attached.Load()), HalfOpen: uint64(h), AcceptErrors: s.acceptErrors.Load(),
-		ConnectionsRefused: s.refused.Load(), HelloTimeouts: s.helloTimeouts.Load(), ArenasOverBudget: s.overBudget.Load()}
+		ConnectionsRefused: s.refused.Load(), HelloTimeouts: s.helloTimeouts.Load(), ArenasOverBudget: s.overBudget.Load(),
+		AccountingErrors: s.users.bugs.Load()}
 }
 
 // Path is the control socket's path.

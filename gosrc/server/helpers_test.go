@@ -64,6 +64,9 @@ func mount(t *testing.T, tr fusering.Transport, opts Options) (*Server, string, 
 		t.Fatalf("start over %s: %v", tr, err)
 	}
 	t.Cleanup(func() {
+		if n := srv.Stats().AccountingErrors; n != 0 {
+			t.Errorf("%d accounting errors: a user gave back more than it held (the log says what)", n)
+		}
 		if err := srv.Stop(); err != nil {
 			t.Errorf("stop: %v", err)
 			unix.Unmount(mnt, unix.MNT_DETACH)
