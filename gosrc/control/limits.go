@@ -252,11 +252,16 @@ type UserUsage struct {
 // usageOf is uid's usage against its limits.
 func (u *users) usageOf(uid uint32) UserUsage {
 	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.usageLocked(uid)
+}
+
+// usageLocked is usageOf with u.mu held.
+func (u *users) usageLocked(uid uint32) UserUsage {
 	var mine usage
 	if p := u.by[uid]; p != nil {
 		mine = *p
 	}
-	u.mu.Unlock()
 	l := u.limits
 	return UserUsage{UID: uid, Sessions: mine[resSessions], HalfOpen: mine[resHalfOpen], Arenas: mine[resArenas],
 		ArenaBytes: mine[resArenaBytes], RegisteredBytes: mine[resRegisteredBytes], AttachedFiles: mine[resAttached],
@@ -270,15 +275,12 @@ func (s *Control) UsageOf(uid uint32) UserUsage { return s.users.usageOf(uid) }
 
 // Usage is what every uid holding something holds, by uid.
 func (s *Control) Usage() []UserUsage {
-	s.users.mu.Lock()
-	uids := make([]uint32, 0, len(s.users.by))
-	for uid := range s.users.by {
-		uids = append(uids, uid)
-	}
-	s.users.mu.Unlock()
-	out := make([]UserUsage, 0, len(uids))
-	for _, uid := range uids {
-		out = append(out, s.users.usageOf(uid))
+	u := s.users
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]UserUsage, 0, len(u.by))
+	for uid := range u.by {
+		out = append(out, u.usageLocked(uid)) // one snapshot, under one lock
 	}
 	return out
 }

@@ -514,7 +514,7 @@ func (s *Server) statsFor(c *fuse.Caller) ([]byte, error) {
 // transport is the transport in use ("" before Start).
 func (s *Server) transport() string {
 	if c := s.conn.Load(); c != nil {
-		return c.Stats().Transport
+		return string(c.Transport()) // not a whole counters snapshot
 	}
 	return ""
 }
