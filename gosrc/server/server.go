@@ -177,15 +177,6 @@ type Server struct {
 	owner uint32
 }
 
-// logf logs through the connection's logger, or the options' one.
-func (s *Server) logf(format string, args ...any) {
-	if c := s.conn.Load(); c != nil {
-		c.Logger().Printf(format, args...)
-	} else if s.opts.Logger != nil {
-		s.opts.Logger.Printf(format, args...)
-	}
-}
-
 // ErrStarted is returned by a second Start: a Server mounts once.
 var ErrStarted = fmt.Errorf("server already started: %w", syscall.EALREADY)
 
